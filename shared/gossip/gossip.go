@@ -1,0 +1,297 @@
+// Package gossip is berth's glue over hashicorp/memberlist: one encrypted,
+// labelled pool in which every agent publishes its NodeMeta (capacity,
+// address, region) and the scheduler listens as an observer.
+//
+// A Pool is safe for concurrent use. Membership changes are kept in a view
+// (Members) that also remembers nodes that died or left, and are fanned out to
+// subscribers (Subscribe) for the scheduler's health tracking.
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+
+	"berth/shared/logging"
+	"berth/shared/wire"
+)
+
+// Node states, as memberlist names them.
+const (
+	StateAlive   = "alive"
+	StateSuspect = "suspect"
+	StateDead    = "dead"
+	StateLeft    = "left"
+)
+
+// Config is one member's gossip configuration.
+type Config struct {
+	Name          string // unique member name: the server id for agents
+	BindAddr      string // host:port
+	AdvertiseAddr string // host:port others use; "" = derived from BindAddr
+	Key           []byte // AES key, 16/24/32 bytes: gossip is always encrypted
+	Label         string // cluster label: packets of other clusters are refused
+	// Fast tunes failure detection for a LAN (sub-second probes, small
+	// suspicion multiplier). Off gives memberlist's DefaultLANConfig.
+	Fast bool
+}
+
+// Member is one node of the membership view.
+type Member struct {
+	Name    string        `json:"name"`
+	Addr    string        `json:"address"`
+	State   string        `json:"state"`
+	Meta    wire.NodeMeta `json:"meta"`
+	MetaErr string        `json:"meta_error,omitempty"`
+	Since   time.Time     `json:"since"` // when State was last set
+}
+
+// Event is a membership change delivered to subscribers.
+type Event struct {
+	Member Member
+	Kind   string // "join", "update", "leave"
+}
+
+// Pool is one running memberlist member.
+type Pool struct {
+	list *memberlist.Memberlist
+	log  hclog.Logger
+
+	mu      sync.Mutex
+	meta    []byte
+	members map[string]Member // by name, including dead and left ones
+	subs    []chan Event
+}
+
+// New starts a member. It does not join anyone: call Join.
+func New(cfg Config, meta wire.NodeMeta, log hclog.Logger) (*Pool, error) {
+	if len(cfg.Key) == 0 {
+		return nil, errors.New("gossip: a key is required (gossip is always encrypted)")
+	}
+	encoded, err := meta.Encode()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{log: log, meta: encoded, members: map[string]Member{}}
+
+	mc := memberlist.DefaultLANConfig()
+	if cfg.Fast {
+		tuneFast(mc)
+	}
+	mc.Name = cfg.Name
+	host, port, err := splitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip bind address: %w", err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	if cfg.AdvertiseAddr != "" {
+		ah, ap, err := splitHostPort(cfg.AdvertiseAddr)
+		if err != nil {
+			return nil, fmt.Errorf("gossip advertise address: %w", err)
+		}
+		if ip := net.ParseIP(ah); ip == nil {
+			addrs, err := net.LookupHost(ah)
+			if err != nil || len(addrs) == 0 {
+				return nil, fmt.Errorf("gossip advertise address %q: %v", ah, err)
+			}
+			ah = addrs[0]
+		}
+		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
+	}
+	mc.SecretKey = cfg.Key
+	mc.Label = cfg.Label
+	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	mc.Delegate = (*delegate)(p)
+	mc.Events = (*events)(p)
+	mc.Logger = logging.StdLogger(log.Named("memberlist"))
+
+	list, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	p.list = list
+	return p, nil
+}
+
+// tuneFast makes a dead node visible within about a second on a LAN while
+// tolerating a busy machine: probes every 200 ms with a 150 ms timeout,
+// indirect probes through 3 peers, and suspicion that lasts a few probe rounds.
+func tuneFast(mc *memberlist.Config) {
+	mc.ProbeInterval = 200 * time.Millisecond
+	mc.ProbeTimeout = 150 * time.Millisecond
+	mc.IndirectChecks = 3
+	mc.SuspicionMult = 2
+	mc.SuspicionMaxTimeoutMult = 3
+	mc.GossipInterval = 100 * time.Millisecond
+	mc.GossipNodes = 4
+	mc.PushPullInterval = 10 * time.Second
+	mc.TCPTimeout = 2 * time.Second
+	mc.DeadNodeReclaimTime = time.Second
+}
+
+// Join contacts the given peers; it succeeds when at least one answered.
+func (p *Pool) Join(peers []string) (int, error) {
+	if len(peers) == 0 {
+		return 0, nil
+	}
+	n, err := p.list.Join(peers)
+	if n > 0 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("gossip join %v: %w", peers, err)
+}
+
+// SetMeta publishes new metadata to the pool.
+func (p *Pool) SetMeta(meta wire.NodeMeta) error {
+	encoded, err := meta.Encode()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.meta = encoded
+	p.mu.Unlock()
+	return p.list.UpdateNode(time.Second)
+}
+
+// LocalAddr is the address other members reach this one at.
+func (p *Pool) LocalAddr() string {
+	n := p.list.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// NumAlive counts members (this one included) memberlist considers alive.
+func (p *Pool) NumAlive() int { return p.list.NumMembers() }
+
+// Members returns the view: every member seen, sorted by name. Alive and
+// suspect states come from memberlist; dead and left ones are remembered.
+func (p *Pool) Members() []Member {
+	live := map[string]string{}
+	for _, n := range p.list.Members() {
+		live[n.Name] = stateName(n.State)
+	}
+	p.mu.Lock()
+	out := make([]Member, 0, len(p.members))
+	for name, m := range p.members {
+		if s, ok := live[name]; ok && s != m.State && m.State != StateDead && m.State != StateLeft {
+			m.State = s
+		}
+		out = append(out, m)
+	}
+	p.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Subscribe returns a channel of membership events. Slow subscribers lose
+// events rather than block gossip; the channel is closed by Shutdown.
+func (p *Pool) Subscribe() <-chan Event {
+	ch := make(chan Event, 256)
+	p.mu.Lock()
+	p.subs = append(p.subs, ch)
+	p.mu.Unlock()
+	return ch
+}
+
+// Leave announces a graceful departure, then shuts the member down.
+func (p *Pool) Leave(timeout time.Duration) error {
+	err := p.list.Leave(timeout)
+	return errors.Join(err, p.Shutdown())
+}
+
+// Shutdown stops the member without announcing it.
+func (p *Pool) Shutdown() error {
+	err := p.list.Shutdown()
+	p.mu.Lock()
+	for _, ch := range p.subs {
+		close(ch)
+	}
+	p.subs = nil
+	p.mu.Unlock()
+	return err
+}
+
+func (p *Pool) record(n *memberlist.Node, kind string) {
+	m := Member{
+		Name:  n.Name,
+		Addr:  net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		State: stateName(n.State),
+		Since: time.Now().UTC(),
+	}
+	if kind == "leave" && m.State == StateAlive {
+		m.State = StateDead
+	}
+	meta, err := wire.DecodeNodeMeta(n.Meta)
+	if err != nil {
+		m.MetaErr = err.Error()
+	}
+	m.Meta = meta
+	p.mu.Lock()
+	p.members[n.Name] = m
+	subs := p.subs
+	for _, ch := range subs {
+		select {
+		case ch <- Event{Member: m, Kind: kind}:
+		default:
+			p.log.Warn("gossip subscriber is slow, dropping event", "member", n.Name)
+		}
+	}
+	p.mu.Unlock()
+}
+
+func stateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return StateAlive
+	case memberlist.StateSuspect:
+		return StateSuspect
+	case memberlist.StateLeft:
+		return StateLeft
+	default:
+		return StateDead
+	}
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, ps, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", ps, err)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+// delegate serves this member's metadata; berth sends no user messages.
+type delegate Pool
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.meta) > limit {
+		return nil
+	}
+	return d.meta
+}
+func (d *delegate) NotifyMsg([]byte)                {}
+func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d *delegate) LocalState(bool) []byte          { return nil }
+func (d *delegate) MergeRemoteState([]byte, bool)   {}
+
+// events records membership changes.
+type events Pool
+
+func (e *events) NotifyJoin(n *memberlist.Node)   { (*Pool)(e).record(n, "join") }
+func (e *events) NotifyLeave(n *memberlist.Node)  { (*Pool)(e).record(n, "leave") }
+func (e *events) NotifyUpdate(n *memberlist.Node) { (*Pool)(e).record(n, "update") }

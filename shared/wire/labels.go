@@ -1,0 +1,22 @@
+package wire
+
+// Labels put on every workspace container. The podex.* labels are the ones the
+// Python compute service used (contract §9.2), kept so existing containers are
+// re-adopted on cutover; berth.* labels are berth's own.
+const (
+	LabelPodexWorkspace = "podex.workspace" // "true"
+	LabelWorkspaceID    = "podex.workspace_id"
+	LabelUserID         = "podex.user_id"
+	LabelSessionID      = "podex.session_id"
+	LabelTier           = "podex.tier"
+
+	LabelManaged  = "berth.managed" // "true" on everything berth creates
+	LabelServerID = "berth.server_id"
+	LabelEpoch    = "berth.epoch" // fencing epoch of the placement that created it
+)
+
+// Roles carried in the OrganizationalUnit of berth certificates.
+const (
+	RoleScheduler = "berth-scheduler"
+	RoleAgent     = "berth-agent"
+)
