@@ -2,14 +2,121 @@ package main
 
 import (
 	"context"
-
-	"berth/agent/internal/config"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"berth/agent/internal/capacity"
+	"berth/agent/internal/config"
+	"berth/agent/internal/docker"
+	"berth/agent/internal/server"
+	"berth/shared/gossip"
+	"berth/shared/mtls"
+	"berth/shared/version"
+	"berth/shared/wire"
 )
 
+// run wires the agent's parts together and blocks until ctx ends or a part
+// fails: Docker adapter → capacity sampler → gossip (meta refreshed on every
+// change) and the mTLS API.
 func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
-	log.Info("starting", "server_id", cfg.ServerID)
-	<-ctx.Done()
-	return nil
+	tlsConfig, err := mtls.ServerConfig(mtls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}, wire.RoleScheduler)
+	if err != nil {
+		return err
+	}
+	dc, err := docker.New(ctx, docker.Options{Host: cfg.DockerHost, DataDir: cfg.DataDir, ServerID: cfg.ServerID}, log.Named("docker"))
+	if err != nil {
+		return fmt.Errorf("docker: %w", err)
+	}
+	info, err := dc.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("docker info: %w", err)
+	}
+	sampler := capacity.NewSampler(capacity.Options{
+		ServerID: cfg.ServerID, DataRoot: info.DataRoot, GPUType: cfg.GPUType, GPUCount: cfg.GPUCount,
+	}, dc, log.Named("capacity"))
+	first, err := sampler.Sample(ctx)
+	if err != nil {
+		return fmt.Errorf("first capacity sample: %w", err)
+	}
+	latest := &latestCapacity{c: first}
+
+	advertise := cfg.AdvertiseAddr
+	if advertise == "" {
+		advertise = cfg.Listen
+	}
+	pool, err := gossip.New(gossip.Config{
+		Name: cfg.ServerID, BindAddr: cfg.GossipBind, AdvertiseAddr: cfg.GossipAdvertise,
+		Key: cfg.GossipKey, Label: cfg.ClusterLabel, Fast: true,
+	}, nodeMeta(cfg, advertise, first, 0), log.Named("gossip"))
+	if err != nil {
+		return err
+	}
+	defer pool.Leave(2 * time.Second)
+
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	api := server.New(cfg.ServerID, dc, latest.get, log.Named("api"))
+	log.Info("agent ready", "server_id", cfg.ServerID, "api", l.Addr().String(), "gossip", pool.LocalAddr(),
+		"cores", first.CPUCores, "memory_mb", first.MemoryTotalMB, "disk_gb", int(first.DiskTotalGB), "version", version.Version)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- api.Serve(ctx, l, tlsConfig) }()
+	go pool.JoinRetry(ctx, cfg.Join)
+	go func() {
+		var seq uint64
+		prev := nodeMeta(cfg, advertise, first, 0)
+		errc <- sampler.Run(ctx, cfg.SampleInterval, func(c wire.Capacity) {
+			latest.set(c)
+			meta := nodeMeta(cfg, advertise, c, seq+1)
+			if meta.SameCapacity(prev) {
+				return
+			}
+			seq++
+			if err := pool.SetMeta(meta); err != nil {
+				log.Warn("gossip meta refresh failed", "error", err)
+				return
+			}
+			prev = meta
+		})
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
 }
+
+// nodeMeta is what the agent gossips. CPU use is rounded to 5 % and free
+// memory to 64 MB, so the pool hears of real changes, not of noise.
+func nodeMeta(cfg config.Config, advertise string, c wire.Capacity, seq uint64) wire.NodeMeta {
+	return wire.NodeMeta{
+		Role: wire.NodeRoleAgent, ServerID: cfg.ServerID, AgentAddr: advertise, Region: cfg.Region,
+		Labels: cfg.Labels, Architecture: c.Architecture,
+		CPUMilli: int64(c.CPUCores) * 1000, CPUUsedPct: 5 * int64((c.CPUPercent+2.5)/5),
+		MemTotalMB: c.MemoryTotalMB, MemFreeMB: c.MemoryAvailableMB / 64 * 64,
+		DiskTotalGB: int64(c.DiskTotalGB), DiskFreeGB: int64(c.DiskFreeGB),
+		Workspaces: c.Workspaces, GPUType: c.GPUType, GPUCount: c.GPUCount,
+		Version: version.Version, Seq: seq,
+	}
+}
+
+type latestCapacity struct {
+	mu sync.Mutex
+	c  wire.Capacity
+}
+
+func (l *latestCapacity) get() wire.Capacity  { l.mu.Lock(); defer l.mu.Unlock(); return l.c }
+func (l *latestCapacity) set(c wire.Capacity) { l.mu.Lock(); l.c = c; l.mu.Unlock() }

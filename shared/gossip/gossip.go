@@ -8,6 +8,7 @@
 package gossip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -295,3 +296,23 @@ type events Pool
 func (e *events) NotifyJoin(n *memberlist.Node)   { (*Pool)(e).record(n, "join") }
 func (e *events) NotifyLeave(n *memberlist.Node)  { (*Pool)(e).record(n, "leave") }
 func (e *events) NotifyUpdate(n *memberlist.Node) { (*Pool)(e).record(n, "update") }
+
+// JoinRetry joins peers, retrying with backoff until one answers or ctx
+// ends: members may start in any order. It returns once joined.
+func (p *Pool) JoinRetry(ctx context.Context, peers []string) {
+	backoff := 200 * time.Millisecond
+	for len(peers) > 0 {
+		n, err := p.Join(peers)
+		if err == nil {
+			p.log.Info("joined gossip pool", "contacted", n, "members", p.NumAlive())
+			return
+		}
+		p.log.Debug("gossip join failed, retrying", "error", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}

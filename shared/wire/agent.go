@@ -11,6 +11,7 @@ const (
 	PathImages     = "/v1/images"
 	PathImagePull  = "/v1/images/pull"
 	PathEvents     = "/v1/events"
+	PathData       = "/v1/data" // DELETE ?path=<relative to the data dir>
 )
 
 // HeaderEpoch carries the fencing epoch of the placement a request acts for.

@@ -6,15 +6,17 @@ import "fmt"
 // to HTTP status codes (the agent's error handler); the scheduler's agent
 // client maps them back to its own sentinels. Never match on Message.
 const (
-	CodeBadRequest  = "bad_request"  // 400: the request is malformed or forbidden
-	CodeForbidden   = "forbidden"    // 403: e.g. a privileged container was asked for
-	CodeNotFound    = "not_found"    // 404: no such container, image or file
-	CodeConflict    = "conflict"     // 409: name already in use, container not running
-	CodeStaleEpoch  = "stale_epoch"  // 409: the request's fencing epoch is older than the container's
-	CodeTimeout     = "timeout"      // 504
-	CodeDocker      = "docker_error" // 502: the local dockerd failed
-	CodeUnavailable = "unavailable"  // 503: the agent is shutting down or fenced
-	CodeInternal    = "internal"     // 500
+	CodeBadRequest  = "bad_request"     // 400: the request is malformed or forbidden
+	CodeForbidden   = "forbidden"       // 403: e.g. a privileged container was asked for
+	CodeNotFound    = "not_found"       // 404: no such container or file
+	CodeNoImage     = "image_not_found" // 404: the image is not in the local dockerd
+	CodeStartFailed = "start_failed"    // 502: created, but would not start (and was removed)
+	CodeConflict    = "conflict"        // 409: name already in use, container not running
+	CodeStaleEpoch  = "stale_epoch"     // 409: the request's fencing epoch is older than the container's
+	CodeTimeout     = "timeout"         // 504
+	CodeDocker      = "docker_error"    // 502: the local dockerd failed
+	CodeUnavailable = "unavailable"     // 503: the agent is shutting down or fenced
+	CodeInternal    = "internal"        // 500
 )
 
 // Error is the JSON body of every agent error answer.

@@ -5,18 +5,16 @@
 package config
 
 import (
-	"bufio"
-	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"berth/shared/envflag"
 )
 
 // Config is everything an agent needs to run.
@@ -115,153 +113,44 @@ func (c Config) Validate() error {
 // format systemd's EnvironmentFile reads), then the environment, then flags.
 func Load(args []string, getenv func(string) string) (Config, error) {
 	c := Default()
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	configFile := fs.String("config", getenv("BERTH_CONFIG"), "KEY=VALUE config file")
-	flagVals := map[string]*string{}
-	for _, k := range keys {
-		flagVals[k.env] = fs.String(k.flag, "", k.help)
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	values := map[string]string{}
-	if *configFile != "" {
-		fileVals, err := readEnvFile(*configFile)
-		if err != nil {
-			return c, err
-		}
-		values = fileVals
-	}
-	for _, k := range keys {
-		if v := getenv(k.env); v != "" {
-			values[k.env] = v
-		}
-	}
-	fs.Visit(func(f *flag.Flag) {
-		for _, k := range keys {
-			if k.flag == f.Name {
-				values[k.env] = *flagVals[k.env]
-			}
-		}
-	})
-	for _, k := range keys {
-		v, ok := values[k.env]
-		if !ok {
-			continue
-		}
-		if err := k.set(&c, v); err != nil {
-			return c, fmt.Errorf("%s=%q: %w", k.env, v, err)
-		}
-	}
-	return c, nil
+	_, err := envflag.Load("agent", args, getenv, "BERTH_CONFIG", c.keys())
+	return c, err
 }
 
-type key struct {
-	env, flag, help string
-	set             func(*Config, string) error
-}
-
-func str(p func(*Config) *string) func(*Config, string) error {
-	return func(c *Config, v string) error { *p(c) = v; return nil }
-}
-
-var keys = []key{
-	{"BERTH_SERVER_ID", "server-id", "unique server id", str(func(c *Config) *string { return &c.ServerID })},
-	{"BERTH_REGION", "region", "placement region", str(func(c *Config) *string { return &c.Region })},
-	{"BERTH_LABELS", "labels", "placement labels, k=v,k=v", func(c *Config, v string) error {
-		labels, err := ParseLabels(v)
-		c.Labels = labels
-		return err
-	}},
-	{"BERTH_LISTEN", "listen", "mTLS API listen address", str(func(c *Config) *string { return &c.Listen })},
-	{"BERTH_ADVERTISE_ADDR", "advertise-addr", "host:port the scheduler reaches this agent at", str(func(c *Config) *string { return &c.AdvertiseAddr })},
-	{"BERTH_TLS_CERT", "tls-cert", "agent certificate (PEM)", str(func(c *Config) *string { return &c.TLSCert })},
-	{"BERTH_TLS_KEY", "tls-key", "agent key (PEM)", str(func(c *Config) *string { return &c.TLSKey })},
-	{"BERTH_TLS_CA", "tls-ca", "cluster CA (PEM)", str(func(c *Config) *string { return &c.TLSCA })},
-	{"BERTH_GOSSIP_BIND", "gossip-bind", "memberlist bind host:port", str(func(c *Config) *string { return &c.GossipBind })},
-	{"BERTH_GOSSIP_ADVERTISE", "gossip-advertise", "memberlist advertise host:port", str(func(c *Config) *string { return &c.GossipAdvertise })},
-	{"BERTH_GOSSIP_KEY", "gossip-key", "gossip key, base64", func(c *Config, v string) error {
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
-		c.GossipKey = b
-		return err
-	}},
-	{"BERTH_GOSSIP_KEY_FILE", "gossip-key-file", "file holding the base64 gossip key", func(c *Config, v string) error {
-		raw, err := os.ReadFile(v)
-		if err != nil {
+func (c *Config) keys() []envflag.Key {
+	return []envflag.Key{
+		{Env: "BERTH_SERVER_ID", Flag: "server-id", Help: "unique server id", Set: envflag.String(&c.ServerID)},
+		{Env: "BERTH_REGION", Flag: "region", Help: "placement region", Set: envflag.String(&c.Region)},
+		{Env: "BERTH_LABELS", Flag: "labels", Help: "placement labels, k=v,k=v", Set: func(v string) (err error) {
+			c.Labels, err = envflag.ParseLabels(v)
 			return err
-		}
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
-		c.GossipKey = b
-		return err
-	}},
-	{"BERTH_CLUSTER_LABEL", "cluster-label", "gossip cluster label", str(func(c *Config) *string { return &c.ClusterLabel })},
-	{"BERTH_JOIN", "join", "comma-separated gossip peers", func(c *Config, v string) error {
-		c.Join = SplitList(v)
-		return nil
-	}},
-	{"BERTH_DOCKER_HOST", "docker-host", "local Docker socket (unix://)", str(func(c *Config) *string { return &c.DockerHost })},
-	{"BERTH_DATA_DIR", "data-dir", "workspace data root", str(func(c *Config) *string { return &c.DataDir })},
-	{"BERTH_SAMPLE_INTERVAL", "sample-interval", "capacity sampling period", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		c.SampleInterval = d
-		return err
-	}},
-	{"BERTH_GPU_TYPE", "gpu-type", "GPU model of this host", str(func(c *Config) *string { return &c.GPUType })},
-	{"BERTH_GPU_COUNT", "gpu-count", "number of GPUs", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		c.GPUCount = n
-		return err
-	}},
-	{"BERTH_LOG_LEVEL", "log-level", "trace, debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
-	{"BERTH_LOG_JSON", "log-json", "JSON logs (true/false)", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		c.LogJSON = b
-		return err
-	}},
-}
-
-// ParseLabels parses "k=v,k=v".
-func ParseLabels(s string) (map[string]string, error) {
-	labels := map[string]string{}
-	for _, part := range SplitList(s) {
-		k, v, ok := strings.Cut(part, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			return nil, fmt.Errorf("label %q: want key=value", part)
-		}
-		labels[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}},
+		{Env: "BERTH_LISTEN", Flag: "listen", Help: "mTLS API listen address", Set: envflag.String(&c.Listen)},
+		{Env: "BERTH_ADVERTISE_ADDR", Flag: "advertise-addr", Help: "host:port the scheduler reaches this agent at", Set: envflag.String(&c.AdvertiseAddr)},
+		{Env: "BERTH_TLS_CERT", Flag: "tls-cert", Help: "agent certificate (PEM)", Set: envflag.String(&c.TLSCert)},
+		{Env: "BERTH_TLS_KEY", Flag: "tls-key", Help: "agent key (PEM)", Set: envflag.String(&c.TLSKey)},
+		{Env: "BERTH_TLS_CA", Flag: "tls-ca", Help: "cluster CA (PEM)", Set: envflag.String(&c.TLSCA)},
+		{Env: "BERTH_GOSSIP_BIND", Flag: "gossip-bind", Help: "memberlist bind host:port", Set: envflag.String(&c.GossipBind)},
+		{Env: "BERTH_GOSSIP_ADVERTISE", Flag: "gossip-advertise", Help: "memberlist advertise host:port", Set: envflag.String(&c.GossipAdvertise)},
+		{Env: "BERTH_GOSSIP_KEY", Flag: "gossip-key", Help: "gossip key, base64", Set: envflag.Base64Key(&c.GossipKey)},
+		{Env: "BERTH_GOSSIP_KEY_FILE", Flag: "gossip-key-file", Help: "file holding the base64 gossip key", Set: envflag.Base64KeyFile(&c.GossipKey)},
+		{Env: "BERTH_CLUSTER_LABEL", Flag: "cluster-label", Help: "gossip cluster label", Set: envflag.String(&c.ClusterLabel)},
+		{Env: "BERTH_JOIN", Flag: "join", Help: "comma-separated gossip peers", Set: func(v string) error { c.Join = envflag.SplitList(v); return nil }},
+		{Env: "BERTH_DOCKER_HOST", Flag: "docker-host", Help: "local Docker socket (unix://)", Set: envflag.String(&c.DockerHost)},
+		{Env: "BERTH_DATA_DIR", Flag: "data-dir", Help: "workspace data root", Set: envflag.String(&c.DataDir)},
+		{Env: "BERTH_SAMPLE_INTERVAL", Flag: "sample-interval", Help: "capacity sampling period", Set: func(v string) (err error) {
+			c.SampleInterval, err = time.ParseDuration(v)
+			return err
+		}},
+		{Env: "BERTH_GPU_TYPE", Flag: "gpu-type", Help: "GPU model of this host", Set: envflag.String(&c.GPUType)},
+		{Env: "BERTH_GPU_COUNT", Flag: "gpu-count", Help: "number of GPUs", Set: func(v string) (err error) {
+			c.GPUCount, err = strconv.Atoi(v)
+			return err
+		}},
+		{Env: "BERTH_LOG_LEVEL", Flag: "log-level", Help: "trace, debug, info, warn, error", Set: envflag.String(&c.LogLevel)},
+		{Env: "BERTH_LOG_JSON", Flag: "log-json", Help: "JSON logs (true/false)", Set: func(v string) (err error) {
+			c.LogJSON, err = strconv.ParseBool(v)
+			return err
+		}},
 	}
-	return labels, nil
-}
-
-// SplitList splits a comma-separated list, dropping empty items.
-func SplitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func readEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
-	}
-	defer f.Close()
-	vals := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("config file %s:%d: want KEY=VALUE", path, n)
-		}
-		vals[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
-	}
-	return vals, sc.Err()
 }

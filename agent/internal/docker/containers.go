@@ -1,0 +1,408 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"berth/shared/wire"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	units "github.com/docker/go-units"
+)
+
+const mib = 1 << 20
+
+// Create validates req, creates the directories of its mounts under the data
+// directory, creates the container with berth's labels and limits and, when
+// req.Start is set, starts it. If the start fails the container is removed
+// again before the error is returned, so nothing half-made is left behind.
+// It returns the inspected container.
+//
+// Errors: ErrBadRequest (refused or malformed request, before anything is
+// created), ErrImageNotFound (image not in the local daemon: nothing is
+// pulled), ErrConflict (name in use), ErrDocker.
+//
+// Limits: NanoCPUs = CPU×1e9 and Memory = MemoryMB MiB with MemorySwap equal
+// to Memory (no swap beyond the limit); a zero value means no limit. The
+// container runs with Docker's init (tini) as PID 1 so zombies are reaped
+// and SIGTERM reaches the command.
+func (c *Client) Create(ctx context.Context, req wire.CreateContainerRequest) (wire.Container, error) {
+	cfg, hostCfg, err := c.buildCreate(req)
+	if err != nil {
+		return wire.Container{}, err
+	}
+	if _, err := c.api.ImageInspect(ctx, req.Image); err != nil {
+		if isNotFound(err) {
+			return wire.Container{}, fmt.Errorf("%w: %s is not in the local daemon: %w", ErrImageNotFound, req.Image, err)
+		}
+		return wire.Container{}, wrapErr(err, "inspect image %s", req.Image)
+	}
+	for _, m := range hostCfg.Mounts {
+		if err := ensureMountDir(c.dataDir, m.Source); err != nil {
+			return wire.Container{}, err
+		}
+	}
+	created, err := c.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, req.Name)
+	if err != nil {
+		return wire.Container{}, wrapErr(err, "create container %s", req.Name)
+	}
+	for _, w := range created.Warnings {
+		c.log.Warn("docker warning on create", "container", req.Name, "warning", w)
+	}
+	if req.Start {
+		if err := c.api.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+			startErr := fmt.Errorf("%w: %w", ErrStartFailed, wrapErr(err, "start container %s", req.Name))
+			c.removeAfterFailure(ctx, created.ID)
+			return wire.Container{}, startErr
+		}
+	}
+	inspected, err := c.api.ContainerInspect(ctx, created.ID)
+	if err != nil {
+		return wire.Container{}, wrapErr(err, "inspect container %s", req.Name)
+	}
+	c.log.Debug("container created", "id", created.ID, "name", req.Name, "started", req.Start)
+	return toWireContainer(inspected, time.Now()), nil
+}
+
+// removeAfterFailure force-removes a container Create made, even when ctx is
+// already cancelled.
+func (c *Client) removeAfterFailure(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
+		c.log.Error("remove container after failed start", "id", id, "error", err)
+	}
+}
+
+// buildCreate validates req and turns it into Docker's create parameters.
+// Mount sources in the result are resolved host paths; nothing is created.
+func (c *Client) buildCreate(req wire.CreateContainerRequest) (*container.Config, *container.HostConfig, error) {
+	if strings.TrimSpace(req.Name) == "" {
+		return nil, nil, fmt.Errorf("%w: container name is required", ErrBadRequest)
+	}
+	if strings.TrimSpace(req.Image) == "" {
+		return nil, nil, fmt.Errorf("%w: image is required", ErrBadRequest)
+	}
+	if req.Privileged {
+		return nil, nil, fmt.Errorf("%w: privileged containers are not allowed", ErrBadRequest)
+	}
+	for _, ns := range []struct{ name, mode string }{
+		{"network_mode", req.NetworkMode},
+		{"pid_mode", req.PidMode},
+		{"ipc_mode", req.IpcMode},
+	} {
+		if err := checkNamespace(ns.name, ns.mode); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := checkResources(req.Resources); err != nil {
+		return nil, nil, err
+	}
+	var mounts []mount.Mount
+	for _, m := range req.Mounts {
+		target := m.Target
+		if !path.IsAbs(target) {
+			return nil, nil, fmt.Errorf("%w: mount target %q must be an absolute path", ErrBadRequest, target)
+		}
+		source, err := resolveSource(c.dataDir, m.Source)
+		if err != nil {
+			return nil, nil, err
+		}
+		mounts = append(mounts, mount.Mount{
+			Type:     mount.TypeBind,
+			Source:   source,
+			Target:   path.Clean(target),
+			ReadOnly: m.ReadOnly,
+		})
+	}
+
+	labels := make(map[string]string, len(req.Labels)+5)
+	for k, v := range req.Labels {
+		labels[k] = v
+	}
+	// berth's own labels win over anything the request says.
+	labels[wire.LabelManaged] = "true"
+	labels[wire.LabelServerID] = c.serverID
+	labels[wire.LabelEpoch] = strconv.FormatInt(req.Epoch, 10)
+	if req.WorkspaceID != "" {
+		labels[wire.LabelPodexWorkspace] = "true"
+		labels[wire.LabelWorkspaceID] = req.WorkspaceID
+	}
+
+	cfg := &container.Config{
+		Image:      req.Image,
+		Cmd:        req.Cmd,
+		Env:        envList(req.Env),
+		Labels:     labels,
+		User:       req.User,
+		WorkingDir: req.WorkingDir,
+		Hostname:   req.Hostname,
+	}
+	initOn := true
+	hostCfg := &container.HostConfig{
+		NetworkMode: container.NetworkMode(req.NetworkMode),
+		PidMode:     container.PidMode(req.PidMode),
+		IpcMode:     container.IpcMode(req.IpcMode),
+		Mounts:      mounts,
+		Runtime:     req.Runtime,
+		Init:        &initOn,
+		Resources:   dockerResources(req.Resources),
+	}
+	return cfg, hostCfg, nil
+}
+
+// checkNamespace refuses sharing the host's or another container's
+// namespace.
+func checkNamespace(field, mode string) error {
+	m := strings.ToLower(strings.TrimSpace(mode))
+	if m == "host" || strings.HasPrefix(m, "container:") {
+		return fmt.Errorf("%w: %s %q is not allowed: workspaces never share the host's or another container's namespaces",
+			ErrBadRequest, field, mode)
+	}
+	return nil
+}
+
+func checkResources(r wire.Resources) error {
+	if r.CPU < 0 || math.IsNaN(r.CPU) || math.IsInf(r.CPU, 0) {
+		return fmt.Errorf("%w: cpu %v must be a non-negative number of cores", ErrBadRequest, r.CPU)
+	}
+	if r.MemoryMB < 0 || r.MemoryMB > math.MaxInt64/mib {
+		return fmt.Errorf("%w: memory_mb %d out of range", ErrBadRequest, r.MemoryMB)
+	}
+	return nil
+}
+
+// dockerResources applies berth's limit rules: a zero field sets nothing.
+func dockerResources(r wire.Resources) container.Resources {
+	var res container.Resources
+	if r.CPU > 0 {
+		res.NanoCPUs = int64(math.Round(r.CPU * 1e9))
+	}
+	if r.MemoryMB > 0 {
+		res.Memory = r.MemoryMB * mib
+		res.MemorySwap = res.Memory // no swap beyond the limit
+	}
+	return res
+}
+
+func envList(env map[string]string) []string {
+	if len(env) == 0 {
+		return nil
+	}
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	sort.Strings(list)
+	return list
+}
+
+// owned inspects id and answers ErrNotFound unless it is a berth container.
+// Later calls use the returned full ID, never the caller's name or prefix.
+func (c *Client) owned(ctx context.Context, id string) (container.InspectResponse, error) {
+	if strings.TrimSpace(id) == "" {
+		return container.InspectResponse{}, fmt.Errorf("%w: container id is required", ErrBadRequest)
+	}
+	ctr, err := c.api.ContainerInspect(ctx, id)
+	if err != nil {
+		return container.InspectResponse{}, wrapErr(err, "inspect container %s", id)
+	}
+	if ctr.ContainerJSONBase == nil || ctr.Config == nil || ctr.Config.Labels[wire.LabelManaged] != "true" {
+		return container.InspectResponse{}, fmt.Errorf("%w: container %s is not managed by berth", ErrNotFound, id)
+	}
+	return ctr, nil
+}
+
+// Start starts a berth container. Starting a running container is a no-op
+// (the daemon answers 304, which the SDK treats as success).
+func (c *Client) Start(ctx context.Context, id string) error {
+	ctr, err := c.owned(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := c.api.ContainerStart(ctx, ctr.ID, container.StartOptions{}); err != nil {
+		return wrapErr(err, "start container %s", id)
+	}
+	return nil
+}
+
+// Stop sends SIGTERM and, after timeout, SIGKILL. timeout is rounded up to
+// whole seconds; a negative timeout uses the container's own stop timeout.
+// Stopping a stopped container is a no-op (304 from the daemon).
+func (c *Client) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	ctr, err := c.owned(ctx, id)
+	if err != nil {
+		return err
+	}
+	var opts container.StopOptions
+	if timeout >= 0 {
+		secs := int(math.Ceil(timeout.Seconds()))
+		opts.Timeout = &secs
+	}
+	if err := c.api.ContainerStop(ctx, ctr.ID, opts); err != nil {
+		return wrapErr(err, "stop container %s", id)
+	}
+	return nil
+}
+
+// Remove deletes a berth container and its anonymous volumes. Without force
+// a running container is refused with ErrConflict. Bind-mounted data under
+// the data directory is kept.
+func (c *Client) Remove(ctx context.Context, id string, force bool) error {
+	ctr, err := c.owned(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := c.api.ContainerRemove(ctx, ctr.ID, container.RemoveOptions{Force: force, RemoveVolumes: true}); err != nil {
+		return wrapErr(err, "remove container %s", id)
+	}
+	return nil
+}
+
+// Inspect returns one berth container.
+func (c *Client) Inspect(ctx context.Context, id string) (wire.Container, error) {
+	ctr, err := c.owned(ctx, id)
+	if err != nil {
+		return wire.Container{}, err
+	}
+	return toWireContainer(ctr, time.Now()), nil
+}
+
+// List returns every berth container (label berth.managed=true), running
+// or not, inspected so that limits and times are filled in. A container
+// removed between the list and its inspection is left out.
+func (c *Client) List(ctx context.Context) ([]wire.Container, error) {
+	summaries, err := c.api.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", wire.LabelManaged+"=true")),
+	})
+	if err != nil {
+		return nil, wrapErr(err, "list containers")
+	}
+	now := time.Now()
+	out := make([]wire.Container, 0, len(summaries))
+	for _, s := range summaries {
+		ctr, err := c.api.ContainerInspect(ctx, s.ID)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, wrapErr(err, "inspect container %s", s.ID)
+		}
+		out = append(out, toWireContainer(ctr, now))
+	}
+	return out, nil
+}
+
+// Update changes a berth container's CPU and memory limits. A zero field is
+// left unchanged (Docker's rule); memory sets MemorySwap to the same value.
+func (c *Client) Update(ctx context.Context, id string, r wire.Resources) error {
+	if err := checkResources(r); err != nil {
+		return err
+	}
+	ctr, err := c.owned(ctx, id)
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.ContainerUpdate(ctx, ctr.ID, container.UpdateConfig{Resources: dockerResources(r)})
+	if err != nil {
+		return wrapErr(err, "update container %s", id)
+	}
+	for _, w := range resp.Warnings {
+		c.log.Warn("docker warning on update", "container", id, "warning", w)
+	}
+	return nil
+}
+
+// toWireContainer maps Docker's inspection to the wire type; now is used
+// for the human status.
+func toWireContainer(ctr container.InspectResponse, now time.Time) wire.Container {
+	out := wire.Container{}
+	if ctr.ContainerJSONBase != nil {
+		out.ID = ctr.ID
+		out.Name = strings.TrimPrefix(ctr.Name, "/")
+		out.CreatedAt = parseDockerTime(ctr.Created)
+		if hc := ctr.HostConfig; hc != nil {
+			out.Resources = wire.Resources{CPU: float64(hc.NanoCPUs) / 1e9, MemoryMB: hc.Memory / mib}
+		}
+		if st := ctr.State; st != nil {
+			out.State = string(st.Status)
+			out.ExitCode = st.ExitCode
+			out.OOMKilled = st.OOMKilled
+			out.StartedAt = parseDockerTime(st.StartedAt)
+			out.FinishedAt = parseDockerTime(st.FinishedAt)
+			out.Status = humanStatus(st, out.StartedAt, out.FinishedAt, now)
+		}
+	}
+	if ctr.Config != nil {
+		out.Image = ctr.Config.Image
+		out.Labels = ctr.Config.Labels
+	}
+	if ns := ctr.NetworkSettings; ns != nil {
+		out.IPAddress = ns.IPAddress
+		if out.IPAddress == "" {
+			names := make([]string, 0, len(ns.Networks))
+			for name := range ns.Networks {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				if ep := ns.Networks[name]; ep != nil && ep.IPAddress != "" {
+					out.IPAddress = ep.IPAddress
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// parseDockerTime parses Docker's RFC 3339 times; Docker's zero time
+// ("0001-01-01T00:00:00Z") and garbage give the zero time.
+func parseDockerTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t
+}
+
+// humanStatus renders a status like `docker ps` does ("Up 5 minutes",
+// "Exited (137) 2 seconds ago").
+func humanStatus(st *container.State, started, finished, now time.Time) string {
+	switch st.Status {
+	case container.StateRunning:
+		if started.IsZero() {
+			return "Up"
+		}
+		if st.Paused {
+			return "Up " + units.HumanDuration(now.Sub(started)) + " (Paused)"
+		}
+		return "Up " + units.HumanDuration(now.Sub(started))
+	case container.StatePaused:
+		return "Up " + units.HumanDuration(now.Sub(started)) + " (Paused)"
+	case container.StateRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", st.ExitCode, units.HumanDuration(now.Sub(finished)))
+	case container.StateCreated:
+		return "Created"
+	case container.StateRemoving:
+		return "Removal In Progress"
+	case container.StateDead:
+		return "Dead"
+	case container.StateExited:
+		if finished.IsZero() {
+			return fmt.Sprintf("Exited (%d)", st.ExitCode)
+		}
+		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, units.HumanDuration(now.Sub(finished)))
+	default:
+		return string(st.Status)
+	}
+}

@@ -1,0 +1,196 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"berth/shared/wire"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// ExecTimeoutExitCode is the exit code Exec reports for a command it killed
+// because its timeout passed or its context ended, the code timeout(1) uses.
+const ExecTimeoutExitCode = 124
+
+// execDrainGrace bounds how long Exec waits, after killing a timed-out
+// process tree, for the daemon to close the output stream before closing it
+// itself (a process that escaped the tree may still hold it open).
+const execDrainGrace = 5 * time.Second
+
+// Exec runs req.Cmd in a running berth container and returns its exit code.
+// Output is demultiplexed and written to stdout and stderr as it arrives
+// (either may be nil to discard it); the writers are used by one goroutine
+// at a time and never after Exec returns. req.Stdin, when set, is written to
+// the process and then closed.
+//
+// When req.TimeoutSeconds (> 0) passes, or ctx ends, the exec's process and
+// all its descendants are killed with SIGKILL (found through the exec's PID,
+// which is in the daemon's PID namespace, i.e. the agent's) and Exec returns
+// ExecTimeoutExitCode with timedOut set: with a nil error on timeout, with
+// the context's error on cancellation. A stopped container gives
+// ErrConflict.
+func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdout, stderr io.Writer) (exitCode int, timedOut bool, err error) {
+	if len(req.Cmd) == 0 {
+		return 0, false, fmt.Errorf("%w: exec needs a command", ErrBadRequest)
+	}
+	if req.TimeoutSeconds < 0 {
+		return 0, false, fmt.Errorf("%w: timeout_seconds %d must not be negative", ErrBadRequest, req.TimeoutSeconds)
+	}
+	ctr, err := c.owned(ctx, id)
+	if err != nil {
+		return 0, false, err
+	}
+	if ctr.State == nil || !ctr.State.Running {
+		return 0, false, fmt.Errorf("%w: container %s is not running", ErrConflict, id)
+	}
+	created, err := c.api.ContainerExecCreate(ctx, ctr.ID, container.ExecOptions{
+		User:         req.User,
+		WorkingDir:   req.WorkingDir,
+		Env:          envList(req.Env),
+		Cmd:          req.Cmd,
+		AttachStdin:  len(req.Stdin) > 0,
+		AttachStdout: true,
+		AttachStderr: true,
+	})
+	if err != nil {
+		return 0, false, wrapErr(err, "create exec in %s", id)
+	}
+	att, err := c.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return 0, false, wrapErr(err, "start exec in %s", id)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()   // runs last: no goroutine outlives Exec
+	defer att.Close() // unblocks them
+
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	copyDone := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, err := stdcopy.StdCopy(stdout, stderr, att.Reader)
+		copyDone <- err
+	}()
+	if len(req.Stdin) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := att.Conn.Write(req.Stdin)
+			if err == nil {
+				err = att.CloseWrite()
+			}
+			if err != nil {
+				c.log.Debug("exec stdin not fully written", "exec", created.ID, "error", err)
+			}
+		}()
+	}
+
+	var timeout <-chan time.Time
+	if req.TimeoutSeconds > 0 {
+		t := time.NewTimer(time.Duration(req.TimeoutSeconds) * time.Second)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case err := <-copyDone:
+		if err != nil {
+			// The caller's writer or the connection failed: nobody reads
+			// the output any more, so do not leave the process running.
+			if kerr := c.killExec(ctx, ctr.ID, created.ID); kerr != nil {
+				c.log.Warn("kill exec after output failure", "exec", created.ID, "error", kerr)
+			}
+			return 0, false, fmt.Errorf("%w: exec output of %s: %w", ErrDocker, id, err)
+		}
+		code, err := c.waitExecExit(ctx, created.ID)
+		return code, false, err
+	case <-timeout:
+		kerr := c.killExec(ctx, ctr.ID, created.ID)
+		drainExec(copyDone, att.Close)
+		if kerr != nil {
+			return ExecTimeoutExitCode, true, kerr
+		}
+		return ExecTimeoutExitCode, true, nil
+	case <-ctx.Done():
+		kerr := c.killExec(ctx, ctr.ID, created.ID)
+		drainExec(copyDone, att.Close)
+		if kerr != nil {
+			c.log.Warn("kill cancelled exec", "exec", created.ID, "error", kerr)
+		}
+		return ExecTimeoutExitCode, true, wrapErr(ctx.Err(), "exec in %s", id)
+	}
+}
+
+// drainExec waits for the output copy to end after a kill, closing the
+// stream itself when the daemon has not closed it within execDrainGrace.
+func drainExec(copyDone <-chan error, closeStream func()) {
+	t := time.NewTimer(execDrainGrace)
+	defer t.Stop()
+	select {
+	case <-copyDone:
+	case <-t.C:
+		closeStream()
+		<-copyDone
+	}
+}
+
+// killExec SIGKILLs the exec's process tree, restricted to processes in the
+// container's cgroup. It works on a context of its own so that it also runs
+// after ctx was cancelled.
+func (c *Client) killExec(ctx context.Context, containerID, execID string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	ins, err := c.api.ContainerExecInspect(ctx, execID)
+	if err != nil {
+		return wrapErr(err, "inspect exec %s", execID)
+	}
+	if !ins.Running || ins.Pid <= 0 {
+		return nil // it ended on its own
+	}
+	killed, err := killTree(ins.Pid, inCgroupOf(containerID))
+	if err != nil {
+		return fmt.Errorf("%w: kill exec %s (pid %d): %w", ErrDocker, execID, ins.Pid, err)
+	}
+	if killed == 0 {
+		// Still running per the daemon, yet no such process here: the agent
+		// is not in the daemon's PID namespace.
+		return fmt.Errorf("%w: exec %s: pid %d is not a process of container %s in the agent's PID namespace; is the agent running beside its dockerd?",
+			ErrDocker, execID, ins.Pid, containerID)
+	}
+	c.log.Debug("killed exec process tree", "exec", execID, "pid", ins.Pid, "processes", killed)
+	return nil
+}
+
+// waitExecExit polls the exec until the daemon records its exit (it may lag
+// the end of the output stream by a moment) and returns the exit code.
+func (c *Client) waitExecExit(ctx context.Context, execID string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	delay := 2 * time.Millisecond
+	for {
+		ins, err := c.api.ContainerExecInspect(ctx, execID)
+		if err != nil {
+			return 0, wrapErr(err, "inspect exec %s", execID)
+		}
+		if !ins.Running {
+			return ins.ExitCode, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, wrapErr(ctx.Err(), "wait for exec %s to exit", execID)
+		case <-t.C:
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}

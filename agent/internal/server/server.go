@@ -1,0 +1,477 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/labstack/echo/v4"
+
+	"berth/agent/internal/docker"
+	"berth/shared/version"
+	"berth/shared/wire"
+)
+
+// Docker is what the API needs of the Docker adapter.
+type Docker interface {
+	Ping(ctx context.Context) error
+	Info(ctx context.Context) (wire.DockerInfo, error)
+	Create(ctx context.Context, req wire.CreateContainerRequest) (wire.Container, error)
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	Remove(ctx context.Context, id string, force bool) error
+	Inspect(ctx context.Context, id string) (wire.Container, error)
+	List(ctx context.Context) ([]wire.Container, error)
+	Exec(ctx context.Context, id string, req wire.ExecRequest, stdout, stderr io.Writer) (int, bool, error)
+	CopyIn(ctx context.Context, id, path string, r io.Reader, size int64, mode os.FileMode, uid, gid int) error
+	CopyOut(ctx context.Context, id, path string) (io.ReadCloser, wire.FileInfo, error)
+	Stats(ctx context.Context, id string) (wire.ContainerStats, error)
+	Update(ctx context.Context, id string, res wire.Resources) error
+	Images(ctx context.Context) ([]wire.Image, error)
+	Pull(ctx context.Context, ref string, progress func(wire.PullProgress)) error
+	Events(ctx context.Context) (<-chan wire.ContainerEvent, <-chan error)
+	RemoveData(rel string) error
+}
+
+// Server is the agent API. It is safe for concurrent use.
+type Server struct {
+	serverID string
+	docker   Docker
+	capacity func() wire.Capacity
+	log      hclog.Logger
+	echo     *echo.Echo
+}
+
+// New builds the API. capacity returns the latest capacity sample.
+func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Logger) *Server {
+	s := &Server{serverID: serverID, docker: d, capacity: capacity, log: log, echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.GET(wire.PathHealth, s.health)
+	e.GET(wire.PathCapacity, s.getCapacity)
+	e.GET(wire.PathInfo, s.info)
+	e.GET(wire.PathContainers, s.list)
+	e.POST(wire.PathContainers, s.create)
+	c := e.Group(wire.PathContainers + "/:id")
+	c.GET("", s.inspect)
+	c.DELETE("", s.remove)
+	c.POST("/start", s.start)
+	c.POST("/stop", s.stop)
+	c.POST("/exec", s.exec)
+	c.PUT("/files", s.copyIn)
+	c.GET("/files", s.copyOut)
+	c.GET("/stats", s.stats)
+	c.POST("/update", s.update)
+	e.GET(wire.PathImages, s.images)
+	e.POST(wire.PathImagePull, s.pull)
+	e.GET(wire.PathEvents, s.events)
+	e.DELETE(wire.PathData, s.removeData)
+	return s
+}
+
+// Handler exposes the routes, for tests and for wrapping.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve serves HTTPS on l until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Config) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(l, tlsConfig)) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := srv.Shutdown(shutdownCtx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = srv.Close() // long streams (events) do not end by themselves
+		}
+		return err
+	}
+}
+
+func (s *Server) health(c echo.Context) error {
+	h := wire.Health{Status: "ok", ServerID: s.serverID, Version: version.Version, DockerOK: true, Time: time.Now().UTC()}
+	if err := s.docker.Ping(c.Request().Context()); err != nil {
+		h.Status, h.DockerOK, h.Error = "degraded", false, err.Error()
+	}
+	return c.JSON(http.StatusOK, h)
+}
+
+func (s *Server) getCapacity(c echo.Context) error { return c.JSON(http.StatusOK, s.capacity()) }
+
+func (s *Server) info(c echo.Context) error {
+	info, err := s.docker.Info(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, info)
+}
+
+func (s *Server) list(c echo.Context) error {
+	cs, err := s.docker.List(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, cs)
+}
+
+func (s *Server) create(c echo.Context) error {
+	var req wire.CreateContainerRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	ctr, err := s.docker.Create(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	s.log.Info("container created", "id", short(ctr.ID), "name", ctr.Name, "workspace_id", req.WorkspaceID, "started", req.Start)
+	return c.JSON(http.StatusCreated, ctr)
+}
+
+func (s *Server) inspect(c echo.Context) error {
+	ctr, err := s.docker.Inspect(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ctr)
+}
+
+func (s *Server) start(c echo.Context) error {
+	if err := s.docker.Start(c.Request().Context(), c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) stop(c echo.Context) error {
+	req := wire.StopRequest{TimeoutSeconds: 10}
+	if c.Request().ContentLength != 0 {
+		if err := decode(c, &req); err != nil {
+			return err
+		}
+	}
+	if err := s.docker.Stop(c.Request().Context(), c.Param("id"), time.Duration(req.TimeoutSeconds)*time.Second); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) remove(c echo.Context) error {
+	force, _ := strconv.ParseBool(c.QueryParam("force"))
+	if err := s.docker.Remove(c.Request().Context(), c.Param("id"), force); err != nil {
+		return err
+	}
+	s.log.Info("container removed", "id", short(c.Param("id")))
+	return c.NoContent(http.StatusNoContent)
+}
+
+// exec answers with one ExecResult, or with ?stream=1 an NDJSON stream of
+// ExecFrames written as the process produces output.
+func (s *Server) exec(c echo.Context) error {
+	var req wire.ExecRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if len(req.Cmd) == 0 {
+		return badRequest("cmd is required")
+	}
+	ctx, id := c.Request().Context(), c.Param("id")
+	if c.QueryParam("stream") == "" {
+		var stdout, stderr limitedBuffer
+		code, timedOut, err := s.docker.Exec(ctx, id, req, &stdout, &stderr)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, wire.ExecResult{ExitCode: code, Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), TimedOut: timedOut})
+	}
+	// Make sure the container exists before committing to a 200 stream.
+	if _, err := s.docker.Inspect(ctx, id); err != nil {
+		return err
+	}
+	nd := newNDJSON(c)
+	code, timedOut, err := s.docker.Exec(ctx, id, req, nd.writer("stdout"), nd.writer("stderr"))
+	final := wire.ExecFrame{Exit: true, ExitCode: code, TimedOut: timedOut}
+	if err != nil {
+		final.Error = err.Error()
+	}
+	return nd.send(final)
+}
+
+func (s *Server) copyIn(c echo.Context) error {
+	path := c.QueryParam("path")
+	if path == "" {
+		return badRequest("path is required")
+	}
+	mode, err := strconv.ParseUint(defaultStr(c.QueryParam("mode"), "644"), 8, 32)
+	if err != nil {
+		return badRequest("mode must be octal, e.g. 644")
+	}
+	uid, err1 := strconv.Atoi(defaultStr(c.QueryParam("uid"), "0"))
+	gid, err2 := strconv.Atoi(defaultStr(c.QueryParam("gid"), "0"))
+	if err1 != nil || err2 != nil {
+		return badRequest("uid and gid must be integers")
+	}
+	r := c.Request()
+	if r.ContentLength < 0 {
+		return badRequest("Content-Length is required")
+	}
+	if err := s.docker.CopyIn(r.Context(), c.Param("id"), path, r.Body, r.ContentLength, os.FileMode(mode), uid, gid); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) copyOut(c echo.Context) error {
+	path := c.QueryParam("path")
+	if path == "" {
+		return badRequest("path is required")
+	}
+	rc, info, err := s.docker.CopyOut(c.Request().Context(), c.Param("id"), path)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := c.Response().Header()
+	h.Set("X-Berth-File-Mode", strconv.FormatUint(uint64(info.Mode), 8))
+	h.Set(echo.HeaderContentLength, strconv.FormatInt(info.Size, 10))
+	return c.Stream(http.StatusOK, echo.MIMEOctetStream, rc)
+}
+
+func (s *Server) stats(c echo.Context) error {
+	st, err := s.docker.Stats(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) update(c echo.Context) error {
+	var res wire.Resources
+	if err := decode(c, &res); err != nil {
+		return err
+	}
+	if res.CPU < 0 || res.MemoryMB < 0 {
+		return badRequest("cpu and memory_mb must not be negative")
+	}
+	if err := s.docker.Update(c.Request().Context(), c.Param("id"), res); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) removeData(c echo.Context) error {
+	path := c.QueryParam("path")
+	if path == "" {
+		return badRequest("path is required")
+	}
+	if err := s.docker.RemoveData(path); err != nil {
+		return err
+	}
+	s.log.Info("data removed", "path", path)
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) images(c echo.Context) error {
+	imgs, err := s.docker.Images(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, imgs)
+}
+
+func (s *Server) pull(c echo.Context) error {
+	var req wire.PullRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Image == "" {
+		return badRequest("image is required")
+	}
+	ref := req.Image
+	if req.Tag != "" {
+		ref += ":" + req.Tag
+	}
+	nd := newNDJSON(c)
+	err := s.docker.Pull(c.Request().Context(), ref, func(p wire.PullProgress) { _ = nd.send(p) })
+	final := wire.PullProgress{Done: true, Status: "pulled " + ref}
+	if err != nil {
+		final.Status, final.Error = "", err.Error()
+	}
+	return nd.send(final)
+}
+
+// events streams Docker events of berth containers until the client leaves.
+func (s *Server) events(c echo.Context) error {
+	ctx := c.Request().Context()
+	evs, errs := s.docker.Events(ctx)
+	nd := newNDJSON(c)
+	nd.flush() // tell the client the stream is open
+	for {
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				return nil
+			}
+			if err := nd.send(ev); err != nil {
+				return nil
+			}
+		case err := <-errs:
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("docker event stream ended", "error", err)
+			}
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// handleError is the one place that maps errors to status codes.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, body := http.StatusInternalServerError, wire.Error{Code: wire.CodeInternal, Message: err.Error()}
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		status = he.Code
+		body.Code = codeForStatus(he.Code)
+		if m, ok := he.Message.(string); ok {
+			body.Message = m
+		}
+	case errors.Is(err, docker.ErrBadRequest):
+		status, body.Code = http.StatusBadRequest, wire.CodeBadRequest
+	case errors.Is(err, docker.ErrImageNotFound):
+		status, body.Code = http.StatusNotFound, wire.CodeNoImage
+	case errors.Is(err, docker.ErrNotFound):
+		status, body.Code = http.StatusNotFound, wire.CodeNotFound
+	case errors.Is(err, docker.ErrStartFailed):
+		status, body.Code = http.StatusBadGateway, wire.CodeStartFailed
+	case errors.Is(err, docker.ErrConflict):
+		status, body.Code = http.StatusConflict, wire.CodeConflict
+	case errors.Is(err, docker.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		status, body.Code = http.StatusGatewayTimeout, wire.CodeTimeout
+	case errors.Is(err, docker.ErrDocker):
+		status, body.Code = http.StatusBadGateway, wire.CodeDocker
+	}
+	if status >= 500 {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "error", err)
+	}
+	if err := c.JSON(status, body); err != nil {
+		s.log.Debug("write error response", "error", err)
+	}
+}
+
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType, http.StatusRequestEntityTooLarge:
+		return wire.CodeBadRequest
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return wire.CodeNotFound
+	case http.StatusConflict:
+		return wire.CodeConflict
+	case http.StatusServiceUnavailable:
+		return wire.CodeUnavailable
+	}
+	return wire.CodeInternal
+}
+
+func badRequest(msg string) error { return echo.NewHTTPError(http.StatusBadRequest, msg) }
+
+// decode reads a JSON body strictly: unknown fields are an error, so a typo
+// in a request (e.g. "priviledged") is reported instead of ignored.
+func decode(c echo.Context, v any) error {
+	dec := json.NewDecoder(io.LimitReader(c.Request().Body, 8<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid JSON body: " + err.Error())
+	}
+	return nil
+}
+
+func defaultStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// ndjson writes one JSON value per line and flushes each, safely from
+// several goroutines.
+type ndjson struct {
+	mu  sync.Mutex
+	c   echo.Context
+	enc *json.Encoder
+}
+
+func newNDJSON(c echo.Context) *ndjson {
+	c.Response().Header().Set(echo.HeaderContentType, "application/x-ndjson")
+	c.Response().WriteHeader(http.StatusOK)
+	return &ndjson{c: c, enc: json.NewEncoder(c.Response())}
+}
+
+func (n *ndjson) send(v any) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.enc.Encode(v); err != nil {
+		return err
+	}
+	n.c.Response().Flush()
+	return nil
+}
+
+func (n *ndjson) flush() { n.mu.Lock(); n.c.Response().Flush(); n.mu.Unlock() }
+
+// writer returns an io.Writer that sends each write as an ExecFrame.
+func (n *ndjson) writer(stream string) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		if err := n.send(wire.ExecFrame{Stream: stream, Data: p}); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// limitedBuffer keeps at most 16 MiB of exec output and drops the rest, so
+// a runaway command cannot exhaust the agent's memory.
+type limitedBuffer struct{ buf []byte }
+
+const maxExecOutput = 16 << 20
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := maxExecOutput - len(b.buf); room > 0 {
+		b.buf = append(b.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) Bytes() []byte { return b.buf }

@@ -1,0 +1,162 @@
+// Package config is the scheduler's configuration: Default(), Load() (an
+// optional KEY=VALUE file, the environment, then flags) and Validate(). The
+// podex compute service's variable names are accepted where they exist
+// (INTERNAL_SERVICE_TOKEN, COMPUTE_*), so berth drops into its place.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"berth/shared/envflag"
+)
+
+// Config is everything the scheduler needs.
+type Config struct {
+	Listen  string // compute API, admin API and panel (HTTP; put TLS in front in production)
+	DataDir string // holds berth.db
+
+	TLSCert, TLSKey, TLSCA string // the scheduler's client identity towards agents
+
+	GossipBind      string
+	GossipAdvertise string
+	GossipKey       []byte
+	ClusterLabel    string
+	Join            []string
+
+	ServiceToken string // INTERNAL_SERVICE_TOKEN: podex services; empty → 500 on every authenticated route
+	AdminToken   string // BERTH_ADMIN_TOKEN: admin API and panel
+
+	WorkspaceServers string   // COMPUTE_WORKSPACE_SERVERS: JSON list seeded into the registry at start
+	APIBaseURL       string   // COMPUTE_API_BASE_URL: reverse calls to the podex API; empty = standalone
+	Region           string   // COMPUTE_REGION (or COMPUTE_COMPUTE_REGION)
+	CORSOrigins      []string // COMPUTE_CORS_ORIGINS
+	WorkspaceImage   string   // COMPUTE_WORKSPACE_IMAGE: fallback image
+	DockerRuntime    string   // COMPUTE_DOCKER_RUNTIME: "" = the daemon's default (runc)
+	Strategy         string   // BERTH_PLACEMENT_STRATEGY: spread, best_fit, affinity, round_robin
+
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogJSON         bool
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:          ":3003",
+		DataDir:         "/var/lib/berth-scheduler",
+		GossipBind:      "0.0.0.0:7946",
+		ClusterLabel:    "berth",
+		WorkspaceImage:  "berth/workspace:dev",
+		Strategy:        "spread",
+		ShutdownTimeout: 60 * time.Second,
+		LogLevel:        "info",
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen address %q: %v (--listen, BERTH_LISTEN)", c.Listen, err)
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		add("data dir %q: must be an absolute path (--data-dir, BERTH_DATA_DIR)", c.DataDir)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") || (c.TLSCert != "" && c.TLSCA == "") {
+		add("tls: cert, key and ca go together (BERTH_TLS_CERT, BERTH_TLS_KEY, BERTH_TLS_CA)")
+	}
+	if c.TLSCert == "" {
+		add("tls: the scheduler's client certificate is required to reach agents (BERTH_TLS_CERT)")
+	}
+	if len(c.GossipKey) != 0 {
+		switch len(c.GossipKey) {
+		case 16, 24, 32:
+		default:
+			add("gossip key: want 16, 24 or 32 bytes, got %d", len(c.GossipKey))
+		}
+		if _, _, err := net.SplitHostPort(c.GossipBind); err != nil {
+			add("gossip bind %q: %v", c.GossipBind, err)
+		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 && !strings.HasPrefix(c.AdminToken, "dev-") {
+		add("admin token: use at least 16 characters")
+	}
+	if c.APIBaseURL != "" {
+		if u, err := url.Parse(c.APIBaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+			add("COMPUTE_API_BASE_URL %q: want an absolute URL", c.APIBaseURL)
+		}
+	}
+	switch strings.ToLower(c.Strategy) {
+	case "spread", "best_fit", "affinity", "round_robin":
+	default:
+		add("placement strategy %q: want spread, best_fit, affinity or round_robin", c.Strategy)
+	}
+	return errors.Join(errs...)
+}
+
+// DBPath is the SQLite file.
+func (c Config) DBPath() string { return filepath.Join(c.DataDir, "berth.db") }
+
+// Load builds a Config from Default(), the file named by BERTH_CONFIG, the
+// environment and args; it returns the positional arguments left.
+func Load(args []string, getenv func(string) string) (Config, []string, error) {
+	c := Default()
+	rest, err := envflag.Load("scheduler", args, getenv, "BERTH_CONFIG", c.keys())
+	return c, rest, err
+}
+
+// Usage lists the settings.
+func Usage() string { c := Default(); return envflag.Usage(c.keys()) }
+
+func (c *Config) keys() []envflag.Key {
+	return []envflag.Key{
+		{Env: "BERTH_LISTEN", Flag: "listen", Help: "HTTP listen address", Set: envflag.String(&c.Listen)},
+		{Env: "BERTH_DATA_DIR", Flag: "data-dir", Help: "directory of the SQLite registry", Set: envflag.String(&c.DataDir)},
+		{Env: "BERTH_TLS_CERT", Flag: "tls-cert", Help: "scheduler client certificate (PEM)", Set: envflag.String(&c.TLSCert)},
+		{Env: "BERTH_TLS_KEY", Flag: "tls-key", Help: "scheduler client key (PEM)", Set: envflag.String(&c.TLSKey)},
+		{Env: "BERTH_TLS_CA", Flag: "tls-ca", Help: "cluster CA (PEM)", Set: envflag.String(&c.TLSCA)},
+		{Env: "BERTH_GOSSIP_BIND", Flag: "gossip-bind", Help: "memberlist bind host:port", Set: envflag.String(&c.GossipBind)},
+		{Env: "BERTH_GOSSIP_ADVERTISE", Flag: "gossip-advertise", Help: "memberlist advertise host:port", Set: envflag.String(&c.GossipAdvertise)},
+		{Env: "BERTH_GOSSIP_KEY", Flag: "gossip-key", Help: "gossip key, base64", Set: envflag.Base64Key(&c.GossipKey)},
+		{Env: "BERTH_GOSSIP_KEY_FILE", Flag: "gossip-key-file", Help: "file holding the base64 gossip key", Set: envflag.Base64KeyFile(&c.GossipKey)},
+		{Env: "BERTH_CLUSTER_LABEL", Flag: "cluster-label", Help: "gossip cluster label", Set: envflag.String(&c.ClusterLabel)},
+		{Env: "BERTH_JOIN", Flag: "join", Help: "comma-separated gossip peers", Set: func(v string) error { c.Join = envflag.SplitList(v); return nil }},
+		{Env: "INTERNAL_SERVICE_TOKEN", Flag: "service-token", Help: "token of the podex services", Set: envflag.String(&c.ServiceToken)},
+		{Env: "BERTH_ADMIN_TOKEN", Flag: "admin-token", Help: "token of the admin API and panel", Set: envflag.String(&c.AdminToken)},
+		{Env: "COMPUTE_WORKSPACE_SERVERS", Flag: "workspace-servers", Help: "JSON list of servers to register at start", Set: envflag.String(&c.WorkspaceServers)},
+		{Env: "COMPUTE_API_BASE_URL", Flag: "api-base-url", Help: "podex API base URL (reverse calls)", Set: envflag.String(&c.APIBaseURL)},
+		{Env: "COMPUTE_COMPUTE_REGION", Flag: "compute-region", Help: "region filter (alias of COMPUTE_REGION)", Set: envflag.String(&c.Region)},
+		{Env: "COMPUTE_REGION", Flag: "region", Help: "region filter of the server list", Set: envflag.String(&c.Region)},
+		{Env: "COMPUTE_CORS_ORIGINS", Flag: "cors-origins", Help: "allowed CORS origins (JSON list or comma list)", Set: func(v string) error {
+			c.CORSOrigins = envflag.SplitList(strings.Trim(strings.ReplaceAll(v, `"`, ""), "[]"))
+			return nil
+		}},
+		{Env: "COMPUTE_WORKSPACE_IMAGE", Flag: "workspace-image", Help: "fallback workspace image", Set: envflag.String(&c.WorkspaceImage)},
+		{Env: "COMPUTE_DOCKER_RUNTIME", Flag: "docker-runtime", Help: "container runtime (empty: daemon default)", Set: envflag.String(&c.DockerRuntime)},
+		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
+		{Env: "COMPUTE_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Help: "graceful shutdown limit, seconds", Set: func(v string) (err error) {
+			c.ShutdownTimeout, err = parseSeconds(v)
+			return err
+		}},
+		{Env: "BERTH_LOG_LEVEL", Flag: "log-level", Help: "trace, debug, info, warn, error", Set: envflag.String(&c.LogLevel)},
+		{Env: "BERTH_LOG_JSON", Flag: "log-json", Help: "JSON logs", Set: func(v string) error { c.LogJSON = v == "true" || v == "1"; return nil }},
+	}
+}
+
+func parseSeconds(v string) (time.Duration, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		return d, nil
+	}
+	d, err := time.ParseDuration(v + "s")
+	if err != nil {
+		return 0, fmt.Errorf("want seconds or a duration: %w", err)
+	}
+	return d, nil
+}

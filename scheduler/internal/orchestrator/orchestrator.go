@@ -1,0 +1,279 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+
+	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/registry"
+	"berth/scheduler/internal/tiers"
+	"berth/shared/wire"
+)
+
+// Agents returns the client of a server's agent.
+type Agents interface {
+	Client(serverID, addr string) *agentclient.Client
+}
+
+// Options are the orchestrator's settings.
+type Options struct {
+	Strategy       placement.Strategy
+	WorkspaceImage string        // fallback image (COMPUTE_WORKSPACE_IMAGE)
+	Runtime        string        // container runtime; "" = daemon default
+	CreateTimeout  time.Duration // per agent create call
+}
+
+// Orchestrator drives workspaces. Safe for concurrent use.
+type Orchestrator struct {
+	db      *registry.DB
+	agents  Agents
+	members Members
+	health  HealthView
+	tiers   tiers.Catalog
+	opts    Options
+	log     hclog.Logger
+	rrSeq   atomic.Uint64
+}
+
+// New builds an orchestrator. members and health may be nil.
+func New(db *registry.DB, agents Agents, members Members, health HealthView, catalog tiers.Catalog, opts Options, log hclog.Logger) *Orchestrator {
+	if opts.CreateTimeout == 0 {
+		opts.CreateTimeout = 2 * time.Minute
+	}
+	return &Orchestrator{db: db, agents: agents, members: members, health: health, tiers: catalog, opts: opts, log: log}
+}
+
+// Request turns a tier and config into a placement request.
+func (o *Orchestrator) Request(cfg WorkspaceConfig) (placement.Request, tiers.Spec) {
+	spec := o.tiers.Resolve(cfg.Tier)
+	req := placement.Request{
+		Resources: placement.Resources{CPU: spec.VCPU, MemoryMB: spec.MemoryMB, DiskGB: spec.StorageGB, BandwidthMbps: spec.BandwidthMbps},
+		GPU:       spec.IsGPU || (spec.GPUType != "" && spec.GPUCount > 0),
+		GPUType:   spec.GPUType, GPUCount: spec.GPUCount,
+		Architecture: spec.Architecture,
+		Region:       cfg.RegionPreference,
+		Strategy:     o.opts.Strategy,
+		Sequence:     o.rrSeq.Add(1) - 1,
+	}
+	if req.BandwidthMbps == 0 {
+		req.BandwidthMbps = 100
+	}
+	return req, spec
+}
+
+// Create places and starts a workspace; see the package doc for the flow.
+// It is idempotent per workspace id: the same owner gets the existing
+// workspace back, another owner ErrOwnedByOther. The work runs to its end
+// even if ctx is cancelled (a client that hangs up must not leave a
+// half-made workspace); ctx's values are kept.
+func (o *Orchestrator) Create(ctx context.Context, r CreateRequest) (registry.Workspace, error) {
+	ctx = context.WithoutCancel(ctx)
+	if r.WorkspaceID == "" {
+		r.WorkspaceID = uuid.NewString()
+	} else if ws, err := o.db.GetWorkspace(ctx, r.WorkspaceID); err == nil {
+		return o.existing(ws, r.UserID)
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		return registry.Workspace{}, err
+	}
+
+	req, spec := o.Request(r.Config)
+	snap, err := o.Snapshot(ctx)
+	if err != nil {
+		return registry.Workspace{}, err
+	}
+	if len(snap.Nodes) == 0 {
+		return registry.Workspace{}, ErrNoServers
+	}
+	dec, err := placement.Place(snap.Nodes, req)
+	if err != nil {
+		o.event(ctx, registry.Event{Kind: "placement.failed", WorkspaceID: r.WorkspaceID, Message: err.Error(),
+			Data: map[string]any{"summary": dec.Summary(), "tier": spec.Tier}})
+		return registry.Workspace{}, fmt.Errorf("%w: %w", ErrPlacement, err)
+	}
+
+	var lastErr error
+	for _, cand := range dec.Candidates {
+		server, _ := snap.Server(cand.NodeID)
+		node, _ := snap.Node(cand.NodeID)
+		ws, err := o.createOn(ctx, r, spec, server, node)
+		switch {
+		case err == nil:
+			o.log.Info("workspace created", "workspace_id", ws.ID, "server", server.ID, "score", cand.Score, "epoch", ws.Epoch)
+			return ws, nil
+		case errors.Is(err, registry.ErrExists):
+			existing, gerr := o.db.GetWorkspace(ctx, r.WorkspaceID)
+			if gerr != nil {
+				return registry.Workspace{}, gerr
+			}
+			return o.existing(existing, r.UserID)
+		case errors.Is(err, registry.ErrInsufficientCapacity):
+			// Another create took the room between snapshot and reservation.
+		default:
+			o.log.Warn("create failed on server, trying next", "workspace_id", r.WorkspaceID, "server", server.ID, "error", err)
+		}
+		o.event(ctx, registry.Event{Kind: "placement.retry", ServerID: server.ID, WorkspaceID: r.WorkspaceID, Message: err.Error()})
+		lastErr = err
+	}
+	if errors.Is(lastErr, registry.ErrInsufficientCapacity) {
+		return registry.Workspace{}, fmt.Errorf("%w: %w", ErrPlacement, placement.ErrNoCapacity)
+	}
+	return registry.Workspace{}, lastErr
+}
+
+func (o *Orchestrator) existing(ws registry.Workspace, userID string) (registry.Workspace, error) {
+	if ws.UserID != userID {
+		return registry.Workspace{}, ErrOwnedByOther
+	}
+	return ws, nil
+}
+
+// createOn reserves on one server and asks its agent for the container.
+// On any failure after the reservation, the row is deleted (releasing the
+// reservation) and any container that was made is removed.
+func (o *Orchestrator) createOn(ctx context.Context, r CreateRequest, spec tiers.Spec, server registry.Server, node placement.Node) (registry.Workspace, error) {
+	image := o.image(r.Config, spec, server)
+	now := time.Now().UTC()
+	host := server.Hostname
+	if host == "" {
+		host = server.ID
+	}
+	ws := registry.Workspace{
+		ID: r.WorkspaceID, UserID: r.UserID, SessionID: r.SessionID, Status: registry.StatusCreating,
+		Tier: r.Config.Tier, Host: host, Port: registry.DefaultPort, ServerID: server.ID,
+		CreatedAt: now, LastActivity: now, Metadata: map[string]any{}, Image: image,
+		Repositories: r.Config.Repos, Environment: r.Config.Environment, Config: r.Config.Raw,
+		Reservation: registry.Resources{CPU: spec.VCPU, MemoryMB: spec.MemoryMB, DiskGB: spec.StorageGB,
+			BandwidthMbps: max(spec.BandwidthMbps, 100), GPUCount: spec.GPUCount},
+	}
+	if err := o.db.ReserveAndInsert(ctx, ws, limits(node)); err != nil {
+		return registry.Workspace{}, err
+	}
+	ws, err := o.db.GetWorkspace(ctx, ws.ID) // the epoch was assigned in the transaction
+	if err != nil {
+		return registry.Workspace{}, err
+	}
+	client := o.agents.Client(server.ID, AgentAddr(server))
+	actx, cancel := context.WithTimeout(ctx, o.opts.CreateTimeout)
+	defer cancel()
+	ctr, err := client.Create(actx, o.containerSpec(ws, r, spec))
+	if err != nil {
+		o.release(ctx, ws, client, "")
+		return registry.Workspace{}, agentCreateError(err, image, server.ID)
+	}
+	ws, err = o.db.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
+		w.Status, w.ContainerID, w.StatusReason = registry.StatusRunning, ctr.ID, ""
+		return nil
+	})
+	if err != nil {
+		o.release(ctx, registry.Workspace{ID: r.WorkspaceID, ServerID: server.ID}, client, ctr.ID)
+		return registry.Workspace{}, err
+	}
+	return ws, nil
+}
+
+// release undoes a failed create: the container (if any) goes, then the row.
+func (o *Orchestrator) release(ctx context.Context, ws registry.Workspace, client *agentclient.Client, containerID string) {
+	if containerID != "" {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := client.Remove(rctx, containerID, true); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
+			o.log.Error("could not remove container of failed create; reconciliation will", "container", containerID, "error", err)
+		}
+		cancel()
+	}
+	if err := o.db.DeleteWorkspace(ctx, ws.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		o.log.Error("could not release reservation of failed create", "workspace_id", ws.ID, "error", err)
+	}
+}
+
+func agentCreateError(err error, image, serverID string) error {
+	switch {
+	case errors.Is(err, agentclient.ErrImageNotFound):
+		return fmt.Errorf("%w: Workspace image '%s' not found on server '%s'. Run 'make load-workspace-images-dind' to load workspace images into the development servers.", ErrImageNotFound, image, serverID)
+	case errors.Is(err, agentclient.ErrStartFailed):
+		return fmt.Errorf("%w (%v)", ErrStartFailed, err)
+	}
+	return fmt.Errorf("%w (%v)", ErrCreateFailed, err)
+}
+
+// image picks the workspace image (contract §9.4, with §15's decision that
+// base_image wins over server images).
+func (o *Orchestrator) image(cfg WorkspaceConfig, spec tiers.Spec, s registry.Server) string {
+	switch {
+	case cfg.BaseImage != "":
+		return cfg.BaseImage
+	case spec.IsGPU && s.WorkspaceImageGPU != "":
+		return s.WorkspaceImageGPU
+	case wire.NormalizeArch(s.Architecture) == "arm64" && s.WorkspaceImageARM64 != "":
+		return s.WorkspaceImageARM64
+	case wire.NormalizeArch(s.Architecture) == "amd64" && s.WorkspaceImageAMD64 != "":
+		return s.WorkspaceImageAMD64
+	case s.WorkspaceImage != "":
+		return s.WorkspaceImage
+	}
+	return o.opts.WorkspaceImage
+}
+
+// containerSpec is contract §9.3: name, environment, home mount, limits.
+func (o *Orchestrator) containerSpec(ws registry.Workspace, r CreateRequest, spec tiers.Spec) wire.CreateContainerRequest {
+	env := map[string]string{
+		"WORKSPACE_ID": ws.ID, "USER_ID": ws.UserID, "SESSION_ID": ws.SessionID, "WORKSPACE_TIER": ws.Tier,
+	}
+	for k, v := range r.Config.Environment {
+		env[k] = v
+	}
+	set := func(k, v string) {
+		if v != "" {
+			env[k] = v
+		}
+	}
+	set("GIT_REPOS", strings.Join(r.Config.Repos, ","))
+	set("GIT_CREDENTIALS", r.Config.GitCredentials)
+	set("GIT_BRANCH", r.Config.GitBranch)
+	set("GIT_USER_NAME", r.Config.GitName)
+	set("GIT_USER_EMAIL", r.Config.GitEmail)
+	if spec.IsGPU {
+		if _, ok := env["NVIDIA_VISIBLE_DEVICES"]; !ok {
+			env["NVIDIA_VISIBLE_DEVICES"] = "all"
+		}
+		if _, ok := env["NVIDIA_DRIVER_CAPABILITIES"]; !ok {
+			env["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
+		}
+	}
+	return wire.CreateContainerRequest{
+		Name:  ContainerName(ws.ID),
+		Image: ws.Image,
+		Env:   env,
+		Labels: map[string]string{
+			wire.LabelUserID: ws.UserID, wire.LabelSessionID: ws.SessionID, wire.LabelTier: ws.Tier,
+		},
+		Mounts:      []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev"}},
+		Resources:   wire.Resources{CPU: spec.VCPU, MemoryMB: spec.MemoryMB},
+		Hostname:    "workspace",
+		Runtime:     o.opts.Runtime,
+		Start:       true,
+		WorkspaceID: ws.ID,
+		Epoch:       ws.Epoch,
+	}
+}
+
+// ContainerName is the Docker name of a workspace's container. The contract
+// uses the first 12 characters of the id; berth uses the whole id (ids are
+// at most 64 safe characters) so two ids with a common prefix never clash.
+func ContainerName(workspaceID string) string { return "workspace-" + workspaceID }
+
+// HomeDir is a workspace's home directory, relative to the agent's data dir.
+func HomeDir(workspaceID string) string { return "workspaces/" + workspaceID + "/home" }
+
+func (o *Orchestrator) event(ctx context.Context, e registry.Event) {
+	if _, err := o.db.AddEvent(ctx, e); err != nil {
+		o.log.Warn("record event", "kind", e.Kind, "error", err)
+	}
+}

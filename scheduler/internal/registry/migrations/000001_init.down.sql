@@ -1,0 +1,3 @@
+DROP TABLE events;
+DROP TABLE workspaces;
+DROP TABLE servers;

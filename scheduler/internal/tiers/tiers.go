@@ -1,0 +1,76 @@
+// Package tiers maps a workspace tier name to the resources it reserves:
+// the built-in hardware-spec table of the compute contract (§9.1), used
+// while berth runs without the podex API. Architecture names are normalised
+// (x86_64 → amd64, aarch64 → arm64), so the table and the servers agree.
+package tiers
+
+import (
+	"slices"
+	"strings"
+)
+
+// Spec is one tier.
+type Spec struct {
+	Tier                 string
+	DisplayName          string
+	Architecture         string // amd64 or arm64
+	VCPU                 float64
+	MemoryMB             int64
+	StorageGB            int64
+	BandwidthMbps        int64
+	IsGPU                bool
+	GPUType              string
+	GPUCount             int
+	HourlyRateCents      int64
+	RequiresSubscription string
+	SortOrder            int
+}
+
+// builtin is §9.1's seeded table.
+var builtin = []Spec{
+	{"starter_arm", "Starter (ARM)", "arm64", 2, 4096, 20, 100, false, "", 0, 2, "", 0},
+	{"pro_arm", "Pro (ARM)", "arm64", 4, 8192, 50, 250, false, "", 0, 3, "pro", 1},
+	{"power_arm", "Power (ARM)", "arm64", 8, 16384, 100, 500, false, "", 0, 5, "max", 2},
+	{"enterprise_arm", "Enterprise (ARM)", "arm64", 16, 32768, 200, 1000, false, "", 0, 8, "max", 3},
+	{"starter", "Starter", "amd64", 2, 4096, 20, 100, false, "", 0, 3, "", 4},
+	{"pro", "Pro", "amd64", 4, 8192, 50, 250, false, "", 0, 6, "pro", 5},
+	{"power", "Power", "amd64", 8, 16384, 100, 500, false, "", 0, 10, "max", 6},
+	{"enterprise", "Enterprise", "amd64", 16, 32768, 200, 1000, false, "", 0, 15, "max", 7},
+	{"gpu_starter", "GPU Starter", "amd64", 8, 65536, 100, 500, true, "NVIDIA RTX 4000 SFF Ada", 1, 40, "pro", 8},
+	{"gpu_pro", "GPU Pro", "amd64", 24, 262144, 500, 1000, true, "NVIDIA RTX 6000 Blackwell", 1, 180, "max", 9},
+}
+
+// Fallback is what an unknown tier reserves (contract §3.1).
+var Fallback = Spec{Tier: "", VCPU: 2, MemoryMB: 4096, StorageGB: 20, BandwidthMbps: 100}
+
+// Catalog is a set of tiers. The zero value is empty; Builtin returns the
+// contract's table. A Catalog is immutable and safe for concurrent use.
+type Catalog struct{ specs []Spec }
+
+// Builtin returns the built-in catalog.
+func Builtin() Catalog { return Catalog{specs: builtin} }
+
+// Lookup finds a tier by name, case-insensitively.
+func (c Catalog) Lookup(name string) (Spec, bool) {
+	name = strings.ToLower(name)
+	for _, s := range c.specs {
+		if s.Tier == name {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
+
+// Resolve returns the tier's spec, or Fallback (with the asked name) when
+// the tier is unknown.
+func (c Catalog) Resolve(name string) Spec {
+	if s, ok := c.Lookup(name); ok {
+		return s
+	}
+	f := Fallback
+	f.Tier = name
+	return f
+}
+
+// All returns the tiers in sort order.
+func (c Catalog) All() []Spec { return slices.Clone(c.specs) }

@@ -1,0 +1,154 @@
+// Package envflag layers configuration sources the same way for both
+// binaries: an optional KEY=VALUE file (the format systemd's EnvironmentFile
+// reads), then the environment, then command-line flags, each overriding the
+// last. Callers describe each setting once, as a Key.
+package envflag
+
+import (
+	"bufio"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Key is one setting: its environment name, flag name, help text, and how
+// to store a value.
+type Key struct {
+	Env  string
+	Flag string
+	Help string
+	Set  func(string) error
+}
+
+// String is a Set for a plain string field.
+func String(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+
+// Load applies the sources to keys. fileKey names the environment variable
+// (and, lower-cased without prefix, the flag "config") that points at the
+// optional file. It returns the positional arguments left after the flags.
+func Load(name string, args []string, getenv func(string) string, fileKey string, keys []Key) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configFile := fs.String("config", getenv(fileKey), "KEY=VALUE config file")
+	flagVals := make([]*string, len(keys))
+	for i, k := range keys {
+		flagVals[i] = fs.String(k.Flag, "", k.Help+" ("+k.Env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, Usage(keys))
+	}
+	values := map[string]string{}
+	if *configFile != "" {
+		fileVals, err := ReadEnvFile(*configFile)
+		if err != nil {
+			return nil, err
+		}
+		values = fileVals
+	}
+	for _, k := range keys {
+		if v := getenv(k.Env); v != "" {
+			values[k.Env] = v
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for i, k := range keys {
+		if set[k.Flag] {
+			values[k.Env] = *flagVals[i]
+		}
+	}
+	for _, k := range keys {
+		if v, ok := values[k.Env]; ok {
+			if err := k.Set(v); err != nil {
+				return nil, fmt.Errorf("%s=%q: %w", k.Env, v, err)
+			}
+		}
+	}
+	return fs.Args(), nil
+}
+
+// Usage lists the settings, one per line.
+func Usage(keys []Key) string {
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  --%-22s %-26s %s\n", k.Flag, k.Env, k.Help)
+	}
+	return b.String()
+}
+
+// ReadEnvFile parses KEY=VALUE lines; blank lines and # comments are skipped
+// and surrounding quotes removed.
+func ReadEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	vals := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("config file %s:%d: want KEY=VALUE", path, n)
+		}
+		vals[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
+	}
+	return vals, sc.Err()
+}
+
+// SplitList splits a comma-separated list, dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ParseLabels parses "k=v,k=v".
+func ParseLabels(s string) (map[string]string, error) {
+	labels := map[string]string{}
+	for _, part := range SplitList(s) {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("label %q: want key=value", part)
+		}
+		labels[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return labels, nil
+}
+
+// Base64Key decodes a base64 gossip key.
+func Base64Key(p *[]byte) func(string) error {
+	return func(v string) error {
+		b, err := decodeB64(v)
+		*p = b
+		return err
+	}
+}
+
+// Base64KeyFile reads a file holding a base64 gossip key.
+func Base64KeyFile(p *[]byte) func(string) error {
+	return func(path string) error {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		b, err := decodeB64(string(raw))
+		*p = b
+		return err
+	}
+}
+
+func decodeB64(s string) ([]byte, error) {
+	return base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+}
