@@ -1,0 +1,178 @@
+// Package fakeagent is an in-process stand-in for a berth agent, for the
+// scheduler's unit tests and benchmarks: it serves the agent API's
+// container routes over real mTLS (certificates from shared/testutil) and
+// keeps containers in memory. It is a fake for fast tests of scheduler
+// logic; the real agent is tested against real Docker elsewhere.
+package fakeagent
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"berth/shared/mtls"
+	"berth/shared/testutil"
+	"berth/shared/wire"
+)
+
+// Agent is one fake agent. Safe for concurrent use.
+type Agent struct {
+	ServerID string
+	Server   *httptest.Server
+
+	// FailCreate makes every create answer with this wire error code.
+	FailCreate atomic.Value // string
+	// Down makes every request fail at the HTTP level with 503.
+	Down atomic.Bool
+
+	mu         sync.Mutex
+	containers map[string]wire.Container
+	removed    []string // data paths removed
+	seq        int
+}
+
+// Start serves a fake agent for serverID with a certificate from pki.
+func Start(t testing.TB, pki *testutil.PKI, serverID string) *Agent {
+	t.Helper()
+	cert, key := pki.Issue(serverID, wire.RoleAgent, true, serverID, "127.0.0.1")
+	cfg, err := mtls.ServerConfig(mtls.Files{Cert: cert, Key: key, CA: pki.CAFile}, wire.RoleScheduler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{ServerID: serverID, containers: map[string]wire.Container{}}
+	a.FailCreate.Store("")
+	a.Server = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
+	a.Server.TLS = cfg
+	a.Server.StartTLS()
+	t.Cleanup(a.Server.Close)
+	return a
+}
+
+// Addr is the agent's host:port.
+func (a *Agent) Addr() string { return a.Server.Listener.Addr().String() }
+
+// Containers returns a copy of the containers.
+func (a *Agent) Containers() []wire.Container {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]wire.Container, 0, len(a.containers))
+	for _, c := range a.containers {
+		out = append(out, c)
+	}
+	return out
+}
+
+// RemovedData lists the data paths removed so far.
+func (a *Agent) RemovedData() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.removed...)
+}
+
+func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
+	if a.Down.Load() {
+		writeErr(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "down")
+		return
+	}
+	p := r.URL.Path
+	switch {
+	case p == wire.PathHealth:
+		writeJSON(w, http.StatusOK, wire.Health{Status: "ok", ServerID: a.ServerID, DockerOK: true, Time: time.Now()})
+	case p == wire.PathContainers && r.Method == http.MethodPost:
+		a.create(w, r)
+	case p == wire.PathContainers && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, a.Containers())
+	case p == wire.PathData && r.Method == http.MethodDelete:
+		a.mu.Lock()
+		a.removed = append(a.removed, r.URL.Query().Get("path"))
+		a.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	case strings.HasPrefix(p, wire.PathContainers+"/"):
+		a.container(w, r, strings.TrimPrefix(p, wire.PathContainers+"/"))
+	default:
+		writeErr(w, http.StatusNotFound, wire.CodeNotFound, "no route "+p)
+	}
+}
+
+func (a *Agent) create(w http.ResponseWriter, r *http.Request) {
+	var req wire.CreateContainerRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+		return
+	}
+	if code := a.FailCreate.Load().(string); code != "" {
+		writeErr(w, http.StatusBadGateway, code, "injected failure")
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.containers {
+		if c.Name == req.Name {
+			writeErr(w, http.StatusConflict, wire.CodeConflict, "name in use")
+			return
+		}
+	}
+	a.seq++
+	labels := map[string]string{wire.LabelManaged: "true", wire.LabelServerID: a.ServerID, wire.LabelEpoch: fmt.Sprint(req.Epoch)}
+	for k, v := range req.Labels {
+		labels[k] = v
+	}
+	if req.WorkspaceID != "" {
+		labels[wire.LabelPodexWorkspace], labels[wire.LabelWorkspaceID] = "true", req.WorkspaceID
+	}
+	state := "created"
+	if req.Start {
+		state = "running"
+	}
+	c := wire.Container{ID: fmt.Sprintf("%x", sha256.Sum256([]byte(fmt.Sprint(a.ServerID, a.seq)))), Name: req.Name, Image: req.Image,
+		State: state, Labels: labels, Resources: req.Resources, CreatedAt: time.Now()}
+	a.containers[c.ID] = c
+	writeJSON(w, http.StatusCreated, c)
+}
+
+func (a *Agent) container(w http.ResponseWriter, r *http.Request, rest string) {
+	id, action, _ := strings.Cut(rest, "/")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.containers[id]
+	if !ok {
+		writeErr(w, http.StatusNotFound, wire.CodeNotFound, "no such container")
+		return
+	}
+	switch {
+	case action == "" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, c)
+	case action == "" && r.Method == http.MethodDelete:
+		delete(a.containers, id)
+		w.WriteHeader(http.StatusNoContent)
+	case action == "start":
+		c.State = "running"
+		a.containers[id] = c
+		w.WriteHeader(http.StatusNoContent)
+	case action == "stop":
+		c.State = "exited"
+		a.containers[id] = c
+		w.WriteHeader(http.StatusNoContent)
+	case action == "exec":
+		writeJSON(w, http.StatusOK, wire.ExecResult{ExitCode: 0, Stdout: []byte("ok\n")})
+	default:
+		writeErr(w, http.StatusNotFound, wire.CodeNotFound, "no route "+action)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, wire.Error{Code: code, Message: msg})
+}
