@@ -1,13 +1,78 @@
 // Command scheduler is berth's single entry point: registry, placement,
 // health, and the compute and admin APIs.
+//
+//	scheduler serve                 run the scheduler
+//	scheduler members               the gossip membership view, as a table
+//	scheduler backup FILE           a consistent copy of the registry (VACUUM INTO)
+//
+// Settings come from flags, the environment or a KEY=VALUE file (BERTH_CONFIG);
+// `scheduler help` lists them.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"berth/scheduler/internal/app"
+	"berth/scheduler/internal/config"
+	"berth/shared/logging"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "scheduler: not yet implemented")
-	os.Exit(1)
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args)
+	case "members":
+		err = members(ctx, args)
+	case "backup":
+		err = backup(ctx, args)
+	case "help", "-h", "--help":
+		usage()
+		return
+	default:
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "scheduler %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: scheduler serve|members|backup FILE [flags]
+
+Settings (flag, environment variable, meaning):
+`+config.Usage())
+}
+
+func loadConfig(args []string) (config.Config, []string, error) {
+	cfg, rest, err := config.Load(args, os.Getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, rest, nil
+}
+
+func serve(ctx context.Context, args []string) error {
+	cfg, _, err := loadConfig(args)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log := logging.New("scheduler", cfg.LogLevel, cfg.LogJSON)
+	return app.Run(ctx, cfg, log)
 }

@@ -1,0 +1,111 @@
+package computeapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/labstack/echo/v4"
+
+	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/registry"
+	"berth/shared/wire"
+)
+
+// Workspaces is the part of the orchestrator the compute API drives.
+type Workspaces interface {
+	// Create places and starts a workspace. It is idempotent per workspace
+	// id: the same owner gets the existing record back, another owner
+	// orchestrator.ErrOwnedByOther.
+	Create(ctx context.Context, req orchestrator.CreateRequest) (registry.Workspace, error)
+	// Get returns the stored record; orchestrator.ErrNotFound if none.
+	Get(ctx context.Context, id string) (registry.Workspace, error)
+	// Sync refreshes the status from the live container (§8.2 "on request"
+	// column) and saves it; pending_deletion is sticky.
+	Sync(ctx context.Context, ws registry.Workspace) (registry.Workspace, error)
+	List(ctx context.Context, userID, sessionID string) ([]registry.Workspace, error)
+	Stop(ctx context.Context, ws registry.Workspace) error
+	// Restart: orchestrator.ErrNoContainer, or another error.
+	Restart(ctx context.Context, ws registry.Workspace) error
+	Delete(ctx context.Context, ws registry.Workspace) error
+	MarkForDeletion(ctx context.Context, ws registry.Workspace) error
+	Heartbeat(ctx context.Context, ws registry.Workspace) error
+	// Exec and ExecStream fail with orchestrator.ErrNoContainer,
+	// ErrNotRunning or ErrServerUnavailable; any other error means the
+	// Docker exec failed. A timeout is a result with TimedOut set.
+	Exec(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest) (orchestrator.ExecResult, error)
+	ExecStream(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest, onOutput func(stream string, data []byte) error) (orchestrator.ExecResult, error)
+	Resources(ctx context.Context, ws registry.Workspace) (wire.ContainerStats, error)
+}
+
+// Deps are what the compute API reads and drives.
+type Deps struct {
+	Workspaces   Workspaces
+	ServiceToken string // INTERNAL_SERVICE_TOKEN; "" fails closed (500)
+	Log          hclog.Logger
+	Version      string // reported by GET /health
+}
+
+// API serves the compute routes. Safe for concurrent use.
+type API struct {
+	d   Deps
+	log hclog.Logger
+}
+
+// New builds the compute API.
+func New(d Deps) *API {
+	log := d.Log
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &API{d: d, log: log}
+}
+
+// Register mounts the routes on e. Middleware is per route, never on a
+// group: echo's Group.Use would turn unknown paths and wrong methods under
+// the prefix into authenticated 404s instead of the framework's plain
+// 404/405 (§1.3). e should use ErrorHandler.
+func (a *API) Register(e *echo.Echo) {
+	user, userJSON := a.guard(false), a.guard(true)
+	// Starlette answers HEAD wherever it answers GET (load balancers probe
+	// /health with it); net/http drops the body.
+	get := func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+		e.GET(path, h, m...)
+		e.HEAD(path, h, m...)
+	}
+
+	e.POST("/workspaces", a.create, userJSON)
+	get("/workspaces", a.list, user)
+	get("/workspaces/:id", a.get, user)
+	e.DELETE("/workspaces/:id", a.delete, user)
+	e.POST("/workspaces/:id/stop", a.stop, user)
+	e.POST("/workspaces/:id/restart", a.restart, user)
+	e.POST("/workspaces/:id/mark-for-deletion", a.markForDeletion, user)
+	e.POST("/workspaces/:id/heartbeat", a.heartbeat, user)
+	e.POST("/workspaces/:id/exec", a.exec, userJSON)
+	e.POST("/workspaces/:id/exec-stream", a.execStream, userJSON)
+	get("/workspaces/:id/files", a.listFiles, user)
+	e.DELETE("/workspaces/:id/files", a.deleteFile, user)
+	get("/workspaces/:id/files/content", a.readFile, user)
+	e.PUT("/workspaces/:id/files/content", a.writeFile, userJSON)
+	get("/workspaces/:id/health", a.health, user)
+	get("/workspaces/:id/resources", a.resources, user)
+
+	get("/health", a.serviceHealth)
+	get("/ready", a.ready)
+	get("/", a.root, a.tokenOnly)
+}
+
+// serviceHealth is §3.23 plus a version field, which the API's doctor reads
+// (today it shows "unknown"); extra fields are harmless.
+func (a *API) serviceHealth(c echo.Context) error {
+	return writeJSON(c, http.StatusOK, map[string]string{"status": "healthy", "service": "compute", "version": a.d.Version})
+}
+
+func (a *API) ready(c echo.Context) error {
+	return writeJSON(c, http.StatusOK, map[string]string{"status": "ready", "service": "compute"})
+}
+
+func (a *API) root(c echo.Context) error {
+	return writeJSON(c, http.StatusOK, map[string]string{"service": "podex-compute", "version": "0.1.0"})
+}

@@ -1,0 +1,22 @@
+// Package computeapi serves the podex-compatible compute routes
+// (shared/compute-api-contract.md §1–§3, §5): /workspaces/**, /health,
+// /ready and /. It is the first hop of every podex call: it authenticates
+// (service token, X-User-ID), validates bodies the way FastAPI/pydantic did
+// (the 422 list format), checks ownership, and hands the operation to the
+// orchestrator through the small Workspaces interface it owns. Everything
+// that touches a container runs through Workspaces.Exec/ExecStream as user
+// dev, with every path quoted by shellQuote.
+//
+// Files:
+//   - api.go: Deps, API, the Workspaces interface and the route table.
+//   - guard.go: the checks that run before a handler, in the contract's
+//     order (§1.2): malformed JSON, X-User-ID, token.
+//   - validate.go: the pydantic-style 422 list format.
+//   - errors.go: the one place that maps errors to status/detail, and exec
+//     failures to exit codes (§3.9); ErrorHandler for echo.
+//   - info.go: response shapes (WorkspaceInfo, resources) and the
+//     pydantic JSON formats of datetimes and floats.
+//   - workspaces.go, exec.go, files.go: the handlers.
+//
+// An API is safe for concurrent use; it keeps no state of its own.
+package computeapi

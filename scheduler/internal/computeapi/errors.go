@@ -1,0 +1,269 @@
+package computeapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/registry"
+)
+
+// This file is the one place that turns failures into the contract's
+// statuses and details (§1.2, §3), and exec failures into the exit codes
+// of §3.9.
+
+// Request, auth and ownership failures (§1.2); 422s are built in validate.go.
+var (
+	errMissingUserID     = echo.NewHTTPError(http.StatusUnauthorized, "Missing user ID header")
+	errAuthNotConfigured = echo.NewHTTPError(http.StatusInternalServerError, "Service authentication not configured")
+	errMissingToken      = echo.NewHTTPError(http.StatusUnauthorized, "Missing service token")
+	errInvalidToken      = echo.NewHTTPError(http.StatusUnauthorized, "Invalid service token")
+	errEmptyID           = echo.NewHTTPError(http.StatusBadRequest, "Invalid workspace_id: cannot be empty")
+	errUnsafeID          = echo.NewHTTPError(http.StatusBadRequest, "Invalid workspace_id: contains unsafe characters")
+	errLongID            = echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid workspace_id: longer than %d characters", maxIDLen))
+	errNotFound          = echo.NewHTTPError(http.StatusNotFound, "Workspace not found")
+	errForbidden         = echo.NewHTTPError(http.StatusForbidden, "Not authorized to access this workspace")
+	errContentRequired   = echo.NewHTTPError(http.StatusBadRequest, "Content is required")
+	errInternal          = echo.NewHTTPError(http.StatusInternalServerError, "Internal Server Error")
+	errBodyUnreadable    = echo.NewHTTPError(http.StatusBadRequest, "There was an error parsing the body")
+	errBodyTooLarge      = echo.NewHTTPError(http.StatusRequestEntityTooLarge, "Request body too large")
+)
+
+// op names the operation whose error is being mapped.
+type op string
+
+const (
+	opLookup  op = "lookup" // Get/Sync of the owner check, List, the health re-read
+	opCreate  op = "create"
+	opRestart op = "restart"
+	opDelete  op = "delete"
+	opMark    op = "mark-for-deletion"
+	opBeat    op = "heartbeat"
+)
+
+// fail maps an orchestrator error of operation o to the HTTP error the
+// contract gives for it. Unexpected errors are logged here.
+func (a *API) fail(o op, err error) error {
+	if errors.Is(err, orchestrator.ErrNotFound) {
+		return errNotFound
+	}
+	switch o {
+	case opCreate:
+		switch {
+		case errors.Is(err, orchestrator.ErrOwnedByOther):
+			return echo.NewHTTPError(http.StatusConflict, orchestrator.ErrOwnedByOther.Error())
+		case errors.Is(err, orchestrator.ErrNoServers):
+			return echo.NewHTTPError(http.StatusServiceUnavailable, orchestrator.ErrNoServers.Error())
+		case errors.Is(err, orchestrator.ErrPlacement):
+			return echo.NewHTTPError(http.StatusServiceUnavailable, detailOf(err, orchestrator.ErrPlacement))
+		case errors.Is(err, orchestrator.ErrImageNotFound):
+			return echo.NewHTTPError(http.StatusServiceUnavailable, detailOf(err, orchestrator.ErrImageNotFound))
+		case errors.Is(err, orchestrator.ErrCreateFailed):
+			a.log.Warn("create failed", "error", err)
+			return echo.NewHTTPError(http.StatusServiceUnavailable, orchestrator.ErrCreateFailed.Error())
+		case errors.Is(err, orchestrator.ErrStartFailed):
+			a.log.Warn("create failed", "error", err)
+			return echo.NewHTTPError(http.StatusServiceUnavailable, orchestrator.ErrStartFailed.Error())
+		}
+		a.log.Error("create failed", "error", err)
+		return echo.NewHTTPError(http.StatusInternalServerError,
+			fmt.Sprintf("Failed to create workspace: %s: %s", typeName(err), err))
+	case opRestart:
+		if errors.Is(err, orchestrator.ErrNoContainer) {
+			return echo.NewHTTPError(http.StatusNotFound, orchestrator.ErrNoContainer.Error())
+		}
+		a.log.Warn("restart failed", "error", err)
+		return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+err.Error())
+	case opDelete:
+		a.log.Error("delete failed", "error", err)
+		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to delete workspace: "+err.Error())
+	case opMark:
+		a.log.Error("mark for deletion failed", "error", err)
+		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to mark workspace for deletion: "+err.Error())
+	}
+	a.log.Error("request failed", "op", string(o), "error", err)
+	return errInternal
+}
+
+// detailOf returns the message that sentinel wraps in err, which is the
+// contract's detail:
+//   - fmt.Errorf("%w: %w", sentinel, inner) (how ErrPlacement comes): the
+//     Error() of the other wrapped errors, i.e. inner's message;
+//   - fmt.Errorf("%w: text", sentinel) (how ErrImageNotFound comes): the
+//     text after the sentinel's own message and ": ";
+//   - anything else (a typed error that matches the sentinel, say): the
+//     whole message.
+//
+// The error tree is walked with Unwrap, so extra wrapping outside is fine.
+func detailOf(err, sentinel error) string {
+	for e := err; e != nil; {
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			var rest []string
+			var next error
+			for _, x := range u.Unwrap() {
+				switch {
+				case x == sentinel:
+				case errors.Is(x, sentinel):
+					next = x
+				default:
+					rest = append(rest, x.Error())
+				}
+			}
+			if next == nil {
+				if len(rest) > 0 {
+					return strings.Join(rest, "; ")
+				}
+				return e.Error()
+			}
+			e = next
+		case interface{ Unwrap() error }:
+			if u.Unwrap() == sentinel {
+				msg := e.Error()
+				if rest, ok := strings.CutPrefix(msg, sentinel.Error()+": "); ok {
+					return rest
+				}
+				return msg
+			}
+			e = u.Unwrap()
+		default:
+			return e.Error()
+		}
+	}
+	return err.Error()
+}
+
+// typeName stands in for Python's type(e).__name__ in the create 500: the
+// Go type of the innermost error, without pointer or package.
+func typeName(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			break
+		}
+		err = next
+	}
+	name := strings.TrimLeft(fmt.Sprintf("%T", err), "*")
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	return name
+}
+
+// execResponse is WorkspaceExecResponse (§3.9).
+type execResponse struct {
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+}
+
+// execKind classifies how an exec ended.
+type execKind int
+
+const (
+	execDone     execKind = iota // the command ran to its end
+	execTimedOut                 // 124 "Command timed out"
+	execRefused                  // never reached Docker: no container, not running, no server
+	execFailed                   // the Docker exec failed
+)
+
+// execOutcome is the §3.9 table: every way an exec can end, as the
+// response /exec returns with 200.
+func execOutcome(ws registry.Workspace, res orchestrator.ExecResult, err error) (execResponse, execKind) {
+	switch {
+	case err == nil && res.TimedOut, errors.Is(err, context.DeadlineExceeded):
+		return execResponse{ExitCode: 124, Stderr: "Command timed out"}, execTimedOut
+	case errors.Is(err, orchestrator.ErrNoContainer):
+		return execResponse{ExitCode: -1, Stderr: orchestrator.ErrNoContainer.Error()}, execRefused
+	case errors.Is(err, orchestrator.ErrNotRunning):
+		return execResponse{ExitCode: -1, Stderr: fmt.Sprintf("Workspace is not running (status: %s)", ws.Status)}, execRefused
+	case errors.Is(err, orchestrator.ErrServerUnavailable):
+		return execResponse{ExitCode: 1, Stderr: orchestrator.ErrServerUnavailable.Error()}, execRefused
+	case err != nil:
+		return execResponse{ExitCode: 1, Stderr: err.Error()}, execFailed
+	}
+	// Python decoded the output as UTF-8 and failed the exec if it was not.
+	for _, out := range [][]byte{res.Stdout, res.Stderr} {
+		if i := invalidUTF8At(out); i >= 0 {
+			return execResponse{ExitCode: 1, Stderr: fmt.Sprintf(
+				"output is not valid UTF-8 (byte 0x%02x at offset %d)", out[i], i)}, execFailed
+		}
+	}
+	return execResponse{ExitCode: res.ExitCode, Stdout: string(res.Stdout), Stderr: string(res.Stderr)}, execDone
+}
+
+// invalidUTF8At is the offset of the first byte that is not valid UTF-8,
+// or -1.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// ErrorHandler writes every error as FastAPI did: {"detail": …} with the
+// error's status; 404 "Not Found" and 405 "Method Not Allowed" (with the
+// router's Allow header) for unknown paths and methods; HEAD gets no body.
+// Use it as the echo instance's HTTPErrorHandler.
+func ErrorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, detail := http.StatusInternalServerError, any("Internal Server Error")
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status, detail = he.Code, he.Message
+		switch status {
+		case http.StatusNotFound:
+			if he == echo.ErrNotFound {
+				detail = "Not Found"
+			}
+		case http.StatusMethodNotAllowed:
+			detail = "Method Not Allowed"
+		}
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = writeJSON(c, status, map[string]any{"detail": detail})
+}
+
+// fileAction names a file route for fileFailure.
+type fileAction int
+
+const (
+	fileRead fileAction = iota
+	fileWrite
+	fileDelete
+)
+
+// nulPath is the outcome for a path with a NUL byte, which no shell
+// command can carry.
+var nulPath = execResponse{ExitCode: 1, Stderr: "path contains a NUL byte"}
+
+// fileFailure maps a file command that did not succeed (§3.12–§3.14):
+// read and write answer 404 with the command's stderr, as Python did;
+// delete answers 404 when the path does not exist and 500 otherwise.
+func fileFailure(action fileAction, path string, out execResponse) error {
+	switch action {
+	case fileRead:
+		return echo.NewHTTPError(http.StatusNotFound, "Failed to read file: "+out.Stderr)
+	case fileWrite:
+		return echo.NewHTTPError(http.StatusNotFound, "Failed to write file: "+out.Stderr)
+	}
+	if out.ExitCode == exitNoSuchPath {
+		return echo.NewHTTPError(http.StatusNotFound, "File not found: "+path)
+	}
+	return echo.NewHTTPError(http.StatusInternalServerError, "Failed to delete file: "+out.Stderr)
+}

@@ -1,0 +1,277 @@
+package computeapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/labstack/echo/v4"
+
+	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/registry"
+	"berth/shared/wire"
+)
+
+const testToken = "s3cret-token"
+
+// fakeWorkspaces is a hand-written Workspaces. Records live in ws; the
+// knobs make the next calls fail or answer in a given way; calls records
+// what the API asked for.
+type fakeWorkspaces struct {
+	mu sync.Mutex
+	ws map[string]registry.Workspace
+
+	createErr  error
+	syncStatus registry.Status // when set, Sync reports this status
+	syncErr    error
+	listErr    error
+	opErr      map[string]error // by method: Stop, Restart, Delete, MarkForDeletion, Heartbeat
+	goneAfter  string           // the method after which the record disappears
+	execFn     func(req orchestrator.ExecRequest) (orchestrator.ExecResult, error)
+	streamFn   func(ctx context.Context, req orchestrator.ExecRequest, onOutput func(string, []byte) error) (orchestrator.ExecResult, error)
+	stats      wire.ContainerStats
+	statsErr   error
+
+	creates []orchestrator.CreateRequest
+	execs   []orchestrator.ExecRequest
+	calls   []string // "Method id"
+	lists   [][2]string
+}
+
+func newFake(wss ...registry.Workspace) *fakeWorkspaces {
+	f := &fakeWorkspaces{ws: map[string]registry.Workspace{}, opErr: map[string]error{}}
+	for _, w := range wss {
+		f.ws[w.ID] = w
+	}
+	return f
+}
+
+func (f *fakeWorkspaces) record(method, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, method+" "+id)
+	if f.goneAfter == method {
+		delete(f.ws, id)
+	}
+	return f.opErr[method]
+}
+
+func (f *fakeWorkspaces) Create(_ context.Context, req orchestrator.CreateRequest) (registry.Workspace, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creates = append(f.creates, req)
+	if f.createErr != nil {
+		return registry.Workspace{}, f.createErr
+	}
+	if req.WorkspaceID == "" {
+		req.WorkspaceID = "generated-id"
+	}
+	if w, ok := f.ws[req.WorkspaceID]; ok { // idempotent, like the orchestrator
+		if w.UserID != req.UserID {
+			return registry.Workspace{}, orchestrator.ErrOwnedByOther
+		}
+		return w, nil
+	}
+	w := registry.Workspace{
+		ID: req.WorkspaceID, UserID: req.UserID, SessionID: req.SessionID, Status: registry.StatusRunning,
+		Tier: req.Config.Tier, Host: "host-a", Port: registry.DefaultPort, ServerID: "srv-1", ContainerID: "ctr-new",
+		CreatedAt: t0, LastActivity: t0, Image: "podex/workspace:latest",
+		Repositories: req.Config.Repos, Environment: req.Config.Environment,
+	}
+	f.ws[w.ID] = w
+	return w, nil
+}
+
+func (f *fakeWorkspaces) Get(_ context.Context, id string) (registry.Workspace, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w, ok := f.ws[id]
+	if !ok {
+		return registry.Workspace{}, orchestrator.ErrNotFound
+	}
+	return w, nil
+}
+
+func (f *fakeWorkspaces) Sync(_ context.Context, w registry.Workspace) (registry.Workspace, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "Sync "+w.ID)
+	if f.syncErr != nil {
+		return registry.Workspace{}, f.syncErr
+	}
+	if f.syncStatus != "" {
+		w.Status = f.syncStatus
+		f.ws[w.ID] = w
+	}
+	return w, nil
+}
+
+func (f *fakeWorkspaces) List(_ context.Context, userID, sessionID string) ([]registry.Workspace, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists = append(f.lists, [2]string{userID, sessionID})
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	var out []registry.Workspace
+	for _, id := range sortedKeys(f.ws) {
+		w := f.ws[id]
+		if w.UserID == userID && (sessionID == "" || w.SessionID == sessionID) {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeWorkspaces) Stop(_ context.Context, w registry.Workspace) error {
+	return f.record("Stop", w.ID)
+}
+
+func (f *fakeWorkspaces) Restart(_ context.Context, w registry.Workspace) error {
+	return f.record("Restart", w.ID)
+}
+
+func (f *fakeWorkspaces) Delete(_ context.Context, w registry.Workspace) error {
+	return f.record("Delete", w.ID)
+}
+
+func (f *fakeWorkspaces) MarkForDeletion(_ context.Context, w registry.Workspace) error {
+	return f.record("MarkForDeletion", w.ID)
+}
+
+func (f *fakeWorkspaces) Heartbeat(_ context.Context, w registry.Workspace) error {
+	return f.record("Heartbeat", w.ID)
+}
+
+func (f *fakeWorkspaces) Exec(_ context.Context, w registry.Workspace, req orchestrator.ExecRequest) (orchestrator.ExecResult, error) {
+	_ = f.record("Exec", w.ID)
+	f.mu.Lock()
+	f.execs = append(f.execs, req)
+	fn := f.execFn
+	f.mu.Unlock()
+	if fn == nil {
+		return orchestrator.ExecResult{}, nil
+	}
+	return fn(req)
+}
+
+func (f *fakeWorkspaces) ExecStream(ctx context.Context, w registry.Workspace, req orchestrator.ExecRequest, onOutput func(string, []byte) error) (orchestrator.ExecResult, error) {
+	_ = f.record("ExecStream", w.ID)
+	f.mu.Lock()
+	f.execs = append(f.execs, req)
+	fn := f.streamFn
+	f.mu.Unlock()
+	if fn == nil {
+		return orchestrator.ExecResult{}, nil
+	}
+	return fn(ctx, req, onOutput)
+}
+
+func (f *fakeWorkspaces) Resources(_ context.Context, w registry.Workspace) (wire.ContainerStats, error) {
+	_ = f.record("Resources", w.ID)
+	return f.stats, f.statsErr
+}
+
+// Fixtures.
+
+var t0 = time.Date(2026, 1, 5, 10, 11, 12, 345678000, time.UTC)
+
+// aliceWS is alice's running workspace ws1.
+func aliceWS() registry.Workspace {
+	return registry.Workspace{
+		ID: "ws1", UserID: "alice", SessionID: "sess-1", Status: registry.StatusRunning, Tier: "starter",
+		Host: "host-a", Port: 8080, ServerID: "srv-1", ContainerID: "ctr-1",
+		CreatedAt: t0, LastActivity: time.Date(2026, 1, 5, 11, 0, 0, 0, time.UTC),
+		Metadata: map[string]any{"stale_discovery": true}, Image: "podex/workspace:latest",
+		Repositories: []string{"https://github.com/a/b"},
+		Environment:  map[string]string{"GITHUB_TOKEN": "ghp_x", "ENABLE_SSHD": "true"},
+	}
+}
+
+// aliceJSON is aliceWS as WorkspaceInfo.
+const aliceJSON = `{"id":"ws1","user_id":"alice","session_id":"sess-1","status":"running","tier":"starter",
+	"host":"host-a","port":8080,"server_id":"srv-1","container_id":"ctr-1","repos":[],
+	"created_at":"2026-01-05T10:11:12.345678Z","last_activity":"2026-01-05T11:00:00Z",
+	"metadata":{"stale_discovery":true},"auth_token":null,"image":"podex/workspace:latest",
+	"repositories":["https://github.com/a/b"],"environment":{"GITHUB_TOKEN":"***","ENABLE_SSHD":"true"}}`
+
+// HTTP helpers.
+
+func newTestEcho(f Workspaces, token string) *echo.Echo {
+	e := echo.New()
+	e.HTTPErrorHandler = ErrorHandler
+	New(Deps{Workspaces: f, ServiceToken: token, Version: "1.2.3"}).Register(e)
+	return e
+}
+
+// req describes one request; by default it carries alice's id and the
+// right token, and a JSON content type when it has a body.
+type req struct {
+	method, path, body string
+	header             map[string]string // "" as a value deletes the header
+}
+
+func (r req) send(e *echo.Echo) *httptest.ResponseRecorder {
+	var body *strings.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	} else {
+		body = strings.NewReader("")
+	}
+	hr := httptest.NewRequest(r.method, r.path, body)
+	hr.Header.Set(headerUserID, "alice")
+	hr.Header.Set(headerServiceToken, testToken)
+	if r.body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range r.header {
+		if v == "" {
+			hr.Header.Del(k)
+		} else {
+			hr.Header.Set(k, v)
+		}
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, hr)
+	return rec
+}
+
+// checkJSON compares the status and the body as JSON values.
+func checkJSON(t *testing.T, rec *httptest.ResponseRecorder, wantStatus int, wantBody string) {
+	t.Helper()
+	if rec.Code != wantStatus {
+		t.Errorf("status: got %d, want %d (body %s)", rec.Code, wantStatus, rec.Body.String())
+	}
+	if wantBody == "" {
+		if rec.Body.Len() != 0 {
+			t.Errorf("body: got %q, want empty", rec.Body.String())
+		}
+		return
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("content type: got %q, want application/json", ct)
+	}
+	got, want := decodeJSON(t, rec.Body.String()), decodeJSON(t, wantBody)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("body mismatch (-want +got):\n%s\ngot raw: %s", diff, rec.Body.String())
+	}
+}
+
+func decodeJSON(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("bad JSON %q: %v", s, err)
+	}
+	return v
+}
+
+func detail(s string) string {
+	b, _ := json.Marshal(map[string]string{"detail": s})
+	return string(b)
+}
