@@ -57,10 +57,22 @@ func agents(t *testing.T) map[string]*agentclient.Client {
 	return out
 }
 
+// hostContainer is the outer container id of a compose service.
+func hostContainer(t *testing.T, service string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "-q", "--filter", "label=com.docker.compose.project=berth",
+		"--filter", "label=com.docker.compose.service="+service).Output()
+	id := strings.TrimSpace(string(out))
+	if err != nil || id == "" || strings.Contains(id, "\n") {
+		t.Fatalf("no single running container for compose service %s (%v): %q", service, err, id)
+	}
+	return id
+}
+
 // innerDocker runs the docker CLI inside a DinD host, against its own dockerd.
 func innerDocker(t *testing.T, host string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("docker", append([]string{"exec", host, "docker"}, args...)...).CombinedOutput()
+	out, err := exec.Command("docker", append([]string{"exec", hostContainer(t, host), "docker"}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker exec %s docker %v: %v\n%s", host, args, err, out)
 	}

@@ -27,33 +27,55 @@ import (
 	"berth/shared/wire"
 )
 
-// Run starts the scheduler and blocks until ctx ends or a part fails.
-func Run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
+// App is a wired scheduler. Build it with New, then Run it; tests and
+// benchmarks may serve Handler themselves.
+type App struct {
+	cfg     config.Config
+	log     hclog.Logger
+	db      *registry.DB
+	pool    *gossip.Pool // nil when gossip is off
+	tracker *health.Tracker
+	orch    *orchestrator.Orchestrator
+	echo    *echo.Echo
+}
+
+// New opens the registry, registers the seed servers, joins nothing yet,
+// and builds the HTTP routes.
+func New(ctx context.Context, cfg config.Config, log hclog.Logger) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	db, err := registry.Open(ctx, cfg.DBPath(), log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer db.Close()
-	n, err := seedServers(ctx, db, cfg.WorkspaceServers)
+	a := &App{cfg: cfg, log: log, db: db}
+	if err := a.build(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
+	n, err := seedServers(ctx, a.db, cfg.WorkspaceServers)
 	if err != nil {
 		return err
 	}
 	log.Info("registry open", "path", cfg.DBPath(), "seeded_servers", n)
 
-	var pool *gossip.Pool
+	var members orchestrator.Members
+	var healthPool health.Pool
 	if len(cfg.GossipKey) > 0 {
-		pool, err = gossip.New(gossip.Config{
+		a.pool, err = gossip.New(gossip.Config{
 			Name: "scheduler", BindAddr: cfg.GossipBind, AdvertiseAddr: cfg.GossipAdvertise,
 			Key: cfg.GossipKey, Label: cfg.ClusterLabel, Fast: true,
 		}, wire.NodeMeta{Role: wire.NodeRoleScheduler, ServerID: "scheduler", Version: version.Version}, log.Named("gossip"))
 		if err != nil {
 			return err
 		}
-		defer pool.Leave(2 * time.Second)
-		go pool.JoinRetry(ctx, cfg.Join)
+		members, healthPool = a.pool, a.pool
 	} else {
 		log.Warn("gossip disabled: no gossip key configured (BERTH_GOSSIP_KEY_FILE)")
 	}
@@ -62,31 +84,54 @@ func Run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var members orchestrator.Members
-	var healthPool health.Pool
-	if pool != nil {
-		members, healthPool = pool, pool
-	}
-	tracker := health.New(db, dialer, healthPool, orchestrator.AgentAddr, health.DefaultOptions(), log.Named("health"))
-	orch := orchestrator.New(db, dialer, members, tracker, tiers.Builtin(), orchestrator.Options{
+	a.tracker = health.New(a.db, dialer, healthPool, orchestrator.AgentAddr, health.DefaultOptions(), log.Named("health"))
+	a.orch = orchestrator.New(a.db, dialer, members, a.tracker, tiers.Builtin(), orchestrator.Options{
 		Strategy: placement.ParseStrategy(cfg.Strategy), WorkspaceImage: cfg.WorkspaceImage, Runtime: cfg.DockerRuntime,
 	}, log.Named("orchestrator"))
 
-	e := newEcho()
-	computeapi.New(computeapi.Deps{Workspaces: orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version}).Register(e)
-	admin.New(admin.Deps{Token: cfg.AdminToken, Members: members, Log: log.Named("admin")}).Register(e)
+	a.echo = newEcho()
+	computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version}).Register(a.echo)
+	admin.New(admin.Deps{Token: cfg.AdminToken, Members: members, Log: log.Named("admin")}).Register(a.echo)
+	return nil
+}
 
+// Handler serves every route.
+func (a *App) Handler() http.Handler { return a.echo }
+
+// Background starts the loops (gossip join, health, cleanup) until ctx ends.
+func (a *App) Background(ctx context.Context) {
+	if a.pool != nil {
+		go a.pool.JoinRetry(ctx, a.cfg.Join)
+	}
+	go func() { _ = a.tracker.Run(ctx) }()
+	go func() { _ = a.orch.RunCleanup(ctx, 5*time.Second) }()
+}
+
+// Close leaves gossip and closes the registry.
+func (a *App) Close() error {
+	var err error
+	if a.pool != nil {
+		err = a.pool.Leave(2 * time.Second)
+	}
+	return errors.Join(err, a.db.Close())
+}
+
+// Run starts the scheduler and blocks until ctx ends or a part fails.
+func Run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() { _ = tracker.Run(ctx) }()
-	go func() { _ = orch.RunCleanup(ctx, 5*time.Second) }()
-
+	a.Background(ctx)
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("scheduler ready", "listen", l.Addr().String(), "version", version.Version)
-	return serveHTTP(ctx, e, l, cfg.ShutdownTimeout, log)
+	return serveHTTP(ctx, a.echo, l, cfg.ShutdownTimeout, log)
 }
 
 func serveHTTP(ctx context.Context, h http.Handler, l net.Listener, grace time.Duration, log hclog.Logger) error {
