@@ -5,12 +5,9 @@ package agentclient_test
 // package's client: the path the scheduler takes in production.
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,88 +19,21 @@ import (
 	"time"
 
 	"berth/scheduler/internal/agentclient"
-	"berth/shared/mtls"
-	"berth/shared/testutil"
+	"berth/scheduler/internal/agenttest"
 	"berth/shared/wire"
 )
 
 type agentProc struct {
 	client  *agentclient.Client
 	dataDir string
-	cmd     *exec.Cmd
 }
 
-// startAgent builds and starts bin/agent with a fresh PKI, and returns a
-// client holding the scheduler's certificate.
 func startAgent(t *testing.T) *agentProc {
-	t.Helper()
-	if _, err := os.Stat("/var/run/docker.sock"); err != nil {
-		t.Skip("no Docker daemon on /var/run/docker.sock")
-	}
-	bin := filepath.Join(t.TempDir(), "agent")
-	build := exec.Command("go", "build", "-o", bin, "berth/agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build agent: %v\n%s", err, out)
-	}
-	pki := testutil.NewPKI(t)
-	cert, key := pki.Issue("ws-test", wire.RoleAgent, true, "ws-test", "127.0.0.1")
-	schedCert, schedKey := pki.Issue("scheduler", wire.RoleScheduler, false)
-	dataDir := t.TempDir()
-	port := testutil.FreePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"BERTH_SERVER_ID=ws-test",
-		"BERTH_LISTEN=127.0.0.1:"+strconv.Itoa(port),
-		"BERTH_TLS_CERT="+cert, "BERTH_TLS_KEY="+key, "BERTH_TLS_CA="+pki.CAFile,
-		"BERTH_GOSSIP_BIND=127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)),
-		"BERTH_GOSSIP_KEY="+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
-		"BERTH_DATA_DIR="+dataDir,
-		"BERTH_LOG_LEVEL=debug",
-	)
-	logs, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var logMu sync.Mutex
-	var logBuf strings.Builder
-	go func() {
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			logMu.Lock()
-			logBuf.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		if t.Failed() {
-			logMu.Lock()
-			t.Logf("agent log:\n%s", logBuf.String())
-			logMu.Unlock()
-		}
-	})
-	d, err := agentclient.NewDialer(mtls.Files{Cert: schedCert, Key: schedKey, CA: pki.CAFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := d.Client("ws-test", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	testutil.Eventually(t, 15*time.Second, "agent answers its health endpoint", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		h, err := c.Health(ctx)
-		return err == nil && h.DockerOK
-	})
-	return &agentProc{client: c, dataDir: dataDir, cmd: cmd}
+	a := agenttest.Start(t, "ws-test")
+	return &agentProc{client: a.Client, dataDir: a.DataDir}
 }
 
-func testImage() string {
-	if img := os.Getenv("BERTH_TEST_IMAGE"); img != "" {
-		return img
-	}
-	return "berth/workspace:dev"
-}
+func testImage() string { return agenttest.Image() }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

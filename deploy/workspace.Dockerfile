@@ -1,0 +1,32 @@
+# berth/workspace:dev: the container a user works in (terminal, git, previews).
+# Build context: the repository root (it needs nothing from it).
+#   docker build -f deploy/workspace.Dockerfile -t berth/workspace:dev .
+# Without a registry, scripts/build-images.sh passes
+# --build-arg BASE_IMAGE=berth/base:bookworm (a debootstrap rootfs).
+ARG BASE_IMAGE=debian:bookworm-slim
+FROM ${BASE_IMAGE}
+
+RUN set -eux; \
+	apt-get update; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		bash ca-certificates coreutils curl git iproute2 less procps sudo tini tmux; \
+	rm -rf /var/lib/apt/lists/*
+
+# The user every exec, file operation and terminal runs as (compute API
+# contract: user dev, uid/gid 1000, home /home/dev, which the agent bind-mounts
+# from the workspace's data directory). Passwordless sudo, so a user can
+# apt-get install what the image lacks.
+RUN set -eux; \
+	groupadd --gid 1000 dev; \
+	useradd --uid 1000 --gid 1000 --create-home --home-dir /home/dev --shell /bin/bash dev; \
+	echo 'dev ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/dev; \
+	chmod 0440 /etc/sudoers.d/dev; \
+	visudo -cf /etc/sudoers.d/dev
+
+ENV LANG=C.UTF-8
+USER dev
+WORKDIR /home/dev
+# tini is PID 1: it reaps what exec sessions leave behind and passes SIGTERM
+# on, so `docker stop` returns at once instead of after the 10 s grace period.
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["sleep", "infinity"]

@@ -1,0 +1,109 @@
+// Package agenttest runs the real agent binary as a child process against
+// the machine's real Docker daemon, with a fresh PKI, for the scheduler's
+// integration tests and benchmarks.
+package agenttest
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"berth/scheduler/internal/agentclient"
+	"berth/shared/mtls"
+	"berth/shared/testutil"
+	"berth/shared/wire"
+)
+
+// Agent is a running agent process.
+type Agent struct {
+	ServerID  string
+	Addr      string // host:port of its mTLS API
+	DataDir   string
+	PKI       *testutil.PKI
+	Scheduler mtls.Files // a scheduler identity the agent accepts
+	Client    *agentclient.Client
+}
+
+// Image is the workspace image tests use: BERTH_TEST_IMAGE or
+// berth/workspace:dev (built by `make images`).
+func Image() string {
+	if img := os.Getenv("BERTH_TEST_IMAGE"); img != "" {
+		return img
+	}
+	return "berth/workspace:dev"
+}
+
+// Start builds and starts bin/agent as server serverID. It skips the test
+// when there is no Docker daemon.
+func Start(t testing.TB, serverID string) *Agent {
+	t.Helper()
+	if _, err := os.Stat("/var/run/docker.sock"); err != nil {
+		t.Skip("no Docker daemon on /var/run/docker.sock")
+	}
+	bin := filepath.Join(t.TempDir(), "agent")
+	build := exec.Command("go", "build", "-o", bin, "berth/agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build agent: %v\n%s", err, out)
+	}
+	pki := testutil.NewPKI(t)
+	cert, key := pki.Issue(serverID, wire.RoleAgent, true, serverID, "127.0.0.1")
+	schedCert, schedKey := pki.Issue("scheduler", wire.RoleScheduler, false)
+	a := &Agent{ServerID: serverID, DataDir: t.TempDir(), PKI: pki,
+		Scheduler: mtls.Files{Cert: schedCert, Key: schedKey, CA: pki.CAFile},
+		Addr:      net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"BERTH_SERVER_ID="+serverID,
+		"BERTH_LISTEN="+a.Addr,
+		"BERTH_TLS_CERT="+cert, "BERTH_TLS_KEY="+key, "BERTH_TLS_CA="+pki.CAFile,
+		"BERTH_GOSSIP_BIND=127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)),
+		"BERTH_GOSSIP_KEY="+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
+		"BERTH_DATA_DIR="+a.DataDir,
+		"BERTH_LOG_LEVEL=debug",
+	)
+	logs, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var buf strings.Builder
+	go func() {
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			mu.Lock()
+			buf.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("agent %s log:\n%s", serverID, buf.String())
+			mu.Unlock()
+		}
+	})
+	d, err := agentclient.NewDialer(a.Scheduler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Client = d.Client(serverID, a.Addr)
+	testutil.Eventually(t, 15*time.Second, "agent answers its health endpoint", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		h, err := a.Client.Health(ctx)
+		return err == nil && h.DockerOK
+	})
+	return a
+}
