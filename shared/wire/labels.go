@@ -12,7 +12,8 @@ const (
 
 	LabelManaged  = "berth.managed" // "true" on everything berth creates
 	LabelServerID = "berth.server_id"
-	LabelEpoch    = "berth.epoch" // fencing epoch of the placement that created it
+	LabelEpoch    = "berth.epoch"   // fencing epoch of the placement that created it
+	LabelCluster  = "berth.cluster" // id of the scheduler's cluster that owns it
 )
 
 // Roles carried in the OrganizationalUnit of berth certificates.

@@ -86,7 +86,7 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.tracker = health.New(a.db, dialer, healthPool, orchestrator.AgentAddr, health.DefaultOptions(), log.Named("health"))
 	a.orch = orchestrator.New(a.db, dialer, members, a.tracker, tiers.Builtin(), orchestrator.Options{
-		Strategy: placement.ParseStrategy(cfg.Strategy), WorkspaceImage: cfg.WorkspaceImage, Runtime: cfg.DockerRuntime,
+		Strategy: placement.ParseStrategy(cfg.Strategy), ClusterID: cfg.ClusterID, WorkspaceImage: cfg.WorkspaceImage, Runtime: cfg.DockerRuntime,
 	}, log.Named("orchestrator"))
 
 	a.echo = newEcho()

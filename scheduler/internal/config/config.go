@@ -27,6 +27,7 @@ type Config struct {
 	GossipAdvertise string
 	GossipKey       []byte
 	ClusterLabel    string
+	ClusterID       string // labels this scheduler's containers; reconciliation touches no others
 	Join            []string
 
 	ServiceToken string // INTERNAL_SERVICE_TOKEN: podex services; empty → 500 on every authenticated route
@@ -52,6 +53,7 @@ func Default() Config {
 		DataDir:         "/var/lib/berth-scheduler",
 		GossipBind:      "0.0.0.0:7946",
 		ClusterLabel:    "berth",
+		ClusterID:       "berth",
 		WorkspaceImage:  "berth/workspace:dev",
 		Strategy:        "spread",
 		ShutdownTimeout: 60 * time.Second,
@@ -93,6 +95,9 @@ func (c Config) Validate() error {
 			add("COMPUTE_API_BASE_URL %q: want an absolute URL", c.APIBaseURL)
 		}
 	}
+	if c.ClusterID == "" {
+		add("cluster id: required (BERTH_CLUSTER_ID)")
+	}
 	switch strings.ToLower(c.Strategy) {
 	case "spread", "best_fit", "affinity", "round_robin":
 	default:
@@ -127,6 +132,7 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "BERTH_GOSSIP_KEY", Flag: "gossip-key", Help: "gossip key, base64", Set: envflag.Base64Key(&c.GossipKey)},
 		{Env: "BERTH_GOSSIP_KEY_FILE", Flag: "gossip-key-file", Help: "file holding the base64 gossip key", Set: envflag.Base64KeyFile(&c.GossipKey)},
 		{Env: "BERTH_CLUSTER_LABEL", Flag: "cluster-label", Help: "gossip cluster label", Set: envflag.String(&c.ClusterLabel)},
+		{Env: "BERTH_CLUSTER_ID", Flag: "cluster-id", Help: "id labelling this scheduler's containers", Set: envflag.String(&c.ClusterID)},
 		{Env: "BERTH_JOIN", Flag: "join", Help: "comma-separated gossip peers", Set: func(v string) error { c.Join = envflag.SplitList(v); return nil }},
 		{Env: "INTERNAL_SERVICE_TOKEN", Flag: "service-token", Help: "token of the podex services", Set: envflag.String(&c.ServiceToken)},
 		{Env: "BERTH_ADMIN_TOKEN", Flag: "admin-token", Help: "token of the admin API and panel", Set: envflag.String(&c.AdminToken)},

@@ -26,6 +26,7 @@ type Agents interface {
 // Options are the orchestrator's settings.
 type Options struct {
 	Strategy       placement.Strategy
+	ClusterID      string        // put on every container (wire.LabelCluster)
 	WorkspaceImage string        // fallback image (COMPUTE_WORKSPACE_IMAGE)
 	Runtime        string        // container runtime; "" = daemon default
 	CreateTimeout  time.Duration // per agent create call
@@ -253,6 +254,7 @@ func (o *Orchestrator) containerSpec(ws registry.Workspace, r CreateRequest, spe
 		Env:   env,
 		Labels: map[string]string{
 			wire.LabelUserID: ws.UserID, wire.LabelSessionID: ws.SessionID, wire.LabelTier: ws.Tier,
+			wire.LabelCluster: o.opts.ClusterID,
 		},
 		Mounts:      []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev"}},
 		Resources:   wire.Resources{CPU: spec.VCPU, MemoryMB: spec.MemoryMB},

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# workspace-server-init.sh: everything one production workspace host needs,
+# in one directory: its certificate and key (signed by the cluster CA, with
+# the server id and its addresses in the SAN), the CA, the gossip key, the
+# agent's configuration (agent.env, read by systemd's EnvironmentFile) and
+# the systemd unit. Run it where the cluster CA lives; copy the bundle to the
+# host. Safe to run twice: existing keys and certificates are kept, and the
+# configuration is rewritten identically.
+#
+#   scripts/workspace-server-init.sh --id ws-eu-1 --address 203.0.113.10 \
+#       [--hostname ws-eu-1.example.net] [--region eu-central] [--labels disk=nvme,zone=fsn1] \
+#       [--join scheduler.example.net:7946] [--pki DIR] [--gossip-key FILE] [--out DIR] \
+#       [--gpu-type TYPE --gpu-count N]
+#
+# Defaults: --pki ./pki (the CA is created there if missing), --gossip-key
+# ./pki/gossip.key (created if missing), --out ./hosts/<id>.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+id="" address="" hostname="" region="" labels="" join="" pki=./pki gossip="" out="" gpu_type="" gpu_count=""
+die() { echo "workspace-server-init: $*" >&2; exit 2; }
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--id) id=$2 ;;
+	--address) address=$2 ;;
+	--hostname) hostname=$2 ;;
+	--region) region=$2 ;;
+	--labels) labels=$2 ;;
+	--join) join=$2 ;;
+	--pki) pki=$2 ;;
+	--gossip-key) gossip=$2 ;;
+	--out) out=$2 ;;
+	--gpu-type) gpu_type=$2 ;;
+	--gpu-count) gpu_count=$2 ;;
+	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	*) die "unknown option $1" ;;
+	esac
+	shift 2 || die "option $1 needs a value"
+done
+[[ $id =~ ^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$ ]] || die "--id: want 1-63 lower-case letters, digits, '.' or '-'"
+[[ -n $address ]] || die "--address is required (the IP or name the scheduler reaches the host at)"
+gossip=${gossip:-$pki/gossip.key}
+out=${out:-./hosts/$id}
+
+"$here/pki.sh" ca "$pki"
+"$here/pki.sh" gossip-key "$gossip"
+sans=("$address")
+[[ -n $hostname ]] && sans+=("$hostname")
+"$here/pki.sh" agent "$pki" "$id" "${sans[@]}"
+
+mkdir -p "$out"
+chmod 700 "$out"
+install -m 644 "$pki/ca.crt" "$out/ca.crt"
+install -m 644 "$pki/$id.crt" "$out/agent.crt"
+install -m 600 "$pki/$id.key" "$out/agent.key"
+install -m 600 "$gossip" "$out/gossip.key"
+install -m 644 "$here/../deploy/systemd/berth-agent.service" "$out/berth-agent.service"
+{
+	echo "# berth agent configuration for $id (written by workspace-server-init.sh)"
+	echo "BERTH_SERVER_ID=$id"
+	echo "BERTH_REGION=$region"
+	echo "BERTH_LABELS=$labels"
+	echo "BERTH_LISTEN=:7443"
+	echo "BERTH_ADVERTISE_ADDR=$address:7443"
+	echo "BERTH_TLS_CERT=/etc/berth/agent.crt"
+	echo "BERTH_TLS_KEY=/etc/berth/agent.key"
+	echo "BERTH_TLS_CA=/etc/berth/ca.crt"
+	echo "BERTH_GOSSIP_KEY_FILE=/etc/berth/gossip.key"
+	echo "BERTH_GOSSIP_BIND=0.0.0.0:7946"
+	echo "BERTH_GOSSIP_ADVERTISE=$address:7946"
+	echo "BERTH_JOIN=$join"
+	echo "BERTH_DATA_DIR=/var/lib/berth"
+	echo "BERTH_DOCKER_HOST=unix:///var/run/docker.sock"
+	[[ -n $gpu_type ]] && echo "BERTH_GPU_TYPE=$gpu_type"
+	[[ -n $gpu_count ]] && echo "BERTH_GPU_COUNT=$gpu_count"
+	true
+} >"$out/agent.env.new"
+mv "$out/agent.env.new" "$out/agent.env"
+chmod 600 "$out/agent.env"
+
+cat <<MSG
+Bundle for $id in $out. On the host (Docker installed, Docker's TCP port closed):
+  install -d -m 700 /etc/berth && install -m 600 $out/{agent.key,gossip.key,agent.env} /etc/berth/
+  install -m 644 $out/{agent.crt,ca.crt} /etc/berth/ && install -m 755 bin/agent /usr/local/bin/berth-agent
+  install -m 644 $out/berth-agent.service /etc/systemd/system/ && systemctl daemon-reload
+  systemctl enable --now berth-agent
+Open TCP 7443 (mTLS API) to the scheduler, and TCP+UDP 7946 (gossip) between hosts and scheduler.
+Then register it: bin/scheduler servers add --id $id --address $address (or POST /admin/servers).
+MSG
