@@ -14,6 +14,7 @@ import (
 	"berth/agent/internal/config"
 	"berth/agent/internal/docker"
 	"berth/agent/internal/server"
+	"berth/agent/internal/workspace"
 	"berth/shared/gossip"
 	"berth/shared/mtls"
 	"berth/shared/version"
@@ -66,10 +67,13 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	log.Info("agent ready", "server_id", cfg.ServerID, "api", l.Addr().String(), "gossip", pool.LocalAddr(),
 		"cores", first.CPUCores, "memory_mb", first.MemoryTotalMB, "disk_gb", int(first.DiskTotalGB), "version", version.Version)
 
+	fence := workspace.NewFence(cfg.FenceLease, api.LastContact, func() int { return pool.NumAlive() - 1 }, dc, log.Named("fence"))
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- api.Serve(ctx, l, tlsConfig) }()
+	go func() { _ = fence.Run(ctx) }()
 	go pool.JoinRetry(ctx, cfg.Join)
 	go func() {
 		var seq uint64

@@ -88,8 +88,9 @@ mountpoint -q /var/lib/docker ||
 # A container restart keeps /run: clear the pid files of the previous run.
 find /run /var/run -maxdepth 3 \( -name 'docker*.pid' -o -name 'containerd*.pid' \) -delete 2>/dev/null || true
 
-agent_pid=
+agent_pid=      # the supervisor loop
 dockerd_pid=
+agent_pidfile=/run/berth-agent.pid
 
 stop() { # stop PID NAME SECONDS: SIGTERM, then SIGKILL after SECONDS
 	local pid=$1 name=$2 i
@@ -107,7 +108,8 @@ stop() { # stop PID NAME SECONDS: SIGTERM, then SIGKILL after SECONDS
 shutdown() {
 	trap '' TERM INT
 	log "shutting down"
-	stop "$agent_pid" agent 10
+	[[ -n $agent_pid ]] && kill -KILL "$agent_pid" 2>/dev/null # the supervisor: no restarts
+	[[ -s $agent_pidfile ]] && stop "$(<"$agent_pidfile")" agent 10
 	stop "$dockerd_pid" dockerd 20
 	exit "${1:-0}"
 }
@@ -126,17 +128,24 @@ done
 log "dockerd ready: $(docker version -f 'engine {{.Server.Version}}, api {{.Server.APIVersion}}'), $(docker info -f 'storage driver {{.Driver}}, cgroup {{.CgroupVersion}}')"
 [[ $(docker info -f '{{.Driver}}') != vfs ]] || log "warning: dockerd uses the vfs storage driver (slow); mount a volume on /var/lib/docker"
 
-log "starting agent"
-/usr/local/bin/berth-agent &
+supervise_agent() {
+	trap - TERM INT
+	while true; do
+		log "starting agent"
+		/usr/local/bin/berth-agent &
+		echo $! >"$agent_pidfile"
+		rc=0
+		wait $! || rc=$?
+		log "agent exited with status $rc; restarting in 1s"
+		sleep 1
+	done
+}
+supervise_agent &
 agent_pid=$!
 
-# Wait for whichever of the two ends first; a signal interrupts the wait and
-# runs shutdown instead.
+# The host lives as long as its dockerd; a signal interrupts the wait and runs
+# shutdown instead.
 rc=0
-wait -n "$dockerd_pid" "$agent_pid" || rc=$?
-if ! kill -0 "$agent_pid" 2>/dev/null; then
-	log "error: agent exited with status $rc"
-else
-	log "error: dockerd exited with status $rc"
-fi
+wait "$dockerd_pid" || rc=$?
+log "error: dockerd exited with status $rc"
 shutdown "$((rc == 0 ? 1 : rc))"

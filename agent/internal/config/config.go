@@ -39,6 +39,7 @@ type Config struct {
 	DataDir    string // root of workspace data; every bind mount must lie under it
 
 	SampleInterval time.Duration // how often capacity is measured and re-gossiped
+	FenceLease     time.Duration // cut off from scheduler and gossip this long → stop workspaces; 0 = off
 	GPUType        string
 	GPUCount       int
 
@@ -55,6 +56,7 @@ func Default() Config {
 		DockerHost:     "unix:///var/run/docker.sock",
 		DataDir:        "/var/lib/berth",
 		SampleInterval: 2 * time.Second,
+		FenceLease:     30 * time.Second,
 		LogLevel:       "info",
 		Labels:         map[string]string{},
 	}
@@ -102,6 +104,9 @@ func (c Config) Validate() error {
 	if c.SampleInterval < 100*time.Millisecond {
 		add("sample interval %s: must be at least 100ms", c.SampleInterval)
 	}
+	if c.FenceLease != 0 && c.FenceLease < time.Second {
+		add("fence lease %s: 0 (off) or at least 1s", c.FenceLease)
+	}
 	if c.GPUCount < 0 {
 		add("gpu count %d: must not be negative", c.GPUCount)
 	}
@@ -140,6 +145,10 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "BERTH_DATA_DIR", Flag: "data-dir", Help: "workspace data root", Set: envflag.String(&c.DataDir)},
 		{Env: "BERTH_SAMPLE_INTERVAL", Flag: "sample-interval", Help: "capacity sampling period", Set: func(v string) (err error) {
 			c.SampleInterval, err = time.ParseDuration(v)
+			return err
+		}},
+		{Env: "BERTH_FENCE_LEASE", Flag: "fence-lease", Help: "stop workspaces after this long without scheduler and gossip (0 = off)", Set: func(v string) (err error) {
+			c.FenceLease, err = time.ParseDuration(v)
 			return err
 		}},
 		{Env: "BERTH_GPU_TYPE", Flag: "gpu-type", Help: "GPU model of this host", Set: envflag.String(&c.GPUType)},

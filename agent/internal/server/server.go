@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -49,20 +51,24 @@ type Server struct {
 	capacity func() wire.Capacity
 	log      hclog.Logger
 	echo     *echo.Echo
+
+	lastContact atomic.Int64 // unix nanos of the last request from the scheduler
 }
 
 // New builds the API. capacity returns the latest capacity sample.
 func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Logger) *Server {
 	s := &Server{serverID: serverID, docker: d, capacity: capacity, log: log, echo: echo.New()}
+	s.lastContact.Store(time.Now().UnixNano()) // the lease starts with the agent
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Use(s.noteContact)
 	e.GET(wire.PathHealth, s.health)
 	e.GET(wire.PathCapacity, s.getCapacity)
 	e.GET(wire.PathInfo, s.info)
 	e.GET(wire.PathContainers, s.list)
 	e.POST(wire.PathContainers, s.create)
-	c := e.Group(wire.PathContainers + "/:id")
+	c := e.Group(wire.PathContainers+"/:id", s.checkEpoch)
 	c.GET("", s.inspect)
 	c.DELETE("", s.remove)
 	c.POST("/start", s.start)
@@ -77,6 +83,47 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Log
 	e.GET(wire.PathEvents, s.events)
 	e.DELETE(wire.PathData, s.removeData)
 	return s
+}
+
+// LastContact is when the scheduler last called (any authenticated request;
+// the listener accepts no one else).
+func (s *Server) LastContact() time.Time { return time.Unix(0, s.lastContact.Load()) }
+
+func (s *Server) noteContact(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		s.lastContact.Store(time.Now().UnixNano())
+		return next(c)
+	}
+}
+
+// checkEpoch is the fencing check: a request carrying X-Berth-Epoch older
+// than the epoch the container was created for comes from a placement that
+// has been superseded, and is refused with 409 stale_epoch.
+func (s *Server) checkEpoch(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(wire.HeaderEpoch)
+		if h == "" {
+			return next(c)
+		}
+		reqEpoch, err := strconv.ParseInt(h, 10, 64)
+		if err != nil {
+			return badRequest(wire.HeaderEpoch + " must be an integer")
+		}
+		ctr, err := s.docker.Inspect(c.Request().Context(), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		if have, _ := strconv.ParseInt(ctr.Labels[wire.LabelEpoch], 10, 64); reqEpoch < have {
+			return &staleEpochError{have: have, got: reqEpoch}
+		}
+		return next(c)
+	}
+}
+
+type staleEpochError struct{ have, got int64 }
+
+func (e *staleEpochError) Error() string {
+	return fmt.Sprintf("stale placement epoch %d: the container belongs to epoch %d", e.got, e.have)
 }
 
 // Handler exposes the routes, for tests and for wrapping.
@@ -350,7 +397,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	status, body := http.StatusInternalServerError, wire.Error{Code: wire.CodeInternal, Message: err.Error()}
 	var he *echo.HTTPError
+	var stale *staleEpochError
 	switch {
+	case errors.As(err, &stale):
+		status, body.Code = http.StatusConflict, wire.CodeStaleEpoch
 	case errors.As(err, &he):
 		status = he.Code
 		body.Code = codeForStatus(he.Code)

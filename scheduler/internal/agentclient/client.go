@@ -59,6 +59,15 @@ func (d *Dialer) Client(serverID, addr string) *Client {
 	return c
 }
 
+type epochKey struct{}
+
+// WithEpoch makes every call made with ctx carry a fencing epoch: the agent
+// refuses (ErrStaleEpoch) an operation on a container created for a newer
+// placement.
+func WithEpoch(ctx context.Context, epoch int64) context.Context {
+	return context.WithValue(ctx, epochKey{}, epoch)
+}
+
 // Client talks to one agent. Calls carry no timeout of their own: give them
 // a ctx with the deadline the operation deserves.
 type Client struct {
@@ -75,6 +84,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
+	}
+	if epoch, ok := ctx.Value(epochKey{}).(int64); ok && epoch > 0 {
+		req.Header.Set(wire.HeaderEpoch, strconv.FormatInt(epoch, 10))
 	}
 	if body != nil {
 		req.ContentLength = contentLength

@@ -19,6 +19,7 @@ import (
 	"berth/scheduler/internal/health"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/podexapi"
 	"berth/scheduler/internal/registry"
 	"berth/scheduler/internal/tiers"
 	"berth/shared/gossip"
@@ -35,6 +36,8 @@ type App struct {
 	db      *registry.DB
 	pool    *gossip.Pool // nil when gossip is off
 	tracker *health.Tracker
+	watcher *health.Watcher
+	podex   *podexapi.Client // nil when COMPUTE_API_BASE_URL is unset
 	orch    *orchestrator.Orchestrator
 	echo    *echo.Echo
 }
@@ -88,6 +91,15 @@ func (a *App) build(ctx context.Context) error {
 	a.orch = orchestrator.New(a.db, dialer, members, a.tracker, tiers.Builtin(), orchestrator.Options{
 		Strategy: placement.ParseStrategy(cfg.Strategy), ClusterID: cfg.ClusterID, WorkspaceImage: cfg.WorkspaceImage, Runtime: cfg.DockerRuntime,
 	}, log.Named("orchestrator"))
+	var notifier orchestrator.Notifier
+	if cfg.APIBaseURL != "" {
+		a.podex = podexapi.New(cfg.APIBaseURL, cfg.ServiceToken, log.Named("podexapi"))
+		notifier = a.podex
+	}
+	a.orch.SetReconcile(orchestrator.ReconcileOptions{
+		Interval: cfg.ReconcileInterval, OrphanGrace: cfg.OrphanGrace, LostGrace: cfg.ServerLostGrace,
+	}, a.tracker, notifier)
+	a.watcher = health.NewWatcher(a.db, dialer, a.orch, orchestrator.AgentAddr, log.Named("events"))
 
 	a.echo = newEcho()
 	computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version}).Register(a.echo)
@@ -105,6 +117,11 @@ func (a *App) Background(ctx context.Context) {
 	}
 	go func() { _ = a.tracker.Run(ctx) }()
 	go func() { _ = a.orch.RunCleanup(ctx, 5*time.Second) }()
+	go func() { _ = a.orch.RunReconcile(ctx) }()
+	go func() { _ = a.watcher.Run(ctx) }()
+	if a.podex != nil {
+		go func() { _ = a.podex.Run(ctx) }()
+	}
 }
 
 // Close leaves gossip and closes the registry.

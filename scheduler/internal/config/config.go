@@ -41,6 +41,10 @@ type Config struct {
 	DockerRuntime    string   // COMPUTE_DOCKER_RUNTIME: "" = the daemon's default (runc)
 	Strategy         string   // BERTH_PLACEMENT_STRATEGY: spread, best_fit, affinity, round_robin
 
+	ReconcileInterval time.Duration // BERTH_RECONCILE_INTERVAL: registry vs containers, per server
+	OrphanGrace       time.Duration // BERTH_ORPHAN_GRACE: unrecorded containers are removed after this
+	ServerLostGrace   time.Duration // BERTH_SERVER_LOST_GRACE: a server down this long loses its workspaces
+
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogJSON         bool
@@ -57,7 +61,11 @@ func Default() Config {
 		WorkspaceImage:  "berth/workspace:dev",
 		Strategy:        "spread",
 		ShutdownTimeout: 60 * time.Second,
-		LogLevel:        "info",
+
+		ReconcileInterval: 10 * time.Second,
+		OrphanGrace:       10 * time.Minute,
+		ServerLostGrace:   time.Minute,
+		LogLevel:          "info",
 	}
 }
 
@@ -94,6 +102,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.APIBaseURL); err != nil || u.Scheme == "" || u.Host == "" {
 			add("COMPUTE_API_BASE_URL %q: want an absolute URL", c.APIBaseURL)
 		}
+	}
+	if c.ReconcileInterval < 100*time.Millisecond || c.OrphanGrace < 0 || c.ServerLostGrace < time.Second {
+		add("reconcile interval must be at least 100ms, orphan grace not negative, server lost grace at least 1s")
 	}
 	if c.ClusterID == "" {
 		add("cluster id: required (BERTH_CLUSTER_ID)")
@@ -147,12 +158,22 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "COMPUTE_WORKSPACE_IMAGE", Flag: "workspace-image", Help: "fallback workspace image", Set: envflag.String(&c.WorkspaceImage)},
 		{Env: "COMPUTE_DOCKER_RUNTIME", Flag: "docker-runtime", Help: "container runtime (empty: daemon default)", Set: envflag.String(&c.DockerRuntime)},
 		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
+		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: durationSetter(&c.ReconcileInterval)},
+		{Env: "BERTH_ORPHAN_GRACE", Flag: "orphan-grace", Help: "remove unrecorded containers after", Set: durationSetter(&c.OrphanGrace)},
+		{Env: "BERTH_SERVER_LOST_GRACE", Flag: "server-lost-grace", Help: "a server down this long loses its workspaces", Set: durationSetter(&c.ServerLostGrace)},
 		{Env: "COMPUTE_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Help: "graceful shutdown limit, seconds", Set: func(v string) (err error) {
 			c.ShutdownTimeout, err = parseSeconds(v)
 			return err
 		}},
 		{Env: "BERTH_LOG_LEVEL", Flag: "log-level", Help: "trace, debug, info, warn, error", Set: envflag.String(&c.LogLevel)},
 		{Env: "BERTH_LOG_JSON", Flag: "log-json", Help: "JSON logs", Set: func(v string) error { c.LogJSON = v == "true" || v == "1"; return nil }},
+	}
+}
+
+func durationSetter(p *time.Duration) func(string) error {
+	return func(v string) (err error) {
+		*p, err = parseSeconds(v)
+		return err
 	}
 }
 

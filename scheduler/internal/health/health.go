@@ -59,6 +59,7 @@ type serverState struct {
 	memPct      float64
 	health      placement.Health
 	reason      string
+	downSince   time.Time // when it last left healthy/degraded; zero while up
 }
 
 // Tracker tracks server health.
@@ -91,6 +92,18 @@ func (t *Tracker) Health(serverID string) (placement.Health, bool) {
 		return "", false
 	}
 	return s.health, true
+}
+
+// DownSince reports since when a server has been down (unhealthy or
+// unreachable); ok is false while it is not down.
+func (t *Tracker) DownSince(serverID string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.states[serverID]
+	if !ok || s.downSince.IsZero() {
+		return time.Time{}, false
+	}
+	return s.downSince, true
 }
 
 // Run probes and listens until ctx ends.
@@ -206,6 +219,12 @@ func (t *Tracker) evaluate(ctx context.Context, id string) {
 	changed := h != s.health || (reason != s.reason && h != placement.HealthHealthy)
 	old := s.health
 	s.health, s.reason = h, reason
+	switch {
+	case h != placement.HealthUnhealthy && h != placement.HealthUnreachable:
+		s.downSince = time.Time{}
+	case s.downSince.IsZero():
+		s.downSince = time.Now()
+	}
 	t.mu.Unlock()
 	if !changed {
 		return

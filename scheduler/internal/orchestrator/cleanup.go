@@ -46,6 +46,8 @@ func (o *Orchestrator) CleanupOnce(ctx context.Context) int {
 }
 
 func (o *Orchestrator) purge(ctx context.Context, ws registry.Workspace) error {
+	o.inflight.Store(ws.ID, struct{}{})
+	defer o.inflight.Delete(ws.ID)
 	if ws.ServerID != "" {
 		s, err := o.db.GetServer(ctx, ws.ServerID)
 		if err != nil {

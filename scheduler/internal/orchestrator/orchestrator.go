@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,12 @@ type Orchestrator struct {
 	opts    Options
 	log     hclog.Logger
 	rrSeq   atomic.Uint64
+
+	rec      ReconcileOptions
+	down     DownView // nil: servers are never declared lost
+	notifier Notifier // nil: nobody is told of status changes
+	inflight sync.Map // workspace id → struct{}: creates in progress
+	orphans  sync.Map // "server/container" → time.Time first seen
 }
 
 // New builds an orchestrator. members and health may be nil.
@@ -49,7 +56,15 @@ func New(db *registry.DB, agents Agents, members Members, health HealthView, cat
 	if opts.CreateTimeout == 0 {
 		opts.CreateTimeout = 2 * time.Minute
 	}
-	return &Orchestrator{db: db, agents: agents, members: members, health: health, tiers: catalog, opts: opts, log: log}
+	return &Orchestrator{db: db, agents: agents, members: members, health: health, tiers: catalog, opts: opts, log: log,
+		rec: ReconcileOptions{Interval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute}}
+}
+
+// SetReconcile configures reconciliation and failover: how often, the
+// orphan and lost-server grace periods, where server downtime is read, and
+// who hears of status changes (either may be nil). Call before Run*.
+func (o *Orchestrator) SetReconcile(opts ReconcileOptions, down DownView, n Notifier) {
+	o.rec, o.down, o.notifier = opts, down, n
 }
 
 // Request turns a tier and config into a placement request.
@@ -62,7 +77,6 @@ func (o *Orchestrator) Request(cfg WorkspaceConfig) (placement.Request, tiers.Sp
 		Architecture: spec.Architecture,
 		Region:       cfg.RegionPreference,
 		Strategy:     o.opts.Strategy,
-		Sequence:     o.rrSeq.Add(1) - 1,
 	}
 	if req.BandwidthMbps == 0 {
 		req.BandwidthMbps = 100
@@ -86,6 +100,7 @@ func (o *Orchestrator) Create(ctx context.Context, r CreateRequest) (registry.Wo
 	}
 
 	req, spec := o.Request(r.Config)
+	req.Sequence = o.rrSeq.Add(1) - 1
 	snap, err := o.Snapshot(ctx)
 	if err != nil {
 		return registry.Workspace{}, err
@@ -140,6 +155,8 @@ func (o *Orchestrator) existing(ws registry.Workspace, userID string) (registry.
 // On any failure after the reservation, the row is deleted (releasing the
 // reservation) and any container that was made is removed.
 func (o *Orchestrator) createOn(ctx context.Context, r CreateRequest, spec tiers.Spec, server registry.Server, node placement.Node) (registry.Workspace, error) {
+	o.inflight.Store(r.WorkspaceID, struct{}{})
+	defer o.inflight.Delete(r.WorkspaceID)
 	image := o.image(r.Config, spec, server)
 	now := time.Now().UTC()
 	host := server.Hostname
@@ -278,4 +295,20 @@ func (o *Orchestrator) event(ctx context.Context, e registry.Event) {
 	if _, err := o.db.AddEvent(ctx, e); err != nil {
 		o.log.Warn("record event", "kind", e.Kind, "error", err)
 	}
+}
+
+// Explain is a dry run of placement: how a workspace with cfg would be
+// placed right now, with every server's reason or score. Nothing is
+// reserved, and the round-robin counter does not move.
+func (o *Orchestrator) Explain(ctx context.Context, cfg WorkspaceConfig) (placement.Decision, error) {
+	req, _ := o.Request(cfg)
+	req.Sequence = o.rrSeq.Load()
+	snap, err := o.Snapshot(ctx)
+	if err != nil {
+		return placement.Decision{}, err
+	}
+	if len(snap.Nodes) == 0 {
+		return placement.Decision{}, ErrNoServers
+	}
+	return placement.Place(snap.Nodes, req)
 }

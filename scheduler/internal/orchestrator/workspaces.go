@@ -2,11 +2,13 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
 )
@@ -25,16 +27,17 @@ func (o *Orchestrator) List(ctx context.Context, userID, sessionID string) ([]re
 	return o.db.ListWorkspaces(ctx, registry.WorkspaceFilter{UserID: userID, SessionID: sessionID})
 }
 
-// client returns the agent client of the workspace's server.
-func (o *Orchestrator) client(ctx context.Context, ws registry.Workspace) (*agentclient.Client, error) {
+// client returns the agent client of the workspace's server, and ctx
+// carrying the workspace's fencing epoch for every call made with it.
+func (o *Orchestrator) client(ctx context.Context, ws registry.Workspace) (*agentclient.Client, context.Context, error) {
 	if ws.ServerID == "" || ws.ContainerID == "" {
-		return nil, ErrNoContainer
+		return nil, ctx, ErrNoContainer
 	}
 	s, err := o.db.GetServer(ctx, ws.ServerID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrServerUnavailable, err)
+		return nil, ctx, fmt.Errorf("%w: %v", ErrServerUnavailable, err)
 	}
-	return o.agents.Client(s.ID, AgentAddr(s)), nil
+	return o.agents.Client(s.ID, AgentAddr(s)), agentclient.WithEpoch(ctx, ws.Epoch), nil
 }
 
 // StatusFromDocker maps a Docker state to a workspace status as a request
@@ -59,7 +62,7 @@ func (o *Orchestrator) Sync(ctx context.Context, ws registry.Workspace) (registr
 	if ws.Status == registry.StatusPendingDeletion || ws.Status == registry.StatusCreating {
 		return ws, nil
 	}
-	client, err := o.client(ctx, ws)
+	client, ctx, err := o.client(ctx, ws)
 	if err != nil {
 		return ws, nil
 	}
@@ -89,7 +92,7 @@ func (o *Orchestrator) Sync(ctx context.Context, ws registry.Workspace) (registr
 // failure is recorded as the status reason, and the next sync corrects it.
 func (o *Orchestrator) Stop(ctx context.Context, ws registry.Workspace) error {
 	reason := ""
-	if client, err := o.client(ctx, ws); err == nil {
+	if client, ctx, err := o.client(ctx, ws); err == nil {
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		if err := client.Stop(sctx, ws.ContainerID, 10*time.Second); err != nil {
@@ -106,9 +109,19 @@ func (o *Orchestrator) Stop(ctx context.Context, ws registry.Workspace) error {
 	return err
 }
 
-// Restart starts the container again and marks the workspace running.
+// Restart starts the container again and marks the workspace running. A
+// workspace whose server was lost (and is still down), whose server is
+// draining, or that has no container any more is re-placed instead: a new
+// container on a healthy server, with a new, empty home (the metadata says
+// so: home_reset).
 func (o *Orchestrator) Restart(ctx context.Context, ws registry.Workspace) error {
-	client, err := o.client(ctx, ws)
+	if ws.ServerID == "" {
+		return ErrNoContainer
+	}
+	if o.needsMove(ctx, ws) {
+		return o.replace(ctx, ws)
+	}
+	client, ctx, err := o.client(ctx, ws)
 	if err != nil {
 		return err
 	}
@@ -124,11 +137,128 @@ func (o *Orchestrator) Restart(ctx context.Context, ws registry.Workspace) error
 	return err
 }
 
+func (o *Orchestrator) needsMove(ctx context.Context, ws registry.Workspace) bool {
+	s, err := o.db.GetServer(ctx, ws.ServerID)
+	if err != nil {
+		return true
+	}
+	if s.State == registry.ServerDraining || (ws.ContainerID == "" && ws.Status != registry.StatusCreating) {
+		return true
+	}
+	if ws.Status == registry.StatusError && ws.StatusReason == ReasonServerLost && o.down != nil {
+		_, down := o.down.DownSince(ws.ServerID)
+		return down
+	}
+	return false
+}
+
+// replace moves a workspace to another server and starts a new container
+// there, trying candidates in placement order like Create.
+func (o *Orchestrator) replace(ctx context.Context, ws registry.Workspace) error {
+	ctx = context.WithoutCancel(ctx)
+	o.inflight.Store(ws.ID, struct{}{})
+	defer o.inflight.Delete(ws.ID)
+	cr := CreateRequest{UserID: ws.UserID, SessionID: ws.SessionID, WorkspaceID: ws.ID, Config: configFromRow(ws)}
+	req, spec := o.Request(cr.Config)
+	req.Sequence = o.rrSeq.Add(1) - 1
+	snap, err := o.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range snap.Nodes { // never back onto the server it is leaving
+		if snap.Nodes[i].ID == ws.ServerID {
+			snap.Nodes[i].Health = "unreachable"
+		}
+	}
+	dec, err := placement.Place(snap.Nodes, req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPlacement, err)
+	}
+	oldServer, oldContainer := ws.ServerID, ws.ContainerID
+	var lastErr error
+	for _, cand := range dec.Candidates {
+		server, _ := snap.Server(cand.NodeID)
+		node, _ := snap.Node(cand.NodeID)
+		moved, err := o.db.MoveWorkspace(ctx, ws.ID, server.ID, limits(node))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		client := o.agents.Client(server.ID, AgentAddr(server))
+		cctx, cancel := context.WithTimeout(ctx, o.opts.CreateTimeout)
+		ctr, err := client.Create(cctx, o.containerSpec(moved, cr, spec))
+		cancel()
+		if err != nil {
+			lastErr = agentCreateError(err, moved.Image, server.ID)
+			o.setStatus(ctx, ws.ID, registry.StatusError, "re-placement failed: "+err.Error())
+			continue
+		}
+		_, err = o.db.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
+			w.Status, w.StatusReason, w.ContainerID, w.LastActivity = registry.StatusRunning, "", ctr.ID, time.Now().UTC()
+			if w.Metadata == nil {
+				w.Metadata = map[string]any{}
+			}
+			w.Metadata["home_reset"] = true
+			w.Metadata["previous_server_id"] = oldServer
+			w.Metadata["replaced_at"] = time.Now().UTC().Format(time.RFC3339)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		o.log.Info("workspace re-placed with a new home", "workspace_id", ws.ID, "from", oldServer, "to", server.ID)
+		o.event(ctx, registry.Event{Kind: "workspace.replaced", ServerID: server.ID, WorkspaceID: ws.ID,
+			Message: fmt.Sprintf("re-placed from %s to %s; the home directory is new", oldServer, server.ID)})
+		o.retire(ctx, oldServer, oldContainer)
+		return nil
+	}
+	if lastErr == nil {
+		lastErr = ErrCreateFailed
+	}
+	return lastErr
+}
+
+// retire removes the container a workspace left behind on its old server,
+// if that server answers; otherwise reconciliation stops and removes it when
+// the server is back. The old home directory is kept.
+func (o *Orchestrator) retire(ctx context.Context, serverID, containerID string) {
+	if containerID == "" {
+		return
+	}
+	s, err := o.db.GetServer(ctx, serverID)
+	if err != nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := o.agents.Client(s.ID, AgentAddr(s)).Remove(rctx, containerID, true); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
+		o.log.Info("old container not removed now; reconciliation will", "server", serverID, "error", err)
+	}
+}
+
+// configFromRow rebuilds the create config of a workspace from its record.
+func configFromRow(ws registry.Workspace) WorkspaceConfig {
+	var raw struct {
+		GitBranch        string `json:"git_branch"`
+		GitCredentials   string `json:"git_credentials"`
+		GitName          string `json:"git_name"`
+		GitEmail         string `json:"git_email"`
+		BaseImage        string `json:"base_image"`
+		RegionPreference string `json:"region_preference"`
+	}
+	_ = json.Unmarshal(ws.Config, &raw)
+	return WorkspaceConfig{Tier: ws.Tier, Repos: ws.Repositories, Environment: ws.Environment,
+		GitBranch: raw.GitBranch, GitCredentials: raw.GitCredentials, GitName: raw.GitName, GitEmail: raw.GitEmail,
+		BaseImage: raw.BaseImage, RegionPreference: raw.RegionPreference, Raw: ws.Config}
+}
+
 // Delete removes the container and the record; the data directory stays
 // (contract §3.6). A container that cannot be removed now is left to
 // reconciliation, which removes unrecorded containers.
 func (o *Orchestrator) Delete(ctx context.Context, ws registry.Workspace) error {
-	if client, err := o.client(ctx, ws); err == nil {
+	o.inflight.Store(ws.ID, struct{}{})
+	defer o.inflight.Delete(ws.ID)
+	if client, ctx, err := o.client(ctx, ws); err == nil {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if err := client.Remove(rctx, ws.ContainerID, true); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
@@ -202,7 +332,7 @@ func (o *Orchestrator) Exec(ctx context.Context, ws registry.Workspace, req Exec
 	if err != nil {
 		return ExecResult{}, err
 	}
-	client, err := o.client(ctx, ws)
+	client, ctx, err := o.client(ctx, ws)
 	if err != nil {
 		return ExecResult{}, err
 	}
@@ -221,7 +351,7 @@ func (o *Orchestrator) ExecStream(ctx context.Context, ws registry.Workspace, re
 	if err != nil {
 		return ExecResult{}, err
 	}
-	client, err := o.client(ctx, ws)
+	client, ctx, err := o.client(ctx, ws)
 	if err != nil {
 		return ExecResult{}, err
 	}
@@ -240,7 +370,7 @@ func (o *Orchestrator) ExecStream(ctx context.Context, ws registry.Workspace, re
 
 // Resources samples the container's resource use.
 func (o *Orchestrator) Resources(ctx context.Context, ws registry.Workspace) (wire.ContainerStats, error) {
-	client, err := o.client(ctx, ws)
+	client, ctx, err := o.client(ctx, ws)
 	if err != nil {
 		return wire.ContainerStats{}, err
 	}

@@ -1,0 +1,62 @@
+package podexapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"berth/scheduler/internal/registry"
+)
+
+type call struct{ path, token, status string }
+
+func TestWorkspaceStatusSync(t *testing.T) {
+	calls := make(chan call, 10)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Status string }
+		json.NewDecoder(r.Body).Decode(&body)
+		calls <- call{r.URL.Path, r.Header.Get("X-Internal-Service-Token"), body.Status}
+	}))
+	defer api.Close()
+	c := New(api.URL+"/", "svc-token", hclog.NewNullLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+
+	tests := []struct {
+		status registry.Status
+		want   string // "" = not sent
+	}{
+		{registry.StatusPendingDeletion, ""},
+		{registry.StatusError, "error"},
+		{registry.StatusCreating, "starting"},
+		{registry.StatusStopped, "stopped"},
+	}
+	for _, tt := range tests {
+		c.WorkspaceStatus(ctx, registry.Workspace{ID: "w-1", Status: tt.status})
+	}
+	for _, tt := range tests {
+		if tt.want == "" {
+			continue
+		}
+		select {
+		case got := <-calls:
+			want := call{"/api/workspaces/w-1/internal/sync-status", "svc-token", tt.want}
+			if got != want {
+				t.Errorf("call = %+v, want %+v", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no call for %s", tt.status)
+		}
+	}
+	select {
+	case extra := <-calls:
+		t.Errorf("unexpected extra call %+v", extra)
+	default:
+	}
+}
