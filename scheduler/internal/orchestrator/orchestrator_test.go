@@ -31,6 +31,12 @@ type rig struct {
 	db     *registry.DB
 	orch   *orchestrator.Orchestrator
 	agents map[string]*fakeagent.Agent
+	dialer *agentclient.Dialer
+}
+
+// client is an agent client of a fake agent, as the scheduler holds it.
+func (r *rig) client(server string) *agentclient.Client {
+	return r.dialer.Client(server, r.agents[server].Addr())
 }
 
 // newRig starts fake agents (real mTLS) for servers, each with room for
@@ -61,8 +67,9 @@ func newRig(t *testing.T, slots int, servers ...string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.dialer = dialer
 	r.orch = orchestrator.New(db, dialer, nil, allHealthy{}, tiers.Builtin(), orchestrator.Options{
-		Strategy: placement.Spread, WorkspaceImage: "berth/workspace:dev"}, hclog.NewNullLogger())
+		Strategy: placement.Spread, ClusterID: "berth", WorkspaceImage: "berth/workspace:dev"}, hclog.NewNullLogger())
 	return r
 }
 

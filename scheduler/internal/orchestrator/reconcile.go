@@ -102,22 +102,27 @@ func (o *Orchestrator) RunReconcile(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			o.ReconcileOnce(ctx)
 		}
-		servers, err := o.db.ListServers(ctx)
-		if err != nil {
-			o.log.Warn("reconcile: list servers", "error", err)
-			continue
+	}
+}
+
+// ReconcileOnce makes one pass over every server.
+func (o *Orchestrator) ReconcileOnce(ctx context.Context) {
+	servers, err := o.db.ListServers(ctx)
+	if err != nil {
+		o.log.Warn("reconcile: list servers", "error", err)
+		return
+	}
+	for _, s := range servers {
+		if o.down != nil {
+			if since, ok := o.down.DownSince(s.ID); ok && time.Since(since) > o.rec.LostGrace {
+				o.markLost(ctx, s.ID, since)
+				continue
+			}
 		}
-		for _, s := range servers {
-			if o.down != nil {
-				if since, ok := o.down.DownSince(s.ID); ok && time.Since(since) > o.rec.LostGrace {
-					o.markLost(ctx, s.ID, since)
-					continue
-				}
-			}
-			if err := o.ReconcileServer(ctx, s.ID); err != nil {
-				o.log.Debug("reconcile", "server", s.ID, "error", err)
-			}
+		if err := o.ReconcileServer(ctx, s.ID); err != nil {
+			o.log.Debug("reconcile", "server", s.ID, "error", err)
 		}
 	}
 }
