@@ -4,6 +4,7 @@
 //	scheduler serve                 run the scheduler
 //	scheduler members               the gossip membership view, as a table
 //	scheduler backup FILE           a consistent copy of the registry (VACUUM INTO)
+//	scheduler check                 PRAGMA integrity_check of the registry (safe while serving)
 //
 // Settings come from flags, the environment or a KEY=VALUE file (BERTH_CONFIG);
 // `scheduler help` lists them.
@@ -37,6 +38,8 @@ func main() {
 		err = members(ctx, args)
 	case "backup":
 		err = backup(ctx, args)
+	case "check":
+		err = check(ctx, args)
 	case "help", "-h", "--help":
 		usage()
 		return
@@ -51,7 +54,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: scheduler serve|members|backup FILE [flags]
+	fmt.Fprint(os.Stderr, `usage: scheduler serve|members|servers|backup FILE|check [flags]
 
 Settings (flag, environment variable, meaning):
 `+config.Usage())

@@ -17,6 +17,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"berth/agent/internal/docker"
 	"berth/shared/version"
@@ -53,16 +56,22 @@ type Server struct {
 	echo     *echo.Echo
 
 	lastContact atomic.Int64 // unix nanos of the last request from the scheduler
+
+	metrics      *prometheus.Registry
+	reqDuration  *prometheus.HistogramVec
+	dockerErrors *prometheus.CounterVec
 }
 
 // New builds the API. capacity returns the latest capacity sample.
 func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Logger) *Server {
 	s := &Server{serverID: serverID, docker: d, capacity: capacity, log: log, echo: echo.New()}
 	s.lastContact.Store(time.Now().UnixNano()) // the lease starts with the agent
+	s.initMetrics()
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.noteContact)
+	e.Use(s.noteContact, s.instrument)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})))
 	e.GET(wire.PathHealth, s.health)
 	e.GET(wire.PathCapacity, s.getCapacity)
 	e.GET(wire.PathInfo, s.info)
@@ -83,6 +92,37 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Log
 	e.GET(wire.PathEvents, s.events)
 	e.DELETE(wire.PathData, s.removeData)
 	return s
+}
+
+// initMetrics registers the agent's Prometheus instruments. /metrics is
+// served on the mTLS API like every other route: scrape it with a
+// certificate of the cluster CA carrying the scheduler role.
+func (s *Server) initMetrics() {
+	s.metrics = prometheus.NewRegistry()
+	s.reqDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "berth_agent_http_request_duration_seconds", Help: "Agent API requests by route, method and status.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+	}, []string{"route", "method", "code"})
+	s.dockerErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "berth_agent_docker_errors_total", Help: "Requests that failed in the local dockerd, by route.",
+	}, []string{"route"})
+	s.metrics.MustRegister(s.reqDuration, s.dockerErrors, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
+func (s *Server) instrument(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // write the answer now, so its status is known
+			if errors.Is(err, docker.ErrDocker) || errors.Is(err, docker.ErrTimeout) || errors.Is(err, docker.ErrStartFailed) {
+				s.dockerErrors.WithLabelValues(c.Path()).Inc()
+			}
+		}
+		s.reqDuration.WithLabelValues(c.Path(), c.Request().Method, strconv.Itoa(c.Response().Status)).Observe(time.Since(start).Seconds())
+		return nil
+	}
 }
 
 // LastContact is when the scheduler last called (any authenticated request;

@@ -80,6 +80,14 @@ func TestAgentProcessLifecycle(t *testing.T) {
 		t.Errorf("exit code = %d, want 3", res.ExitCode)
 	}
 
+	// fencing: an operation carrying an older epoch than the container's is refused
+	if _, err := a.client.Exec(agentclient.WithEpoch(ctx, 2), ctr.ID, wire.ExecRequest{Cmd: []string{"true"}}); !errors.Is(err, agentclient.ErrStaleEpoch) {
+		t.Errorf("exec with stale epoch 2: %v, want ErrStaleEpoch", err)
+	}
+	if _, err := a.client.Exec(agentclient.WithEpoch(ctx, 3), ctr.ID, wire.ExecRequest{Cmd: []string{"true"}}); err != nil {
+		t.Errorf("exec with current epoch 3: %v", err)
+	}
+
 	// streaming exec: chunks arrive before the process ends
 	var mu sync.Mutex
 	var chunks []string
@@ -160,6 +168,10 @@ func TestAgentProcessLifecycle(t *testing.T) {
 	}
 	if _, err := a.client.Inspect(ctx, ctr.ID); !errors.Is(err, agentclient.ErrNotFound) {
 		t.Errorf("Inspect after remove: %v, want ErrNotFound", err)
+	}
+	metrics, err := a.client.Metrics(ctx)
+	if err != nil || !strings.Contains(metrics, `berth_agent_http_request_duration_seconds_count{code="201",method="POST",route="/v1/containers"} 1`) {
+		t.Errorf("agent /metrics lacks the create request (%v):\n%.2000s", err, metrics)
 	}
 	if err := a.client.RemoveData(ctx, "workspaces/"+name); err != nil {
 		t.Errorf("RemoveData: %v", err)

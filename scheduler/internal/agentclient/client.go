@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // (and so one connection pool) per server id and address. Safe for
 // concurrent use.
 type Dialer struct {
-	base *tls.Config
+	base    *tls.Config
+	observe func(op string, err error, took time.Duration)
 
 	mu      sync.Mutex
 	clients map[string]*Client
@@ -37,6 +39,11 @@ func NewDialer(files mtls.Files) (*Dialer, error) {
 	}
 	return &Dialer{base: cfg, clients: map[string]*Client{}}, nil
 }
+
+// Observe makes every call of every client report its operation (method
+// and route, e.g. "POST /v1/containers/:id/exec"), error and duration. Call
+// it before the first Client.
+func (d *Dialer) Observe(fn func(op string, err error, took time.Duration)) { d.observe = fn }
 
 // Client returns the client of the agent of serverID at addr (host:port).
 func (d *Dialer) Client(serverID, addr string) *Client {
@@ -54,7 +61,7 @@ func (d *Dialer) Client(serverID, addr string) *Client {
 		IdleConnTimeout:     60 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
-	c := &Client{ServerID: serverID, base: "https://" + addr, http: &http.Client{Transport: tr}}
+	c := &Client{ServerID: serverID, base: "https://" + addr, http: &http.Client{Transport: tr}, observe: d.observe}
 	d.clients[key] = c
 	return c
 }
@@ -74,9 +81,14 @@ type Client struct {
 	ServerID string
 	base     string
 	http     *http.Client
+	observe  func(op string, err error, took time.Duration)
 }
 
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, contentLength int64) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, contentLength int64) (resp *http.Response, err error) {
+	if c.observe != nil {
+		start := time.Now()
+		defer func() { c.observe(method+" "+route(path), err, time.Since(start)) }()
+	}
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -92,7 +104,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.ContentLength = contentLength
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	resp, err = c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s %s on %s: %w", method, path, c.ServerID, ctx.Err())
@@ -137,6 +149,19 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 		return fmt.Errorf("decode %s answer of %s: %w", path, c.ServerID, err)
 	}
 	return nil
+}
+
+// route replaces the container id of a path with ":id".
+func route(path string) string {
+	const prefix = wire.PathContainers + "/"
+	if !strings.HasPrefix(path, prefix) {
+		return path
+	}
+	rest := path[len(prefix):]
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return prefix + ":id" + rest[i:]
+	}
+	return prefix + ":id"
 }
 
 func containerPath(id string, suffix string) string {
@@ -256,6 +281,17 @@ func (c *Client) Stats(ctx context.Context, id string) (wire.ContainerStats, err
 // Update changes a container's CPU and memory limits.
 func (c *Client) Update(ctx context.Context, id string, res wire.Resources) error {
 	return c.call(ctx, http.MethodPost, containerPath(id, "/update"), nil, res, nil)
+}
+
+// Metrics returns the agent's Prometheus text exposition.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil, nil, 0)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // RemoveData deletes a directory below the agent's data directory.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ type Config struct {
 	WorkspaceImage   string   // COMPUTE_WORKSPACE_IMAGE: fallback image
 	DockerRuntime    string   // COMPUTE_DOCKER_RUNTIME: "" = the daemon's default (runc)
 	Strategy         string   // BERTH_PLACEMENT_STRATEGY: spread, best_fit, affinity, round_robin
+	CPUOvercommit    float64  // BERTH_CPU_OVERCOMMIT: vCPUs placeable per real core (memory is never overcommitted)
 
 	ReconcileInterval time.Duration // BERTH_RECONCILE_INTERVAL: registry vs containers, per server
 	OrphanGrace       time.Duration // BERTH_ORPHAN_GRACE: unrecorded containers are removed after this
@@ -60,6 +62,7 @@ func Default() Config {
 		ClusterID:       "berth",
 		WorkspaceImage:  "berth/workspace:dev",
 		Strategy:        "spread",
+		CPUOvercommit:   1,
 		ShutdownTimeout: 60 * time.Second,
 
 		ReconcileInterval: 10 * time.Second,
@@ -105,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcileInterval < 100*time.Millisecond || c.OrphanGrace < 0 || c.ServerLostGrace < time.Second {
 		add("reconcile interval must be at least 100ms, orphan grace not negative, server lost grace at least 1s")
+	}
+	if c.CPUOvercommit < 1 || c.CPUOvercommit > 64 {
+		add("cpu overcommit %g: want 1 to 64", c.CPUOvercommit)
 	}
 	if c.ClusterID == "" {
 		add("cluster id: required (BERTH_CLUSTER_ID)")
@@ -157,6 +163,10 @@ func (c *Config) keys() []envflag.Key {
 		}},
 		{Env: "COMPUTE_WORKSPACE_IMAGE", Flag: "workspace-image", Help: "fallback workspace image", Set: envflag.String(&c.WorkspaceImage)},
 		{Env: "COMPUTE_DOCKER_RUNTIME", Flag: "docker-runtime", Help: "container runtime (empty: daemon default)", Set: envflag.String(&c.DockerRuntime)},
+		{Env: "BERTH_CPU_OVERCOMMIT", Flag: "cpu-overcommit", Help: "vCPUs placeable per real core", Set: func(v string) (err error) {
+			c.CPUOvercommit, err = strconv.ParseFloat(v, 64)
+			return err
+		}},
 		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
 		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: durationSetter(&c.ReconcileInterval)},
 		{Env: "BERTH_ORPHAN_GRACE", Flag: "orphan-grace", Help: "remove unrecorded containers after", Set: durationSetter(&c.OrphanGrace)},

@@ -24,13 +24,20 @@ type Agents interface {
 	Client(serverID, addr string) *agentclient.Client
 }
 
+// Observer hears of placement decisions (metrics).
+type Observer interface {
+	Placement(result, strategy string, took time.Duration)
+}
+
 // Options are the orchestrator's settings.
 type Options struct {
 	Strategy       placement.Strategy
 	ClusterID      string        // put on every container (wire.LabelCluster)
+	CPUOvercommit  float64       // vCPUs placeable per real core; 0 means 1
 	WorkspaceImage string        // fallback image (COMPUTE_WORKSPACE_IMAGE)
 	Runtime        string        // container runtime; "" = daemon default
 	CreateTimeout  time.Duration // per agent create call
+	Observer       Observer      // nil: no metrics
 }
 
 // Orchestrator drives workspaces. Safe for concurrent use.
@@ -101,14 +108,17 @@ func (o *Orchestrator) Create(ctx context.Context, r CreateRequest) (registry.Wo
 
 	req, spec := o.Request(r.Config)
 	req.Sequence = o.rrSeq.Add(1) - 1
+	start := time.Now()
 	snap, err := o.Snapshot(ctx)
 	if err != nil {
 		return registry.Workspace{}, err
 	}
 	if len(snap.Nodes) == 0 {
+		o.observe("no_servers", req, start)
 		return registry.Workspace{}, ErrNoServers
 	}
 	dec, err := placement.Place(snap.Nodes, req)
+	o.observe(placementResult(err), req, start)
 	if err != nil {
 		o.event(ctx, registry.Event{Kind: "placement.failed", WorkspaceID: r.WorkspaceID, Message: err.Error(),
 			Data: map[string]any{"summary": dec.Summary(), "tier": spec.Tier}})
@@ -142,6 +152,26 @@ func (o *Orchestrator) Create(ctx context.Context, r CreateRequest) (registry.Wo
 		return registry.Workspace{}, fmt.Errorf("%w: %w", ErrPlacement, placement.ErrNoCapacity)
 	}
 	return registry.Workspace{}, lastErr
+}
+
+func (o *Orchestrator) observe(result string, req placement.Request, start time.Time) {
+	if o.opts.Observer != nil {
+		o.opts.Observer.Placement(result, string(placement.ParseStrategy(string(req.Strategy))), time.Since(start))
+	}
+}
+
+func placementResult(err error) string {
+	switch {
+	case err == nil:
+		return "placed"
+	case errors.Is(err, placement.ErrNoHealthyServers):
+		return "no_healthy_servers"
+	case errors.Is(err, placement.ErrNoRegionCapacity):
+		return "no_region_capacity"
+	case errors.Is(err, placement.ErrNoCapacity):
+		return "no_capacity"
+	}
+	return "failed"
 }
 
 func (o *Orchestrator) existing(ws registry.Workspace, userID string) (registry.Workspace, error) {

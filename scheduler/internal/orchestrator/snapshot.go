@@ -77,7 +77,7 @@ func (o *Orchestrator) Snapshot(ctx context.Context) (Snapshot, error) {
 		if m, ok := live[s.ID]; ok && m.MetaErr == "" && m.State != gossip.StateDead && m.State != gossip.StateLeft {
 			meta := m.Meta
 			n.Real = placement.Measured{
-				CPU: float64(meta.CPUMilli) / 1000, MemoryMB: meta.MemTotalMB, MemoryFreeMB: meta.MemFreeMB,
+				CPU: float64(meta.CPUMilli) / 1000 * max(o.opts.CPUOvercommit, 1), MemoryMB: meta.MemTotalMB, MemoryFreeMB: meta.MemFreeMB,
 				DiskGB: meta.DiskTotalGB, DiskFreeGB: meta.DiskFreeGB,
 			}
 			if n.Architecture == "" {
