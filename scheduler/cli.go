@@ -80,6 +80,29 @@ func backup(ctx context.Context, args []string) error {
 	return nil
 }
 
+// check runs SQLite's integrity check on the registry; it is safe while the
+// scheduler serves (WAL readers do not block the writer).
+func check(ctx context.Context, args []string) error {
+	cfg, _, err := loadConfig(args)
+	if err != nil {
+		return err
+	}
+	db, err := registry.Open(ctx, cfg.DBPath(), logging.New("check", "warn", false))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	res, err := db.IntegrityCheck(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Println(res)
+	if res != "ok" {
+		return fmt.Errorf("integrity check failed")
+	}
+	return nil
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"

@@ -17,6 +17,7 @@ import (
 	"berth/scheduler/internal/computeapi"
 	"berth/scheduler/internal/config"
 	"berth/scheduler/internal/health"
+	"berth/scheduler/internal/metrics"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/podexapi"
@@ -39,6 +40,7 @@ type App struct {
 	watcher *health.Watcher
 	podex   *podexapi.Client // nil when COMPUTE_API_BASE_URL is unset
 	orch    *orchestrator.Orchestrator
+	metrics *metrics.Metrics
 	echo    *echo.Echo
 }
 
@@ -87,9 +89,11 @@ func (a *App) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.metrics = metrics.New()
+	dialer.Observe(a.metrics.AgentCall)
 	a.tracker = health.New(a.db, dialer, healthPool, orchestrator.AgentAddr, health.DefaultOptions(), log.Named("health"))
 	a.orch = orchestrator.New(a.db, dialer, members, a.tracker, tiers.Builtin(), orchestrator.Options{
-		Strategy: placement.ParseStrategy(cfg.Strategy), ClusterID: cfg.ClusterID, WorkspaceImage: cfg.WorkspaceImage, Runtime: cfg.DockerRuntime,
+		Strategy: placement.ParseStrategy(cfg.Strategy), ClusterID: cfg.ClusterID, CPUOvercommit: cfg.CPUOvercommit, Observer: a.metrics, WorkspaceImage: cfg.WorkspaceImage, Runtime: cfg.DockerRuntime,
 	}, log.Named("orchestrator"))
 	var notifier orchestrator.Notifier
 	if cfg.APIBaseURL != "" {
@@ -101,7 +105,9 @@ func (a *App) build(ctx context.Context) error {
 	}, a.tracker, notifier)
 	a.watcher = health.NewWatcher(a.db, dialer, a.orch, orchestrator.AgentAddr, log.Named("events"))
 
+	a.metrics.Watch(stateView{a})
 	a.echo = newEcho()
+	a.echo.GET("/metrics", echo.WrapHandler(a.metrics.Handler()))
 	computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version}).Register(a.echo)
 	admin.New(admin.Deps{Token: cfg.AdminToken, Members: members, Log: log.Named("admin")}).Register(a.echo)
 	return nil

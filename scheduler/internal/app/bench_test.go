@@ -26,7 +26,7 @@ import (
 // benchApp is the whole scheduler (registry file, placement, orchestrator,
 // compute API over real HTTP) in front of n in-process fake agents reached
 // over real mTLS.
-func benchApp(b *testing.B, n int) (*httptest.Server, *App) {
+func benchApp(b testing.TB, n int) (*httptest.Server, *App) {
 	b.Helper()
 	pki := testutil.NewPKI(b)
 	var seeds []map[string]any
@@ -68,7 +68,7 @@ func benchApp(b *testing.B, n int) (*httptest.Server, *App) {
 
 var benchSeq atomic.Int64
 
-func postWorkspace(b *testing.B, url string) {
+func postWorkspace(b testing.TB, url string) {
 	body, _ := json.Marshal(map[string]any{"session_id": "s", "workspace_id": fmt.Sprintf("bench-%d", benchSeq.Add(1)), "config": map[string]any{"tier": "starter"}})
 	req, _ := http.NewRequest(http.MethodPost, url+"/workspaces", bytes.NewReader(body))
 	req.Header.Set("X-Internal-Service-Token", "bench-token")
