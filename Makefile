@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X berth/shared/version.Version=$(VERSION)
 COMPOSE := scripts/compose.sh
 
-.PHONY: build certs images run load-workspace-images-dind down clean test bench logs
+.PHONY: build certs images run load-workspace-images-dind down clean test test-faults bench logs
 
 # bin/agent is static (it runs on any host); bin/scheduler needs cgo for SQLite.
 build:
@@ -46,6 +46,13 @@ test: certs images
 	go test -race -count=1 ./...
 	scripts/cluster-up.sh
 	BERTH_E2E=1 go test -count=1 -v ./scheduler/e2e/... 2>&1 | scripts/test-summary.sh
+	$(MAKE) test-faults
+
+# Real faults against the running cluster: agent kill -9, host kill, network
+# partition, scheduler kill -9 during 50 creates. Needs the cluster (make run).
+test-faults:
+	scripts/cluster-up.sh >/dev/null
+	BERTH_E2E=1 BERTH_FAULTS=1 go test -count=1 -v -run '^TestFault' ./scheduler/e2e/ 2>&1 | scripts/test-summary.sh
 
 # Benchmarks (figures in the README): placement, registry, create throughput
 # with fake agents, and create-to-running against a plain Docker API call.

@@ -221,6 +221,7 @@ type info struct {
 	CreatedAt    string            `json:"created_at"`
 	LastActivity string            `json:"last_activity"`
 	Environment  map[string]string `json:"environment"`
+	Metadata     map[string]any    `json:"metadata"`
 }
 
 var runSeq atomic.Int64

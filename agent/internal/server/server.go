@@ -224,7 +224,12 @@ func (s *Server) create(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	ctr, err := s.docker.Create(c.Request().Context(), req)
+	// A create runs to its end even if the scheduler hangs up (it may have
+	// crashed): half-made containers are worse than finished ones, which the
+	// scheduler's reconciliation adopts or removes by their labels.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 2*time.Minute)
+	defer cancel()
+	ctr, err := s.docker.Create(ctx, req)
 	if err != nil {
 		return err
 	}
