@@ -3,6 +3,7 @@
 //
 //	scheduler serve                 run the scheduler
 //	scheduler members               the gossip membership view, as a table
+//	scheduler servers list|add|drain|activate|remove   manage servers through the admin API
 //	scheduler backup FILE           a consistent copy of the registry (VACUUM INTO)
 //	scheduler check                 PRAGMA integrity_check of the registry (safe while serving)
 //
@@ -36,6 +37,8 @@ func main() {
 		err = serve(ctx, args)
 	case "members":
 		err = members(ctx, args)
+	case "servers":
+		err = servers(ctx, args)
 	case "backup":
 		err = backup(ctx, args)
 	case "check":

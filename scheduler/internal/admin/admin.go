@@ -1,65 +1,183 @@
 package admin
 
 import (
+	"context"
 	"net/http"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/auth"
+	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/registry"
+	"berth/scheduler/internal/tiers"
 	"berth/shared/gossip"
 )
 
 // CookieName holds the admin token in the panel's browser session.
 const CookieName = "berth_admin"
 
-// Members is the gossip view the admin API shows.
+// Registry is the part of the registry the admin API reads and writes.
+type Registry interface {
+	CreateServer(ctx context.Context, s registry.Server) (registry.Server, error)
+	GetServer(ctx context.Context, id string) (registry.Server, error)
+	ListServers(ctx context.Context) ([]registry.Server, error)
+	UpdateServer(ctx context.Context, id string, patch registry.ServerPatch) (registry.Server, error)
+	DeleteServer(ctx context.Context, id string) error
+	ListWorkspaces(ctx context.Context, f registry.WorkspaceFilter) ([]registry.Workspace, error)
+	DeleteWorkspace(ctx context.Context, id string) error
+	ListEvents(ctx context.Context, f registry.EventFilter) ([]registry.Event, error)
+}
+
+// Fleet is the orchestrator's view of the servers: the snapshot placement
+// works on, and placement dry runs.
+type Fleet interface {
+	Snapshot(ctx context.Context) (orchestrator.Snapshot, error)
+	Request(cfg orchestrator.WorkspaceConfig) (placement.Request, tiers.Spec)
+	Explain(ctx context.Context, cfg orchestrator.WorkspaceConfig) (placement.Decision, error)
+}
+
+// Agents gives the mTLS client of a server's agent.
+type Agents interface {
+	Client(serverID, addr string) *agentclient.Client
+}
+
+// Members is the gossip view.
 type Members interface {
 	Members() []gossip.Member
+	// Subscribe returns a channel of membership events, closed when the
+	// pool shuts down.
+	Subscribe() <-chan gossip.Event
 }
 
 // Deps are what the admin API reads and drives.
 type Deps struct {
-	Token   string
-	Members Members // nil when gossip is off
-	Log     hclog.Logger
+	Token        string // BERTH_ADMIN_TOKEN; "" fails closed (500)
+	ServiceToken string // INTERNAL_SERVICE_TOKEN, for the podex /servers routes
+	Registry     Registry
+	Fleet        Fleet
+	Agents       Agents
+	Members      Members // nil when gossip is off
+	Log          hclog.Logger
 }
 
-// API is the admin API. Safe for concurrent use.
+// API is the admin API, the admin panel and the podex /servers routes. Safe
+// for concurrent use.
 type API struct {
-	d Deps
+	d   Deps
+	log hclog.Logger
+
+	// changes wakes the panel's event streams when gossip or an admin write
+	// changed something. The gossip subscription is made once, by the first
+	// stream, and lives until the pool closes its channel.
+	changes   broadcast
+	subscribe sync.Once
+
+	// closing is closed when the http.Server serving the panel shuts down,
+	// so open event streams end at once instead of holding the shutdown to
+	// its deadline. hook registers that with the server, once.
+	closing   chan struct{}
+	hook      sync.Once
+	closeOnce sync.Once
 }
 
 // New builds the admin API.
-func New(d Deps) *API { return &API{d: d} }
-
-// Register mounts the routes on e under /admin.
-func (a *API) Register(e *echo.Echo) {
-	g := e.Group("/admin", a.requireToken)
-	g.GET("/members", a.members)
+func New(d Deps) *API {
+	log := d.Log
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &API{d: d, log: log, closing: make(chan struct{})}
 }
 
-// requireToken accepts the admin token as a bearer token, an X-Admin-Token
-// header, or the panel's session cookie.
+// Register mounts the routes on e. Middleware is per route (never a group),
+// so unknown paths stay the framework's plain 404. e should use
+// computeapi.ErrorHandler.
+func (a *API) Register(e *echo.Echo) {
+	admin := func(method, path string, h echo.HandlerFunc) {
+		e.Add(method, path, a.handle(h), a.requireToken)
+	}
+	admin(http.MethodGet, "/admin/members", a.members)
+	admin(http.MethodGet, "/admin/servers", a.listServers)
+	admin(http.MethodPost, "/admin/servers", a.createServer)
+	admin(http.MethodGet, "/admin/servers/:id", a.getServer)
+	admin(http.MethodPatch, "/admin/servers/:id", a.patchServer)
+	admin(http.MethodDelete, "/admin/servers/:id", a.deleteServer)
+	admin(http.MethodGet, "/admin/servers/:id/stats", a.serverStats)
+	admin(http.MethodGet, "/admin/servers/:id/workspaces", a.serverWorkspaces)
+	admin(http.MethodGet, "/admin/cluster", a.cluster)
+	admin(http.MethodGet, "/admin/events", a.events)
+	admin(http.MethodPost, "/admin/placements/explain", a.explain)
+
+	a.registerPanel(e)
+
+	service := func(method, path string, h echo.HandlerFunc) {
+		e.Add(method, path, a.handle(h), a.requireServiceToken)
+	}
+	service(http.MethodPost, "/servers/test-connection", a.testConnection)
+	service(http.MethodGet, "/servers/:id/images", a.images)
+	service(http.MethodPost, "/servers/:id/images/pull", a.pullImage)
+}
+
+// adminToken is the token a request carries: a bearer token, an
+// X-Admin-Token header, or the panel's session cookie, in that order.
+func adminToken(r *http.Request) string {
+	if token, ok := auth.Bearer(r.Header.Get("Authorization")); ok {
+		return token
+	}
+	if token := r.Header.Get("X-Admin-Token"); token != "" {
+		return token
+	}
+	if ck, err := r.Cookie(CookieName); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
+// checkAdmin compares the request's admin token with the configured one in
+// constant time.
+func (a *API) checkAdmin(r *http.Request) error {
+	token := adminToken(r)
+	switch {
+	case a.d.Token == "":
+		return errAdminNotConfigured
+	case token == "":
+		return errMissingAdminToken
+	case !auth.Equal(token, a.d.Token):
+		return errInvalidAdminToken
+	}
+	return nil
+}
+
 func (a *API) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r := c.Request()
-		token, ok := auth.Bearer(r.Header.Get("Authorization"))
-		if !ok {
-			token = r.Header.Get("X-Admin-Token")
+		if err := a.checkAdmin(c.Request()); err != nil {
+			return err
 		}
+		return next(c)
+	}
+}
+
+// requireServiceToken is the compute API's check (contract §1.2):
+// X-Internal-Service-Token wins when present, even if wrong; otherwise
+// "Authorization: Bearer <token>".
+func (a *API) requireServiceToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		token := r.Header.Get("X-Internal-Service-Token")
 		if token == "" {
-			if ck, err := r.Cookie(CookieName); err == nil {
-				token = ck.Value
-			}
+			token, _ = auth.Bearer(r.Header.Get("Authorization"))
 		}
 		switch {
-		case a.d.Token == "":
-			return echo.NewHTTPError(http.StatusInternalServerError, "Admin authentication not configured")
+		case a.d.ServiceToken == "":
+			return errServiceNotConfigured
 		case token == "":
-			return echo.NewHTTPError(http.StatusUnauthorized, "Missing admin token")
-		case !auth.Equal(token, a.d.Token):
-			return echo.NewHTTPError(http.StatusUnauthorized, "Invalid admin token")
+			return errMissingServiceToken
+		case !auth.Equal(token, a.d.ServiceToken):
+			return errInvalidServiceToken
 		}
 		return next(c)
 	}
@@ -70,4 +188,69 @@ func (a *API) members(c echo.Context) error {
 		return c.JSON(http.StatusOK, []gossip.Member{})
 	}
 	return c.JSON(http.StatusOK, a.d.Members.Members())
+}
+
+// broadcast tells every subscriber that something changed. A subscriber's
+// channel holds one pending notice, so a change that comes while the
+// subscriber is busy is not lost, and a burst of changes is one notice. The
+// zero value is ready to use.
+type broadcast struct {
+	mu   sync.Mutex
+	subs map[chan struct{}]struct{}
+}
+
+// subscribe returns the notice channel and the func that ends the
+// subscription.
+func (b *broadcast) subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subs == nil {
+		b.subs = map[chan struct{}]struct{}{}
+	}
+	b.subs[ch] = struct{}{}
+	return ch, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.subs, ch)
+	}
+}
+
+func (b *broadcast) signal() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a notice is already pending
+		}
+	}
+}
+
+// hookShutdown makes the shutdown of the http.Server that serves r end
+// the open event streams.
+func (a *API) hookShutdown(r *http.Request) {
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if !ok {
+		return
+	}
+	a.hook.Do(func() {
+		srv.RegisterOnShutdown(func() { a.closeOnce.Do(func() { close(a.closing) }) })
+	})
+}
+
+// watchGossip turns gossip events into change signals. It is started once,
+// by the first panel stream, and returns when the pool closes the channel.
+func (a *API) watchGossip() {
+	if a.d.Members == nil {
+		return
+	}
+	a.subscribe.Do(func() {
+		events := a.d.Members.Subscribe()
+		go func() {
+			for range events {
+				a.changes.signal()
+			}
+		}()
+	})
 }

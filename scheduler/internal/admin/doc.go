@@ -1,5 +1,25 @@
-// Package admin serves the operators' side of the scheduler under /admin:
-// the admin API (servers, cluster totals, the gossip membership view,
-// placement dry runs) behind the admin token, which is separate from the
-// podex service token and compared in constant time.
+// Package admin serves the operators' side of the scheduler.
+//
+// Under /admin, behind the admin token (a bearer token, an X-Admin-Token
+// header or the panel's berth_admin cookie, compared in constant time; it is
+// separate from the podex service token):
+//
+//   - the admin API: server CRUD with validation (a new server's agent must
+//     answer over mTLS with a certificate naming the server id), drain and
+//     capacity overrides, live host stats from the agent, cluster totals,
+//     the event log, the gossip view with the agents that gossip but are not
+//     registered ("discovered"), and placement dry runs;
+//   - the admin panel (/admin/ui): html/template pages and a small script
+//     embedded in the binary, kept live by a server-sent event stream of
+//     Overview snapshots.
+//
+// Behind the service token, the podex API's server-management routes
+// (contract §4: /servers/test-connection, /servers/{id}/images[/pull]),
+// where an agent stands in for podex's Docker daemon.
+//
+// It sits beside the compute API: it reads the fleet through the
+// orchestrator's snapshot (the same view placement uses), writes servers
+// through the registry, and reaches agents through the agent client. Errors
+// become HTTP statuses in one place (errors.go). An API is safe for
+// concurrent use.
 package admin

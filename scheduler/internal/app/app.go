@@ -109,7 +109,8 @@ func (a *App) build(ctx context.Context) error {
 	a.echo = newEcho()
 	a.echo.GET("/metrics", echo.WrapHandler(a.metrics.Handler()))
 	computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version}).Register(a.echo)
-	admin.New(admin.Deps{Token: cfg.AdminToken, Members: members, Log: log.Named("admin")}).Register(a.echo)
+	admin.New(admin.Deps{Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, Registry: a.db, Fleet: a.orch,
+		Agents: dialer, Members: healthPool, Log: log.Named("admin")}).Register(a.echo)
 	return nil
 }
 

@@ -1,7 +1,8 @@
 // Package fakeagent is an in-process stand-in for a berth agent, for the
 // scheduler's unit tests and benchmarks: it serves the agent API's
-// container routes over real mTLS (certificates from shared/testutil) and
-// keeps containers in memory. It is a fake for fast tests of scheduler
+// container routes, and fixed health, capacity, info and image answers, over
+// real mTLS (certificates from shared/testutil) and keeps containers and
+// images in memory. It is a fake for fast tests of scheduler
 // logic; the real agent is tested against real Docker elsewhere.
 package fakeagent
 
@@ -31,10 +32,13 @@ type Agent struct {
 	FailCreate atomic.Value // string
 	// Down makes every request fail at the HTTP level with 503.
 	Down atomic.Bool
+	// FailPull makes every image pull end with this error line.
+	FailPull atomic.Value // string
 
 	mu         sync.Mutex
 	containers map[string]wire.Container
 	removed    []string // data paths removed
+	images     []wire.Image
 	seq        int
 }
 
@@ -48,6 +52,9 @@ func Start(t testing.TB, pki *testutil.PKI, serverID string) *Agent {
 	}
 	a := &Agent{ServerID: serverID, containers: map[string]wire.Container{}}
 	a.FailCreate.Store("")
+	a.FailPull.Store("")
+	a.images = []wire.Image{{ID: "sha256:" + strings.Repeat("ab", 32), Tags: []string{"berth/workspace:dev"},
+		Size: 300 << 20, Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	a.Server = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
 	a.Server.TLS = cfg
 	a.Server.StartTLS()
@@ -85,6 +92,21 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == wire.PathHealth:
 		writeJSON(w, http.StatusOK, wire.Health{Status: "ok", ServerID: a.ServerID, DockerOK: true, Time: time.Now()})
+	case p == wire.PathCapacity:
+		writeJSON(w, http.StatusOK, a.capacity())
+	case p == wire.PathInfo:
+		a.mu.Lock()
+		info := wire.DockerInfo{ServerVersion: "fake-1.0", OS: "Fake Linux", Architecture: "x86_64",
+			Containers: len(a.containers), Images: len(a.images), MemoryTotal: 8 << 30, CPUs: 4}
+		a.mu.Unlock()
+		writeJSON(w, http.StatusOK, info)
+	case p == wire.PathImages && r.Method == http.MethodGet:
+		a.mu.Lock()
+		imgs := append([]wire.Image(nil), a.images...)
+		a.mu.Unlock()
+		writeJSON(w, http.StatusOK, imgs)
+	case p == wire.PathImagePull && r.Method == http.MethodPost:
+		a.pull(w, r)
 	case p == wire.PathContainers && r.Method == http.MethodPost:
 		a.create(w, r)
 	case p == wire.PathContainers && r.Method == http.MethodGet:
@@ -160,11 +182,55 @@ func (a *Agent) container(w http.ResponseWriter, r *http.Request, rest string) {
 		c.State = "exited"
 		a.containers[id] = c
 		w.WriteHeader(http.StatusNoContent)
+	case action == "stats":
+		writeJSON(w, http.StatusOK, wire.ContainerStats{CPUPercent: 12.5, CPULimitCores: c.Resources.CPU,
+			MemoryUsedMB: 256, MemoryLimitMB: c.Resources.MemoryMB, MemoryPercent: 25, UptimeSeconds: 60,
+			CollectedAt: time.Now()})
 	case action == "exec":
 		writeJSON(w, http.StatusOK, wire.ExecResult{ExitCode: 0, Stdout: []byte("ok\n")})
 	default:
 		writeErr(w, http.StatusNotFound, wire.CodeNotFound, "no route "+action)
 	}
+}
+
+// capacity is a fixed 4-core, 8 GiB, 100 GB host with the fake's containers.
+func (a *Agent) capacity() wire.Capacity {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	running := 0
+	for _, c := range a.containers {
+		if c.State == "running" {
+			running++
+		}
+	}
+	return wire.Capacity{ServerID: a.ServerID, Architecture: "amd64", CPUCores: 4, CPUPercent: 10,
+		MemoryTotalMB: 8192, MemoryAvailableMB: 6144, DiskTotalGB: 100, DiskFreeGB: 80, DiskPath: "/var/lib/docker",
+		Containers: len(a.containers), ContainersRunning: running, Images: len(a.images),
+		Workspaces: len(a.containers), SampledAt: time.Now()}
+}
+
+// pull streams two progress lines and a final one; the image is added to
+// the list unless FailPull is set.
+func (a *Agent) pull(w http.ResponseWriter, r *http.Request) {
+	var req wire.PullRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Image == "" {
+		writeErr(w, http.StatusBadRequest, wire.CodeBadRequest, "image is required")
+		return
+	}
+	ref := req.Image + ":" + req.Tag
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(wire.PullProgress{Status: "Pulling from " + req.Image, ID: req.Tag})
+	_ = enc.Encode(wire.PullProgress{Status: "Downloading", ID: "layer1", Progress: "[=====>    ] 5MB/10MB"})
+	if msg := a.FailPull.Load().(string); msg != "" {
+		_ = enc.Encode(wire.PullProgress{Done: true, Error: msg})
+		return
+	}
+	a.mu.Lock()
+	a.images = append(a.images, wire.Image{ID: fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(ref))), Tags: []string{ref},
+		Size: 10 << 20, Created: time.Now().UTC()})
+	a.mu.Unlock()
+	_ = enc.Encode(wire.PullProgress{Status: "Status: Downloaded newer image for " + ref, Done: true})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

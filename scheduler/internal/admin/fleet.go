@@ -1,0 +1,188 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/registry"
+	"berth/shared/gossip"
+	"berth/shared/wire"
+)
+
+// maxPanelWorkspaces bounds the workspaces the panel lists per server.
+const maxPanelWorkspaces = 100
+
+// panelEvents is how many recent events the panel shows.
+const panelEvents = 15
+
+// fleet is one read of what the admin views show: the placement snapshot
+// (registry rows, reservations, gossiped capacity, health) and the gossip
+// members.
+type fleet struct {
+	snap    orchestrator.Snapshot
+	members []gossip.Member
+	byName  map[string]gossip.Member
+	at      time.Time
+}
+
+func (a *API) readFleet(ctx context.Context) (fleet, error) {
+	snap, err := a.d.Fleet.Snapshot(ctx)
+	if err != nil {
+		return fleet{}, err
+	}
+	f := fleet{snap: snap, byName: map[string]gossip.Member{}, at: time.Now()}
+	if a.d.Members != nil {
+		f.members = a.d.Members.Members()
+	}
+	for _, m := range f.members {
+		f.byName[m.Name] = m
+	}
+	return f, nil
+}
+
+func (f fleet) member(id string) *gossip.Member {
+	if m, ok := f.byName[id]; ok {
+		return &m
+	}
+	return nil
+}
+
+func (f fleet) servers() []Server {
+	out := make([]Server, len(f.snap.Servers))
+	for i, s := range f.snap.Servers {
+		out[i] = serverOf(s, f.snap.Nodes[i], f.member(s.ID))
+	}
+	return out
+}
+
+func (f fleet) server(id string) (Server, bool) {
+	s, ok := f.snap.Server(id)
+	if !ok {
+		return Server{}, false
+	}
+	n, _ := f.snap.Node(id)
+	return serverOf(s, n, f.member(id)), true
+}
+
+// discovered lists the agents that gossip, are alive or suspect, and are
+// not registered.
+func (f fleet) discovered() []Discovered {
+	out := []Discovered{}
+	for _, m := range f.members {
+		if m.Meta.Role != wire.NodeRoleAgent || !live(m) {
+			continue
+		}
+		if _, registered := f.snap.Server(m.Name); registered {
+			continue
+		}
+		out = append(out, discoveredOf(m))
+	}
+	return out
+}
+
+// cluster sums the fleet; workspaces are all the workspace rows.
+func (f fleet) cluster(workspaces []registry.Workspace) Cluster {
+	c := Cluster{
+		Servers:    ClusterServers{ByHealth: map[string]int{}, ByState: map[string]int{}},
+		Workspaces: Counts{Total: len(workspaces), By: map[string]int{}},
+		Members:    Counts{Total: len(f.members), By: map[string]int{}},
+		Generated:  timestamp(f.at),
+	}
+	for _, h := range []registry.Health{registry.HealthHealthy, registry.HealthDegraded, registry.HealthUnhealthy,
+		registry.HealthUnreachable, registry.HealthUnknown} {
+		c.Servers.ByHealth[string(h)] = 0
+	}
+	for _, s := range []registry.ServerState{registry.ServerActive, registry.ServerDraining, registry.ServerCordoned} {
+		c.Servers.ByState[string(s)] = 0
+	}
+	for _, st := range []registry.Status{registry.StatusCreating, registry.StatusRunning, registry.StatusStopping,
+		registry.StatusStopped, registry.StatusError, registry.StatusPendingDeletion} {
+		c.Workspaces.By[string(st)] = 0
+	}
+	var busyCores float64
+	for _, s := range f.servers() {
+		c.Servers.Total++
+		c.Servers.ByHealth[s.Health]++
+		c.Servers.ByState[s.State]++
+		c.Capacity.Effective = c.Capacity.Effective.plus(s.Effective)
+		c.Capacity.Reserved = c.Capacity.Reserved.plus(s.Reserved)
+		c.Capacity.Available = c.Capacity.Available.plus(s.Available)
+		if s.Use != nil {
+			c.Use = c.Use.plus(*s.Use)
+			busyCores += s.Use.CPUCores * float64(s.Use.CPUPercent) / 100
+		}
+		healthy := s.Health == string(placement.HealthHealthy) || s.Health == string(placement.HealthDegraded)
+		if healthy && s.State == string(registry.ServerActive) {
+			c.Placement.Schedulable++
+		}
+	}
+	if c.Use.CPUCores > 0 { // the cluster's CPU use, weighted by cores
+		c.Use.CPUPercent = int64(100 * busyCores / c.Use.CPUCores)
+	}
+	for _, w := range workspaces {
+		c.Workspaces.By[string(w.Status)]++
+	}
+	for _, m := range f.members {
+		c.Members.By[m.State]++
+	}
+	return c
+}
+
+// overview is everything the panel shows.
+func (a *API) overview(ctx context.Context) (Overview, error) {
+	f, err := a.readFleet(ctx)
+	if err != nil {
+		return Overview{}, err
+	}
+	workspaces, err := a.d.Registry.ListWorkspaces(ctx, registry.WorkspaceFilter{})
+	if err != nil {
+		return Overview{}, err
+	}
+	events, err := a.d.Registry.ListEvents(ctx, registry.EventFilter{Limit: panelEvents})
+	if err != nil {
+		return Overview{}, err
+	}
+	o := Overview{
+		Generated: timestamp(f.at), Cluster: f.cluster(workspaces), Servers: f.servers(),
+		Discovered: f.discovered(), Members: make([]Member, len(f.members)),
+		Workspaces: map[string][]Workspace{}, Events: make([]Event, len(events)),
+	}
+	for i, m := range f.members {
+		o.Members[i] = memberOf(m)
+	}
+	for _, s := range o.Servers {
+		o.Workspaces[s.ID] = []Workspace{}
+	}
+	// Newest first, so the cap keeps the latest.
+	sort.SliceStable(workspaces, func(i, j int) bool { return workspaces[i].CreatedAt.After(workspaces[j].CreatedAt) })
+	for _, w := range workspaces {
+		list, ok := o.Workspaces[w.ServerID]
+		if ok && len(list) < maxPanelWorkspaces {
+			o.Workspaces[w.ServerID] = append(list, workspaceOf(w))
+		}
+	}
+	for i, e := range events {
+		o.Events[i] = eventOf(e)
+	}
+	return o, nil
+}
+
+// cluster is GET /admin/cluster.
+func (a *API) cluster(c echo.Context) error {
+	ctx := c.Request().Context()
+	f, err := a.readFleet(ctx)
+	if err != nil {
+		return err
+	}
+	workspaces, err := a.d.Registry.ListWorkspaces(ctx, registry.WorkspaceFilter{})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, f.cluster(workspaces))
+}

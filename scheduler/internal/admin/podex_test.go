@@ -1,0 +1,165 @@
+package admin_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"berth/scheduler/internal/admin"
+	"berth/scheduler/internal/registry"
+	"berth/shared/testutil"
+)
+
+func TestTestConnection(t *testing.T) {
+	r := newRig(t)
+	agent := r.startAgent("ws-probe")
+	host, port := splitAddr(t, agent.Addr())
+	closed := testutil.FreePort(t)
+	plain := plainServer(t) // speaks HTTP, not TLS
+
+	tests := []struct {
+		name string
+		body map[string]any
+		want admin.TestConnectionResponse
+	}{
+		{"agent reachable over mTLS", map[string]any{"ip_address": host, "docker_port": port, "tls_enabled": true,
+			"compute_service_url": "http://ignored"},
+			admin.TestConnectionResponse{Success: true, Message: "Connection successful", DockerInfo: &admin.DockerInfo{
+				ServerVersion: "fake-1.0", OS: "Fake Linux", Architecture: "x86_64", MemoryTotal: 8 << 30, CPUs: 4, Images: 1}}},
+		{"port as a string, tls off", map[string]any{"ip_address": host, "docker_port": fmt.Sprint(port), "tls_enabled": "false"},
+			admin.TestConnectionResponse{Success: true, Message: "Connection successful", DockerInfo: &admin.DockerInfo{
+				ServerVersion: "fake-1.0", OS: "Fake Linux", Architecture: "x86_64", MemoryTotal: 8 << 30, CPUs: 4, Images: 1}}},
+		{"nothing listening", map[string]any{"ip_address": "127.0.0.1", "docker_port": closed, "tls_enabled": true},
+			admin.TestConnectionResponse{Message: "Connection refused - check if Docker is running and accessible"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := r.service("POST", "/servers/test-connection", tt.body)
+			wantStatus(t, res, 200)
+			var got admin.TestConnectionResponse
+			res.decode(t, &got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if !bytes.Contains(res.body, []byte(`"error":null`)) {
+				t.Errorf("body %s: want error null", res.body)
+			}
+		})
+	}
+	// Not a TLS server: a certificate error, as the contract's table says.
+	plainHost, plainPort := splitAddr(t, plain)
+	var got admin.TestConnectionResponse
+	r.service("POST", "/servers/test-connection", map[string]any{"ip_address": plainHost, "docker_port": plainPort, "tls_enabled": true}).decode(t, &got)
+	if got.Success || !strings.HasPrefix(got.Message, "TLS/Certificate error: ") {
+		t.Errorf("plain HTTP server: %+v, want a TLS/Certificate error", got)
+	}
+
+	// Validation is FastAPI's 422 list.
+	res := r.service("POST", "/servers/test-connection", map[string]any{"ip_address": 5, "tls_enabled": true})
+	wantStatus(t, res, 422)
+	var body struct {
+		Detail []struct {
+			Type string `json:"type"`
+			Loc  []any  `json:"loc"`
+			Msg  string `json:"msg"`
+		} `json:"detail"`
+	}
+	res.decode(t, &body)
+	gotLocs := []string{}
+	for _, d := range body.Detail {
+		gotLocs = append(gotLocs, fmt.Sprintf("%s %v %s", d.Type, d.Loc, d.Msg))
+	}
+	wantLocs := []string{"string_type [body ip_address] Input should be a valid string", "missing [body docker_port] Field required"}
+	if diff := cmp.Diff(wantLocs, gotLocs); diff != "" {
+		t.Errorf("422 detail (-want +got):\n%s", diff)
+	}
+}
+
+func TestImages(t *testing.T) {
+	r := newRig(t, "ws-1")
+	r.addServer("ws-down", registry.Server{}, registry.HealthUnhealthy)
+	tests := []struct {
+		name string
+		path string
+		want string
+	}{
+		{"healthy server", "/servers/ws-1/images",
+			`{"server_id":"ws-1","images":[{"id":"sha256:ababa","tags":["berth/workspace:dev"],"size_mb":300,"created":"2025-01-02T03:04:05Z"}],"total_count":1}`},
+		{"unknown server", "/servers/ws-nope/images", `{"server_id":"ws-nope","images":[],"total_count":0}`},
+		{"unhealthy server", "/servers/ws-down/images", `{"server_id":"ws-down","images":[],"total_count":0}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := r.service("GET", tt.path, nil)
+			wantStatus(t, res, 200)
+			if got := strings.TrimSpace(string(res.body)); got != tt.want {
+				t.Errorf("body = %s\nwant   %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPullImage(t *testing.T) {
+	r := newRig(t, "ws-1", "ws-2")
+	r.agents["ws-2"].FailPull.Store("pull access denied for nope")
+	tests := []struct {
+		name string
+		path string
+		body any
+		want admin.PullResponse
+	}{
+		{"success, default tag", "/servers/ws-1/images/pull", map[string]any{"image": "alpine"},
+			admin.PullResponse{Success: true, Message: "Successfully pulled alpine:latest", Image: "alpine:latest", ServerID: "ws-1"}},
+		{"docker error", "/servers/ws-2/images/pull", map[string]any{"image": "nope", "tag": "1"},
+			admin.PullResponse{Message: "Docker API error: pull access denied for nope", Image: "nope:1", ServerID: "ws-2"}},
+		{"unknown server", "/servers/ws-9/images/pull", map[string]any{"image": "alpine", "tag": "3"},
+			admin.PullResponse{Message: "Server ws-9 not available in compute service", Image: "alpine:3", ServerID: "ws-9"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := r.service("POST", tt.path, tt.body)
+			wantStatus(t, res, 200)
+			var got admin.PullResponse
+			res.decode(t, &got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+	var imgs admin.ImagesResponse
+	r.service("GET", "/servers/ws-1/images", nil).decode(t, &imgs)
+	if imgs.TotalCount != 2 || imgs.Images[1].Tags[0] != "alpine:latest" {
+		t.Errorf("images after pull = %+v, want alpine:latest added", imgs)
+	}
+
+	// Streamed: progress lines, then the final answer.
+	res := r.service("POST", "/servers/ws-1/images/pull?stream=1", map[string]any{"image": "busybox", "tag": "1.36"})
+	wantStatus(t, res, 200)
+	if ct := res.header.Get("Content-Type"); ct != "application/x-ndjson" {
+		t.Errorf("Content-Type = %q, want application/x-ndjson", ct)
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(res.body))
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) != 3 {
+		t.Fatalf("lines = %q, want 2 progress lines and the answer", lines)
+	}
+	var p admin.PullProgress
+	if err := json.Unmarshal([]byte(lines[1]), &p); err != nil || p.Status != "Downloading" || p.Progress == "" {
+		t.Errorf("progress line = %s (%v)", lines[1], err)
+	}
+	var final admin.PullResponse
+	if err := json.Unmarshal([]byte(lines[2]), &final); err != nil || !final.Success || final.Image != "busybox:1.36" {
+		t.Errorf("final line = %s (%v)", lines[2], err)
+	}
+
+	wantStatus(t, r.service("POST", "/servers/ws-1/images/pull", map[string]any{"tag": "x"}), 422)
+	wantStatus(t, r.service("POST", "/servers/ws-1/images/pull", nil), 422)
+}
