@@ -152,3 +152,29 @@ func Base64KeyFile(p *[]byte) func(string) error {
 func decodeB64(s string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 }
+
+// Peer holds the settings both binaries share: their mTLS identity and
+// their place in the gossip pool.
+type Peer struct {
+	TLSCert, TLSKey, TLSCA string
+	GossipBind             string
+	GossipAdvertise        string
+	GossipKey              []byte
+	ClusterLabel           string
+	Join                   []string
+}
+
+// PeerKeys describes p's settings; role names the certificate in the help.
+func PeerKeys(p *Peer, role string) []Key {
+	return []Key{
+		{Env: "BERTH_TLS_CERT", Flag: "tls-cert", Help: role + " certificate (PEM)", Set: String(&p.TLSCert)},
+		{Env: "BERTH_TLS_KEY", Flag: "tls-key", Help: role + " key (PEM)", Set: String(&p.TLSKey)},
+		{Env: "BERTH_TLS_CA", Flag: "tls-ca", Help: "cluster CA (PEM)", Set: String(&p.TLSCA)},
+		{Env: "BERTH_GOSSIP_BIND", Flag: "gossip-bind", Help: "memberlist bind host:port", Set: String(&p.GossipBind)},
+		{Env: "BERTH_GOSSIP_ADVERTISE", Flag: "gossip-advertise", Help: "memberlist advertise host:port", Set: String(&p.GossipAdvertise)},
+		{Env: "BERTH_GOSSIP_KEY", Flag: "gossip-key", Help: "gossip key, base64", Set: Base64Key(&p.GossipKey)},
+		{Env: "BERTH_GOSSIP_KEY_FILE", Flag: "gossip-key-file", Help: "file holding the base64 gossip key", Set: Base64KeyFile(&p.GossipKey)},
+		{Env: "BERTH_CLUSTER_LABEL", Flag: "cluster-label", Help: "gossip cluster label", Set: String(&p.ClusterLabel)},
+		{Env: "BERTH_JOIN", Flag: "join", Help: "comma-separated gossip peers", Set: func(v string) error { p.Join = SplitList(v); return nil }},
+	}
+}

@@ -25,15 +25,12 @@ type Config struct {
 
 	Listen        string // mTLS API listen address
 	AdvertiseAddr string // host:port the scheduler reaches the API at; gossiped
-	TLSCert       string
-	TLSKey        string
-	TLSCA         string
 
-	GossipBind      string   // host:port memberlist binds
-	GossipAdvertise string   // host:port memberlist advertises ("" = derived)
-	GossipKey       []byte   // 16, 24 or 32 bytes (AES); required
-	ClusterLabel    string   // memberlist label; nodes of other clusters are refused
-	Join            []string // peers to join at start (other agents or the scheduler)
+	// The mTLS identity (agent certificate) and gossip settings. The gossip
+	// key (16, 24 or 32 bytes) is required: gossip is always encrypted; the
+	// cluster label keeps other clusters' nodes out; Join lists the peers
+	// (other agents or the scheduler) to contact at start.
+	envflag.Peer
 
 	DockerHost string // must be a unix:// socket: berth never opens a Docker TCP port
 	DataDir    string // root of workspace data; every bind mount must lie under it
@@ -51,8 +48,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Listen:         ":7443",
-		GossipBind:     "0.0.0.0:7946",
-		ClusterLabel:   "berth",
+		Peer:           envflag.Peer{GossipBind: "0.0.0.0:7946", ClusterLabel: "berth"},
 		DockerHost:     "unix:///var/run/docker.sock",
 		DataDir:        "/var/lib/berth",
 		SampleInterval: 2 * time.Second,
@@ -123,7 +119,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 }
 
 func (c *Config) keys() []envflag.Key {
-	return []envflag.Key{
+	return append(envflag.PeerKeys(&c.Peer, "agent"), []envflag.Key{
 		{Env: "BERTH_SERVER_ID", Flag: "server-id", Help: "unique server id", Set: envflag.String(&c.ServerID)},
 		{Env: "BERTH_REGION", Flag: "region", Help: "placement region", Set: envflag.String(&c.Region)},
 		{Env: "BERTH_LABELS", Flag: "labels", Help: "placement labels, k=v,k=v", Set: func(v string) (err error) {
@@ -132,15 +128,6 @@ func (c *Config) keys() []envflag.Key {
 		}},
 		{Env: "BERTH_LISTEN", Flag: "listen", Help: "mTLS API listen address", Set: envflag.String(&c.Listen)},
 		{Env: "BERTH_ADVERTISE_ADDR", Flag: "advertise-addr", Help: "host:port the scheduler reaches this agent at", Set: envflag.String(&c.AdvertiseAddr)},
-		{Env: "BERTH_TLS_CERT", Flag: "tls-cert", Help: "agent certificate (PEM)", Set: envflag.String(&c.TLSCert)},
-		{Env: "BERTH_TLS_KEY", Flag: "tls-key", Help: "agent key (PEM)", Set: envflag.String(&c.TLSKey)},
-		{Env: "BERTH_TLS_CA", Flag: "tls-ca", Help: "cluster CA (PEM)", Set: envflag.String(&c.TLSCA)},
-		{Env: "BERTH_GOSSIP_BIND", Flag: "gossip-bind", Help: "memberlist bind host:port", Set: envflag.String(&c.GossipBind)},
-		{Env: "BERTH_GOSSIP_ADVERTISE", Flag: "gossip-advertise", Help: "memberlist advertise host:port", Set: envflag.String(&c.GossipAdvertise)},
-		{Env: "BERTH_GOSSIP_KEY", Flag: "gossip-key", Help: "gossip key, base64", Set: envflag.Base64Key(&c.GossipKey)},
-		{Env: "BERTH_GOSSIP_KEY_FILE", Flag: "gossip-key-file", Help: "file holding the base64 gossip key", Set: envflag.Base64KeyFile(&c.GossipKey)},
-		{Env: "BERTH_CLUSTER_LABEL", Flag: "cluster-label", Help: "gossip cluster label", Set: envflag.String(&c.ClusterLabel)},
-		{Env: "BERTH_JOIN", Flag: "join", Help: "comma-separated gossip peers", Set: func(v string) error { c.Join = envflag.SplitList(v); return nil }},
 		{Env: "BERTH_DOCKER_HOST", Flag: "docker-host", Help: "local Docker socket (unix://)", Set: envflag.String(&c.DockerHost)},
 		{Env: "BERTH_DATA_DIR", Flag: "data-dir", Help: "workspace data root", Set: envflag.String(&c.DataDir)},
 		{Env: "BERTH_SAMPLE_INTERVAL", Flag: "sample-interval", Help: "capacity sampling period", Set: func(v string) (err error) {
@@ -161,5 +148,5 @@ func (c *Config) keys() []envflag.Key {
 			c.LogJSON, err = strconv.ParseBool(v)
 			return err
 		}},
-	}
+	}...)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"berth/scheduler/internal/admin"
 	"berth/scheduler/internal/agentclient"
@@ -107,6 +108,9 @@ func (a *App) build(ctx context.Context) error {
 
 	a.metrics.Watch(stateView{a})
 	a.echo = newEcho()
+	if len(cfg.CORSOrigins) > 0 { // contract §1.3
+		a.echo.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: true}))
+	}
 	a.echo.GET("/metrics", echo.WrapHandler(a.metrics.Handler()))
 	computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version}).Register(a.echo)
 	admin.New(admin.Deps{Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, Registry: a.db, Fleet: a.orch,

@@ -30,3 +30,49 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// With no servers registered the scheduler still starts, answers /health
+// and /ready, and answers 503 on create (issue 3, item 0).
+func TestNoServers(t *testing.T) {
+	srv, _ := benchApp(t, 0)
+	for path, want := range map[string]string{"/health": `"status":"healthy"`, "/ready": `"status":"ready"`} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s = %d %s", path, resp.StatusCode, body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/workspaces", strings.NewReader(`{"session_id":"s","config":{"tier":"starter"}}`))
+	req.Header.Set("X-Internal-Service-Token", "bench-token")
+	req.Header.Set("X-User-ID", "u")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `{"detail":"No servers available for workspace creation"}`; resp.StatusCode != http.StatusServiceUnavailable || strings.TrimSpace(string(body)) != want {
+		t.Errorf("create with no servers = %d %s, want 503 %s", resp.StatusCode, body, want)
+	}
+}
+
+// CORS for the configured origins, with credentials (contract §1.3).
+func TestCORS(t *testing.T) {
+	srv, _ := benchApp(t, 0)
+	req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/workspaces", nil)
+	req.Header.Set("Origin", "http://localhost:3000")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://localhost:3000" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Errorf("preflight: allow-origin %q, credentials %q", got, resp.Header.Get("Access-Control-Allow-Credentials"))
+	}
+}

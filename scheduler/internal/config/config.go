@@ -22,14 +22,10 @@ type Config struct {
 	Listen  string // compute API, admin API and panel (HTTP; put TLS in front in production)
 	DataDir string // holds berth.db
 
-	TLSCert, TLSKey, TLSCA string // the scheduler's client identity towards agents
-
-	GossipBind      string
-	GossipAdvertise string
-	GossipKey       []byte
-	ClusterLabel    string
-	ClusterID       string // labels this scheduler's containers; reconciliation touches no others
-	Join            []string
+	// The scheduler's client identity towards agents, and its place in the
+	// gossip pool (it listens as an observer; gossip is off without a key).
+	envflag.Peer
+	ClusterID string // labels this scheduler's containers; reconciliation touches no others
 
 	ServiceToken string // INTERNAL_SERVICE_TOKEN: podex services; empty → 500 on every authenticated route
 	AdminToken   string // BERTH_ADMIN_TOKEN: admin API and panel
@@ -57,11 +53,11 @@ func Default() Config {
 	return Config{
 		Listen:          ":3003",
 		DataDir:         "/var/lib/berth-scheduler",
-		GossipBind:      "0.0.0.0:7946",
-		ClusterLabel:    "berth",
+		Peer:            envflag.Peer{GossipBind: "0.0.0.0:7946", ClusterLabel: "berth"},
 		ClusterID:       "berth",
 		WorkspaceImage:  "berth/workspace:dev",
 		Strategy:        "spread",
+		CORSOrigins:     []string{"http://localhost:3000"},
 		CPUOvercommit:   1,
 		ShutdownTimeout: 60 * time.Second,
 
@@ -138,19 +134,10 @@ func Load(args []string, getenv func(string) string) (Config, []string, error) {
 func Usage() string { c := Default(); return envflag.Usage(c.keys()) }
 
 func (c *Config) keys() []envflag.Key {
-	return []envflag.Key{
+	return append(envflag.PeerKeys(&c.Peer, "scheduler client"), []envflag.Key{
 		{Env: "BERTH_LISTEN", Flag: "listen", Help: "HTTP listen address", Set: envflag.String(&c.Listen)},
 		{Env: "BERTH_DATA_DIR", Flag: "data-dir", Help: "directory of the SQLite registry", Set: envflag.String(&c.DataDir)},
-		{Env: "BERTH_TLS_CERT", Flag: "tls-cert", Help: "scheduler client certificate (PEM)", Set: envflag.String(&c.TLSCert)},
-		{Env: "BERTH_TLS_KEY", Flag: "tls-key", Help: "scheduler client key (PEM)", Set: envflag.String(&c.TLSKey)},
-		{Env: "BERTH_TLS_CA", Flag: "tls-ca", Help: "cluster CA (PEM)", Set: envflag.String(&c.TLSCA)},
-		{Env: "BERTH_GOSSIP_BIND", Flag: "gossip-bind", Help: "memberlist bind host:port", Set: envflag.String(&c.GossipBind)},
-		{Env: "BERTH_GOSSIP_ADVERTISE", Flag: "gossip-advertise", Help: "memberlist advertise host:port", Set: envflag.String(&c.GossipAdvertise)},
-		{Env: "BERTH_GOSSIP_KEY", Flag: "gossip-key", Help: "gossip key, base64", Set: envflag.Base64Key(&c.GossipKey)},
-		{Env: "BERTH_GOSSIP_KEY_FILE", Flag: "gossip-key-file", Help: "file holding the base64 gossip key", Set: envflag.Base64KeyFile(&c.GossipKey)},
-		{Env: "BERTH_CLUSTER_LABEL", Flag: "cluster-label", Help: "gossip cluster label", Set: envflag.String(&c.ClusterLabel)},
 		{Env: "BERTH_CLUSTER_ID", Flag: "cluster-id", Help: "id labelling this scheduler's containers", Set: envflag.String(&c.ClusterID)},
-		{Env: "BERTH_JOIN", Flag: "join", Help: "comma-separated gossip peers", Set: func(v string) error { c.Join = envflag.SplitList(v); return nil }},
 		{Env: "INTERNAL_SERVICE_TOKEN", Flag: "service-token", Help: "token of the podex services", Set: envflag.String(&c.ServiceToken)},
 		{Env: "BERTH_ADMIN_TOKEN", Flag: "admin-token", Help: "token of the admin API and panel", Set: envflag.String(&c.AdminToken)},
 		{Env: "COMPUTE_WORKSPACE_SERVERS", Flag: "workspace-servers", Help: "JSON list of servers to register at start", Set: envflag.String(&c.WorkspaceServers)},
@@ -177,7 +164,7 @@ func (c *Config) keys() []envflag.Key {
 		}},
 		{Env: "BERTH_LOG_LEVEL", Flag: "log-level", Help: "trace, debug, info, warn, error", Set: envflag.String(&c.LogLevel)},
 		{Env: "BERTH_LOG_JSON", Flag: "log-json", Help: "JSON logs", Set: func(v string) error { c.LogJSON = v == "true" || v == "1"; return nil }},
-	}
+	}...)
 }
 
 func durationSetter(p *time.Duration) func(string) error {

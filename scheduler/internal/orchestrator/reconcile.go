@@ -239,14 +239,8 @@ func (o *Orchestrator) reconcileRow(ctx context.Context, ws registry.Workspace, 
 	if ws.Status == registry.StatusError && ws.StatusReason == ReasonServerLost {
 		return // the server came back: the user decides (restart re-places or resumes)
 	}
-	if status, ok := StatusFromDocker(c.State); ok && status != ws.Status {
-		reason := "container " + c.State
-		if c.OOMKilled {
-			status, reason = registry.StatusError, "container was OOM-killed"
-		}
-		if status != ws.Status {
-			o.setStatus(ctx, ws.ID, status, reason)
-		}
+	if status, reason, ok := liveStatus(c); ok && status != ws.Status {
+		o.setStatus(ctx, ws.ID, status, reason)
 	}
 }
 

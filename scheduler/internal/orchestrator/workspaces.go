@@ -55,6 +55,16 @@ func StatusFromDocker(state string) (registry.Status, bool) {
 	return "", false
 }
 
+// liveStatus is the status a container's state means, with the reason
+// recorded for it; an OOM-killed container is an error, not a stop.
+func liveStatus(c wire.Container) (registry.Status, string, bool) {
+	if c.OOMKilled && c.State != "running" {
+		return registry.StatusError, "container was OOM-killed", true
+	}
+	status, ok := StatusFromDocker(c.State)
+	return status, "container " + c.State, ok
+}
+
 // Sync refreshes a workspace's status from its container's live state and
 // saves it. pending_deletion is sticky; an unreachable agent or a missing
 // container leaves the status as it is (reconciliation deals with those).
@@ -73,17 +83,11 @@ func (o *Orchestrator) Sync(ctx context.Context, ws registry.Workspace) (registr
 		o.log.Debug("sync: inspect failed, status unchanged", "workspace_id", ws.ID, "error", err)
 		return ws, nil
 	}
-	status, ok := StatusFromDocker(ctr.State)
+	status, reason, ok := liveStatus(ctr)
 	if !ok || status == ws.Status {
 		return ws, nil
 	}
-	reason := "container " + ctr.State
-	if ctr.OOMKilled {
-		reason = "container was OOM-killed"
-	}
-	if _, err := o.db.SetWorkspaceStatus(ctx, ws.ID, status, reason); err != nil {
-		return ws, err
-	}
+	o.setStatus(ctx, ws.ID, status, reason)
 	return o.Get(ctx, ws.ID)
 }
 
