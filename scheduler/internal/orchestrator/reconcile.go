@@ -54,8 +54,8 @@ func (o *Orchestrator) setStatus(ctx context.Context, id string, status registry
 }
 
 // ContainerEvent applies one Docker event of a berth container (health.Sink):
-// a container that dies, is OOM-killed, paused or removed outside berth
-// changes its workspace's status at once.
+// a container that dies (stopped; error when Docker says it was OOM-killed),
+// is paused or removed outside berth changes its workspace's status at once.
 func (o *Orchestrator) ContainerEvent(ctx context.Context, serverID string, ev wire.ContainerEvent) {
 	if ev.WorkspaceID == "" || ev.Labels[wire.LabelCluster] != o.opts.ClusterID {
 		return
@@ -70,12 +70,22 @@ func (o *Orchestrator) ContainerEvent(ctx context.Context, serverID string, ev w
 	}
 	switch ev.Action {
 	case "oom":
-		o.setStatus(ctx, ws.ID, registry.StatusError, "container was OOM-killed")
+		// A process of the workspace hit its memory limit. The workspace
+		// may well live on; the die event that may follow says.
+		o.event(ctx, registry.Event{Kind: "workspace.oom", ServerID: serverID, WorkspaceID: ws.ID,
+			Message: "a process in the workspace was OOM-killed"})
 	case "die":
-		if ws.Status == registry.StatusError && ws.StatusReason == "container was OOM-killed" {
-			return
+		status, reason := registry.StatusStopped, fmt.Sprintf("container exited with code %d", ev.ExitCode)
+		if s, err := o.db.GetServer(ctx, serverID); err == nil {
+			ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if c, err := o.agents.Client(s.ID, AgentAddr(s)).Inspect(ictx, ev.ContainerID); err == nil {
+				if st, why, ok := liveStatus(c); ok {
+					status, reason = st, why
+				}
+			}
+			cancel()
 		}
-		o.setStatus(ctx, ws.ID, registry.StatusStopped, fmt.Sprintf("container exited with code %d", ev.ExitCode))
+		o.setStatus(ctx, ws.ID, status, reason)
 	case "destroy":
 		o.setStatus(ctx, ws.ID, registry.StatusError, "container removed outside berth")
 	case "pause":
