@@ -168,3 +168,33 @@ func TestServerLostAndReplaced(t *testing.T) {
 		}
 	}
 }
+
+// A draining server takes no new workspaces, and its workspaces move at
+// their next restart.
+func TestDrainingServerMovesAtRestart(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, 4, "ws-1", "ws-2")
+	ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := ws.ServerID
+	to := map[string]string{"ws-1": "ws-2", "ws-2": "ws-1"}[from]
+	draining := registry.ServerDraining
+	if _, err := r.db.UpdateServer(ctx, from, registry.ServerPatch{State: &draining}); err != nil {
+		t.Fatal(err)
+	}
+	if next, err := r.orch.Create(ctx, createReq("w2", "u1")); err != nil || next.ServerID != to {
+		t.Errorf("new workspace while %s drains: %v on %s, want %s", from, err, next.ServerID, to)
+	}
+	if err := r.orch.Restart(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	ws, _ = r.orch.Get(ctx, "w1")
+	if ws.ServerID != to || ws.Status != registry.StatusRunning || ws.Metadata["previous_server_id"] != from {
+		t.Errorf("after restart: on %s (%s), metadata %v; want moved to %s", ws.ServerID, ws.Status, ws.Metadata, to)
+	}
+	if n := len(r.agents[from].Containers()); n != 0 {
+		t.Errorf("%d containers left on the drained server, want the old one removed", n)
+	}
+}
