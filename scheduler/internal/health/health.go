@@ -94,8 +94,8 @@ func (t *Tracker) Health(serverID string) (placement.Health, bool) {
 	return s.health, true
 }
 
-// DownSince reports since when a server has been down (unhealthy or
-// unreachable); ok is false while it is not down.
+// DownSince reports since when a server has been gone (see lostLocked);
+// ok is false while it is not.
 func (t *Tracker) DownSince(serverID string) (time.Time, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -220,7 +220,7 @@ func (t *Tracker) evaluate(ctx context.Context, id string) {
 	old := s.health
 	s.health, s.reason = h, reason
 	switch {
-	case h != placement.HealthUnhealthy && h != placement.HealthUnreachable:
+	case !t.lostLocked(s, h):
 		s.downSince = time.Time{}
 	case s.downSince.IsZero():
 		s.downSince = time.Now()
@@ -235,6 +235,19 @@ func (t *Tracker) evaluate(ctx context.Context, id string) {
 	if _, err := t.reg.SetServerHealth(ctx, id, registry.Health(h), reason, time.Now()); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		t.log.Warn("record server health", "server", id, "error", err)
 	}
+}
+
+// lostLocked is whether the server counts as gone for failover: with gossip,
+// only when the pool itself declares the agent dead or left — memberlist's
+// indirect probes through other members mean nobody can reach it, which is
+// also when the agent's fence stops its workspaces; a host that only the
+// scheduler cannot reach, or whose dockerd misbehaves, is out of placement
+// but keeps its workspaces. Without gossip, unreachable counts.
+func (t *Tracker) lostLocked(s *serverState, h placement.Health) bool {
+	if t.pool != nil {
+		return s.gossipState == gossip.StateDead || s.gossipState == gossip.StateLeft
+	}
+	return h == placement.HealthUnreachable
 }
 
 func (t *Tracker) decideLocked(s *serverState) (placement.Health, string) {

@@ -97,8 +97,8 @@ func TestTrackerProbes(t *testing.T) {
 	expect("ws-1=healthy")
 	a.Down.Store(true) // answers 503: the agent is there but unavailable
 	expect("ws-1=unhealthy")
-	if _, down := tr.DownSince("ws-1"); !down {
-		t.Error("DownSince reports up while unhealthy")
+	if _, down := tr.DownSince("ws-1"); down {
+		t.Error("DownSince reports a reachable (unhealthy) server as gone")
 	}
 	a.Down.Store(false)
 	expect("ws-1=healthy")
@@ -106,5 +106,8 @@ func TestTrackerProbes(t *testing.T) {
 	expect("ws-1=unreachable")
 	if h, _ := tr.Health("ws-1"); h != placement.HealthUnreachable {
 		t.Errorf("Health = %s, want unreachable", h)
+	}
+	if _, down := tr.DownSince("ws-1"); !down {
+		t.Error("DownSince: an unreachable server (no gossip) is not reported gone")
 	}
 }

@@ -46,8 +46,7 @@ func (o *Orchestrator) CleanupOnce(ctx context.Context) int {
 }
 
 func (o *Orchestrator) purge(ctx context.Context, ws registry.Workspace) error {
-	o.inflight.Store(ws.ID, struct{}{})
-	defer o.inflight.Delete(ws.ID)
+	defer o.markBusy(ws.ID)()
 	if ws.ServerID != "" {
 		s, err := o.db.GetServer(ctx, ws.ServerID)
 		if err != nil {
@@ -61,7 +60,7 @@ func (o *Orchestrator) purge(ctx context.Context, ws registry.Workspace) error {
 				return err
 			}
 		}
-		if err := client.RemoveData(cctx, "workspaces/"+ws.ID); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
+		if err := client.RemoveData(cctx, DataDir(ws.ID)); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
 			return err
 		}
 	}

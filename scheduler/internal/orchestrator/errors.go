@@ -23,32 +23,8 @@ var (
 	ErrNoContainer = errors.New("Workspace has no assigned server or container")
 	// ErrNotRunning: the workspace is not running.
 	ErrNotRunning = errors.New("workspace is not running")
+	// ErrMarkedForDeletion: the workspace awaits the cleanup loop.
+	ErrMarkedForDeletion = errors.New("workspace is marked for deletion")
 	// ErrServerUnavailable: the workspace's server is unknown or unreachable.
 	ErrServerUnavailable = errors.New("Server not available")
 )
-
-// Detail is the text the compute API shows for a create error: the
-// placement failure's own message for ErrPlacement (e.g. "No capacity
-// available in eu region"), the full message for ErrImageNotFound, and the
-// sentinel's text otherwise.
-func Detail(err error) string {
-	for _, s := range []error{ErrNoServers, ErrOwnedByOther, ErrCreateFailed, ErrStartFailed} {
-		if errors.Is(err, s) {
-			return s.Error()
-		}
-	}
-	if errors.Is(err, ErrPlacement) {
-		if u, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range u.Unwrap() {
-				if e != ErrPlacement {
-					return e.Error()
-				}
-			}
-		}
-	}
-	if errors.Is(err, ErrImageNotFound) {
-		msg := err.Error()
-		return msg[len(ErrImageNotFound.Error())+2:]
-	}
-	return err.Error()
-}

@@ -54,8 +54,33 @@ type Orchestrator struct {
 	rec      ReconcileOptions
 	down     DownView // nil: servers are never declared lost
 	notifier Notifier // nil: nobody is told of status changes
-	inflight sync.Map // workspace id → struct{}: creates in progress
 	orphans  sync.Map // "server/container" → time.Time first seen
+
+	busyMu sync.Mutex
+	busy   map[string]int // workspace id → operations in progress (create, move, delete)
+}
+
+// markBusy records that berth itself is changing a workspace (creating,
+// moving or deleting it), so events and reconciliation leave it alone; the
+// returned func ends the mark. Marks nest: concurrent operations on one id
+// each hold their own.
+func (o *Orchestrator) markBusy(id string) func() {
+	o.busyMu.Lock()
+	o.busy[id]++
+	o.busyMu.Unlock()
+	return func() {
+		o.busyMu.Lock()
+		if o.busy[id]--; o.busy[id] <= 0 {
+			delete(o.busy, id)
+		}
+		o.busyMu.Unlock()
+	}
+}
+
+func (o *Orchestrator) isBusy(id string) bool {
+	o.busyMu.Lock()
+	defer o.busyMu.Unlock()
+	return o.busy[id] > 0
 }
 
 // New builds an orchestrator. members and health may be nil.
@@ -64,7 +89,8 @@ func New(db *registry.DB, agents Agents, members Members, health HealthView, cat
 		opts.CreateTimeout = 2 * time.Minute
 	}
 	return &Orchestrator{db: db, agents: agents, members: members, health: health, tiers: catalog, opts: opts, log: log,
-		rec: ReconcileOptions{Interval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute}}
+		busy: map[string]int{},
+		rec:  ReconcileOptions{Interval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute}}
 }
 
 // SetReconcile configures reconciliation and failover: how often, the
@@ -140,15 +166,16 @@ func (o *Orchestrator) Create(ctx context.Context, r CreateRequest) (registry.Wo
 				return registry.Workspace{}, gerr
 			}
 			return o.existing(existing, r.UserID)
-		case errors.Is(err, registry.ErrInsufficientCapacity):
-			// Another create took the room between snapshot and reservation.
+		case errors.Is(err, registry.ErrInsufficientCapacity), errors.Is(err, registry.ErrServerNotActive), errors.Is(err, registry.ErrNotFound):
+			// Another create took the room, or an operator drained or removed
+			// the server, between snapshot and reservation.
 		default:
 			o.log.Warn("create failed on server, trying next", "workspace_id", r.WorkspaceID, "server", server.ID, "error", err)
 		}
 		o.event(ctx, registry.Event{Kind: "placement.retry", ServerID: server.ID, WorkspaceID: r.WorkspaceID, Message: err.Error()})
 		lastErr = err
 	}
-	if errors.Is(lastErr, registry.ErrInsufficientCapacity) {
+	if errors.Is(lastErr, registry.ErrInsufficientCapacity) || errors.Is(lastErr, registry.ErrServerNotActive) || errors.Is(lastErr, registry.ErrNotFound) {
 		return registry.Workspace{}, fmt.Errorf("%w: %w", ErrPlacement, placement.ErrNoCapacity)
 	}
 	return registry.Workspace{}, lastErr
@@ -185,8 +212,7 @@ func (o *Orchestrator) existing(ws registry.Workspace, userID string) (registry.
 // On any failure after the reservation, the row is deleted (releasing the
 // reservation) and any container that was made is removed.
 func (o *Orchestrator) createOn(ctx context.Context, r CreateRequest, spec tiers.Spec, server registry.Server, node placement.Node) (registry.Workspace, error) {
-	o.inflight.Store(r.WorkspaceID, struct{}{})
-	defer o.inflight.Delete(r.WorkspaceID)
+	defer o.markBusy(r.WorkspaceID)()
 	image := o.image(r.Config, spec, server)
 	now := time.Now().UTC()
 	host := server.Hostname
@@ -213,11 +239,21 @@ func (o *Orchestrator) createOn(ctx context.Context, r CreateRequest, spec tiers
 	defer cancel()
 	ctr, err := client.Create(actx, o.containerSpec(ws, r, spec))
 	if err != nil {
-		o.release(ctx, ws, client, "")
+		// The agent finishes a create its caller gave up on: when the answer
+		// was lost rather than refused, remove what it may have made by name.
+		orphan := ""
+		if errors.Is(err, agentclient.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+			orphan = ContainerName(ws.ID)
+		}
+		o.release(ctx, ws, client, orphan)
 		return registry.Workspace{}, agentCreateError(err, image, server.ID)
 	}
 	ws, err = o.db.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
-		w.Status, w.ContainerID, w.StatusReason = registry.StatusRunning, ctr.ID, ""
+		w.ContainerID = ctr.ID
+		if w.Status != registry.StatusPendingDeletion { // marked while it was being made: stays marked
+			w.Status, w.StatusReason = registry.StatusRunning, ""
+		}
+		acknowledge(w)
 		return nil
 	})
 	if err != nil {
@@ -226,6 +262,22 @@ func (o *Orchestrator) createOn(ctx context.Context, r CreateRequest, spec tiers
 	}
 	return ws, nil
 }
+
+// acknowledged marks a workspace whose create was answered: from then on it
+// is never dropped as an interrupted create, even while a move makes it
+// "creating" again.
+const acknowledgedKey = "acknowledged_at"
+
+func acknowledge(w *registry.Workspace) {
+	if w.Metadata == nil {
+		w.Metadata = map[string]any{}
+	}
+	if _, ok := w.Metadata[acknowledgedKey]; !ok {
+		w.Metadata[acknowledgedKey] = time.Now().UTC().Format(time.RFC3339)
+	}
+}
+
+func acknowledged(w registry.Workspace) bool { _, ok := w.Metadata[acknowledgedKey]; return ok }
 
 // release undoes a failed create: the container (if any) goes, then the row.
 func (o *Orchestrator) release(ctx context.Context, ws registry.Workspace, client *agentclient.Client, containerID string) {
@@ -318,8 +370,12 @@ func (o *Orchestrator) containerSpec(ws registry.Workspace, r CreateRequest, spe
 // at most 64 safe characters) so two ids with a common prefix never clash.
 func ContainerName(workspaceID string) string { return "workspace-" + workspaceID }
 
+// DataDir is all of a workspace's data, relative to the agent's data dir;
+// only the cleanup loop removes it.
+func DataDir(workspaceID string) string { return "workspaces/" + workspaceID }
+
 // HomeDir is a workspace's home directory, relative to the agent's data dir.
-func HomeDir(workspaceID string) string { return "workspaces/" + workspaceID + "/home" }
+func HomeDir(workspaceID string) string { return DataDir(workspaceID) + "/home" }
 
 func (o *Orchestrator) event(ctx context.Context, e registry.Event) {
 	if _, err := o.db.AddEvent(ctx, e); err != nil {

@@ -12,6 +12,9 @@ import (
 	"berth/shared/wire"
 )
 
+// errChanged aborts an update whose premise no longer holds.
+var errChanged = errors.New("workspace changed meanwhile")
+
 // ReasonServerLost is the status reason of a workspace whose server has
 // been down for longer than the grace period.
 const ReasonServerLost = "server_lost"
@@ -60,7 +63,7 @@ func (o *Orchestrator) ContainerEvent(ctx context.Context, serverID string, ev w
 	if ev.WorkspaceID == "" || ev.Labels[wire.LabelCluster] != o.opts.ClusterID {
 		return
 	}
-	if _, busy := o.inflight.Load(ev.WorkspaceID); busy {
+	if o.isBusy(ev.WorkspaceID) {
 		return // berth itself is creating, moving or deleting it
 	}
 	ws, err := o.db.GetWorkspace(ctx, ev.WorkspaceID)
@@ -212,12 +215,19 @@ func (o *Orchestrator) reconcileRow(ctx context.Context, ws registry.Workspace, 
 		return
 	}
 	if ws.Status == registry.StatusCreating {
-		if _, busy := o.inflight.Load(ws.ID); busy {
+		if o.isBusy(ws.ID) {
 			return
 		}
 		if !exists {
-			o.log.Warn("dropping a create that never finished", "workspace_id", ws.ID, "server", ws.ServerID)
-			if err := o.db.DeleteWorkspace(ctx, ws.ID); err == nil {
+			if acknowledged(ws) { // a move that was interrupted: never drop an answered workspace
+				o.setStatus(ctx, ws.ID, registry.StatusError, "re-placement interrupted; restart it to try again")
+				return
+			}
+			dropped, err := o.db.DeleteWorkspaceIf(ctx, ws.ID, func(now registry.Workspace) bool {
+				return now.Status == registry.StatusCreating && now.ContainerID == "" && !acknowledged(now) && !o.isBusy(now.ID)
+			})
+			if err == nil && dropped {
+				o.log.Warn("dropped a create that never finished", "workspace_id", ws.ID, "server", ws.ServerID)
 				o.event(ctx, registry.Event{Kind: "workspace.create_abandoned", ServerID: ws.ServerID, WorkspaceID: ws.ID,
 					Message: "create was interrupted before its container existed; record dropped (it was never acknowledged)"})
 			}
@@ -229,6 +239,9 @@ func (o *Orchestrator) reconcileRow(ctx context.Context, ws registry.Workspace, 
 		}
 		o.log.Info("re-adopting container of an interrupted create", "workspace_id", ws.ID, "container", c.ID)
 		if _, err := o.db.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
+			if w.Status != registry.StatusCreating || o.isBusy(w.ID) {
+				return errChanged
+			}
 			w.ContainerID, w.Status, w.StatusReason = c.ID, status, "re-adopted from labels"
 			return nil
 		}); err == nil {

@@ -103,7 +103,7 @@ func limits(n placement.Node) registry.Limits {
 	eff := n.Effective()
 	return registry.Limits{
 		CPU: eff.Total.CPU, MemoryMB: eff.Total.MemoryMB, DiskGB: eff.Total.DiskGB,
-		BandwidthMbps: eff.Total.BandwidthMbps, MaxWorkspaces: n.MaxWorkspaces,
+		BandwidthMbps: eff.Total.BandwidthMbps, MaxWorkspaces: n.MaxWorkspaces, GPUCount: n.GPUCount,
 	}
 }
 

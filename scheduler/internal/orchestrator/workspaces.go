@@ -122,6 +122,9 @@ func (o *Orchestrator) Restart(ctx context.Context, ws registry.Workspace) error
 	if ws.ServerID == "" {
 		return ErrNoContainer
 	}
+	if ws.Status == registry.StatusPendingDeletion {
+		return ErrMarkedForDeletion
+	}
 	if o.needsMove(ctx, ws) {
 		return o.replace(ctx, ws)
 	}
@@ -135,6 +138,9 @@ func (o *Orchestrator) Restart(ctx context.Context, ws registry.Workspace) error
 		return err
 	}
 	_, err = o.db.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
+		if w.Status == registry.StatusPendingDeletion {
+			return ErrMarkedForDeletion
+		}
 		w.Status, w.StatusReason, w.LastActivity = registry.StatusRunning, "", time.Now().UTC()
 		return nil
 	})
@@ -160,8 +166,7 @@ func (o *Orchestrator) needsMove(ctx context.Context, ws registry.Workspace) boo
 // there, trying candidates in placement order like Create.
 func (o *Orchestrator) replace(ctx context.Context, ws registry.Workspace) error {
 	ctx = context.WithoutCancel(ctx)
-	o.inflight.Store(ws.ID, struct{}{})
-	defer o.inflight.Delete(ws.ID)
+	defer o.markBusy(ws.ID)()
 	cr := CreateRequest{UserID: ws.UserID, SessionID: ws.SessionID, WorkspaceID: ws.ID, Config: configFromRow(ws)}
 	req, spec := o.Request(cr.Config)
 	req.Sequence = o.rrSeq.Add(1) - 1
@@ -179,6 +184,7 @@ func (o *Orchestrator) replace(ctx context.Context, ws registry.Workspace) error
 		return fmt.Errorf("%w: %w", ErrPlacement, err)
 	}
 	oldServer, oldContainer := ws.ServerID, ws.ContainerID
+	o.retire(ctx, oldServer, oldContainer) // never two copies: the old one goes first, if its agent answers
 	var lastErr error
 	for _, cand := range dec.Candidates {
 		server, _ := snap.Server(cand.NodeID)
@@ -202,6 +208,7 @@ func (o *Orchestrator) replace(ctx context.Context, ws registry.Workspace) error
 			if w.Metadata == nil {
 				w.Metadata = map[string]any{}
 			}
+			acknowledge(w)
 			w.Metadata["home_reset"] = true
 			w.Metadata["previous_server_id"] = oldServer
 			w.Metadata["replaced_at"] = time.Now().UTC().Format(time.RFC3339)
@@ -213,7 +220,6 @@ func (o *Orchestrator) replace(ctx context.Context, ws registry.Workspace) error
 		o.log.Info("workspace re-placed with a new home", "workspace_id", ws.ID, "from", oldServer, "to", server.ID)
 		o.event(ctx, registry.Event{Kind: "workspace.replaced", ServerID: server.ID, WorkspaceID: ws.ID,
 			Message: fmt.Sprintf("re-placed from %s to %s; the home directory is new", oldServer, server.ID)})
-		o.retire(ctx, oldServer, oldContainer)
 		return nil
 	}
 	if lastErr == nil {
@@ -260,8 +266,7 @@ func configFromRow(ws registry.Workspace) WorkspaceConfig {
 // (contract §3.6). A container that cannot be removed now is left to
 // reconciliation, which removes unrecorded containers.
 func (o *Orchestrator) Delete(ctx context.Context, ws registry.Workspace) error {
-	o.inflight.Store(ws.ID, struct{}{})
-	defer o.inflight.Delete(ws.ID)
+	defer o.markBusy(ws.ID)()
 	if client, ctx, err := o.client(ctx, ws); err == nil {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()

@@ -1,8 +1,8 @@
 // Package podexapi makes the scheduler's reverse calls to the podex API
 // service (contract §7), when COMPUTE_API_BASE_URL is set. Today: workspace
-// status sync, sent on change only. Calls are queued and sent by one
-// goroutine so a slow API never holds up the scheduler; a full queue drops
-// the oldest news rather than block.
+// status sync, sent on change only. Updates are coalesced per workspace
+// (only the latest status of each is kept) and sent by one goroutine, so a
+// slow API never holds up the scheduler and never receives stale news.
 package podexapi
 
 import (
@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,7 +27,11 @@ type Client struct {
 	token string
 	http  *http.Client
 	log   hclog.Logger
-	queue chan statusUpdate
+
+	mu      sync.Mutex
+	pending map[string]string // workspace id → latest status not yet sent
+	order   []string          // ids in the order they first became pending
+	wake    chan struct{}
 }
 
 type statusUpdate struct{ id, status string }
@@ -34,7 +39,7 @@ type statusUpdate struct{ id, status string }
 // New returns a client of the API at base (e.g. http://api:3001).
 func New(base, token string, log hclog.Logger) *Client {
 	return &Client{base: strings.TrimRight(base, "/"), token: token, log: log,
-		http: &http.Client{Timeout: 10 * time.Second}, queue: make(chan statusUpdate, 1024)}
+		http: &http.Client{Timeout: 10 * time.Second}, pending: map[string]string{}, wake: make(chan struct{}, 1)}
 }
 
 // APIStatus maps a workspace status to what the API's sync-status endpoint
@@ -55,11 +60,30 @@ func (c *Client) WorkspaceStatus(_ context.Context, ws registry.Workspace) {
 	if !ok {
 		return
 	}
-	select {
-	case c.queue <- statusUpdate{ws.ID, status}:
-	default:
-		c.log.Warn("status sync queue full; dropping", "workspace_id", ws.ID)
+	c.mu.Lock()
+	if _, ok := c.pending[ws.ID]; !ok {
+		c.order = append(c.order, ws.ID)
 	}
+	c.pending[ws.ID] = status
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next takes the oldest pending update.
+func (c *Client) next() (statusUpdate, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.order) == 0 {
+		return statusUpdate{}, false
+	}
+	id := c.order[0]
+	c.order = c.order[1:]
+	u := statusUpdate{id, c.pending[id]}
+	delete(c.pending, id)
+	return u, true
 }
 
 // Run sends queued updates until ctx ends.
@@ -68,7 +92,9 @@ func (c *Client) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case u := <-c.queue:
+		case <-c.wake:
+		}
+		for u, ok := c.next(); ok && ctx.Err() == nil; u, ok = c.next() {
 			if err := c.syncStatus(ctx, u); err != nil {
 				c.log.Warn("status sync to API failed", "workspace_id", u.id, "error", err)
 			}

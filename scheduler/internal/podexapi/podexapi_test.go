@@ -38,7 +38,7 @@ func TestWorkspaceStatusSync(t *testing.T) {
 		{registry.StatusStopped, "stopped"},
 	}
 	for _, tt := range tests {
-		c.WorkspaceStatus(ctx, registry.Workspace{ID: "w-1", Status: tt.status})
+		c.WorkspaceStatus(ctx, registry.Workspace{ID: "w-" + string(tt.status), Status: tt.status})
 	}
 	for _, tt := range tests {
 		if tt.want == "" {
@@ -46,7 +46,7 @@ func TestWorkspaceStatusSync(t *testing.T) {
 		}
 		select {
 		case got := <-calls:
-			want := call{"/api/workspaces/w-1/internal/sync-status", "svc-token", tt.want}
+			want := call{"/api/workspaces/w-" + string(tt.status) + "/internal/sync-status", "svc-token", tt.want}
 			if got != want {
 				t.Errorf("call = %+v, want %+v", got, want)
 			}
@@ -58,5 +58,22 @@ func TestWorkspaceStatusSync(t *testing.T) {
 	case extra := <-calls:
 		t.Errorf("unexpected extra call %+v", extra)
 	default:
+	}
+}
+
+// Updates queued while the API is slow collapse to the latest per workspace.
+func TestWorkspaceStatusCoalesces(t *testing.T) {
+	c := New("http://unused", "t", hclog.NewNullLogger())
+	for _, s := range []registry.Status{registry.StatusRunning, registry.StatusStopped, registry.StatusError} {
+		c.WorkspaceStatus(context.Background(), registry.Workspace{ID: "a", Status: s})
+	}
+	c.WorkspaceStatus(context.Background(), registry.Workspace{ID: "b", Status: registry.StatusRunning})
+	var got []statusUpdate
+	for u, ok := c.next(); ok; u, ok = c.next() {
+		got = append(got, u)
+	}
+	want := []statusUpdate{{"a", "error"}, {"b", "running"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("pending = %v, want %v", got, want)
 	}
 }

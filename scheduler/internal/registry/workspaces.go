@@ -339,6 +339,8 @@ func statusEventTx(ctx context.Context, tx *sql.Tx, w Workspace, old Status) err
 // SetWorkspaceStatus sets the workspace's status and reason and reports
 // whether the status changed. Setting the same status and reason again
 // writes nothing. A change is recorded as a workspace.status event.
+// pending_deletion is sticky: a workspace marked for deletion keeps that
+// status until its row is deleted (contract §15).
 func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status Status, reason string) (bool, error) {
 	if !status.Valid() {
 		return false, fmt.Errorf("set workspace status: %q: %w", status, ErrInvalid)
@@ -358,6 +360,9 @@ func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status Status, 
 		if oldStatus == status && oldReason == reason {
 			return nil
 		}
+		if oldStatus == StatusPendingDeletion {
+			return nil // sticky: only the cleanup that deletes the row ends it
+		}
 		changed = oldStatus != status
 		_, err = updateWorkspaceTx(ctx, tx, id, func(w *Workspace) error {
 			w.Status, w.StatusReason = status, reason
@@ -374,23 +379,34 @@ func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status Status, 
 // DeleteWorkspace removes the workspace row, which releases its reservation.
 // ErrNotFound if there is no such row.
 func (db *DB) DeleteWorkspace(ctx context.Context, id string) error {
+	_, err := db.DeleteWorkspaceIf(ctx, id, nil)
+	return err
+}
+
+// DeleteWorkspaceIf deletes the row only if keep is nil or returns true for
+// it as it is inside the write transaction, so a decision taken on an older
+// read cannot delete a row that has changed since. It reports whether the
+// row was deleted; ErrNotFound if there is no such row.
+func (db *DB) DeleteWorkspaceIf(ctx context.Context, id string, ok func(Workspace) bool) (bool, error) {
+	deleted := false
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		var serverID sql.NullString
-		var status Status
-		err := tx.QueryRowContext(ctx, "DELETE FROM workspaces WHERE id = ? RETURNING server_id, status", id).
-			Scan(&serverID, &status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("workspace %q: %w", id, ErrNotFound)
-		}
+		w, err := getWorkspace(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		_, err = addEventTx(ctx, tx, Event{Kind: EventWorkspaceDeleted, ServerID: serverID.String, WorkspaceID: id,
-			Message: fmt.Sprintf("workspace %s deleted (was %s)", id, status)})
+		if ok != nil && !ok(w) {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM workspaces WHERE id = ?", id); err != nil {
+			return err
+		}
+		deleted = true
+		_, err = addEventTx(ctx, tx, Event{Kind: EventWorkspaceDeleted, ServerID: w.ServerID, WorkspaceID: id,
+			Message: fmt.Sprintf("workspace %s deleted (was %s)", id, w.Status)})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("delete workspace: %w", err)
+		return false, fmt.Errorf("delete workspace: %w", err)
 	}
-	return nil
+	return deleted, nil
 }
