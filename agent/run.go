@@ -71,14 +71,26 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- api.Serve(ctx, l, tlsConfig) }()
-	go func() { _ = fence.Run(ctx) }()
-	go pool.JoinRetry(ctx, cfg.Join)
-	go func() {
-		var seq uint64
-		prev := nodeMeta(cfg, advertise, first, 0)
-		errc <- sampler.Run(ctx, cfg.SampleInterval, func(c wire.Capacity) {
+	errc := make(chan error, 4) // one per part: none blocks on exit
+	// Every part runs until ctx ends; run returns only once all have
+	// stopped (the deferred Leave then announces the departure).
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	part := func(fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- fn()
+		}()
+	}
+	part(func() error { return api.Serve(ctx, l, tlsConfig) })
+	part(func() error { return fence.Run(ctx) })
+	part(func() error { pool.JoinRetry(ctx, cfg.Join); <-ctx.Done(); return nil })
+	var seq uint64
+	prev := nodeMeta(cfg, advertise, first, 0)
+	part(func() error {
+		return sampler.Run(ctx, cfg.SampleInterval, func(c wire.Capacity) {
 			latest.set(c)
 			meta := nodeMeta(cfg, advertise, c, seq+1)
 			if meta.SameCapacity(prev) {
@@ -91,12 +103,12 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 			}
 			prev = meta
 		})
-	}()
+	})
 	select {
 	case <-ctx.Done():
 		return nil
 	case err := <-errc:
-		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) || err == nil {
 			return nil
 		}
 		return err

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -43,6 +44,7 @@ type App struct {
 	orch    *orchestrator.Orchestrator
 	metrics *metrics.Metrics
 	echo    *echo.Echo
+	loops   sync.WaitGroup // the Background loops
 }
 
 // New opens the registry, registers the seed servers, joins nothing yet,
@@ -123,20 +125,29 @@ func (a *App) Handler() http.Handler { return a.echo }
 
 // Background starts the loops (gossip join, health, cleanup) until ctx ends.
 func (a *App) Background(ctx context.Context) {
-	if a.pool != nil {
-		go a.pool.JoinRetry(ctx, a.cfg.Join)
+	run := func(fn func(context.Context)) {
+		a.loops.Add(1)
+		go func() {
+			defer a.loops.Done()
+			fn(ctx)
+		}()
 	}
-	go func() { _ = a.tracker.Run(ctx) }()
-	go func() { _ = a.orch.RunCleanup(ctx, 5*time.Second) }()
-	go func() { _ = a.orch.RunReconcile(ctx) }()
-	go func() { _ = a.watcher.Run(ctx) }()
+	if a.pool != nil {
+		run(func(ctx context.Context) { a.pool.JoinRetry(ctx, a.cfg.Join) })
+	}
+	run(func(ctx context.Context) { _ = a.tracker.Run(ctx) })
+	run(func(ctx context.Context) { _ = a.orch.RunCleanup(ctx, 5*time.Second) })
+	run(func(ctx context.Context) { _ = a.orch.RunReconcile(ctx) })
+	run(func(ctx context.Context) { _ = a.watcher.Run(ctx) })
 	if a.podex != nil {
-		go func() { _ = a.podex.Run(ctx) }()
+		run(func(ctx context.Context) { _ = a.podex.Run(ctx) })
 	}
 }
 
-// Close leaves gossip and closes the registry.
+// Close waits for the background loops (cancel their ctx first), then
+// leaves gossip and closes the registry.
 func (a *App) Close() error {
+	a.loops.Wait()
 	var err error
 	if a.pool != nil {
 		err = a.pool.Leave(2 * time.Second)
@@ -150,8 +161,8 @@ func Run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
 	ctx, cancel := context.WithCancel(ctx)
+	defer a.Close() // runs after cancel: the loops end, then the registry closes
 	defer cancel()
 	a.Background(ctx)
 	l, err := net.Listen("tcp", cfg.Listen)

@@ -46,12 +46,12 @@ func benchApp(b testing.TB, n int) (*httptest.Server, *App) {
 	cfg.ServiceToken = "bench-token"
 	cfg.WorkspaceServers = string(raw)
 	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
 	a, err := New(ctx, cfg, hclog.NewNullLogger())
 	if err != nil {
+		cancel()
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { a.Close() })
+	b.Cleanup(func() { cancel(); a.Close() })
 	a.Background(ctx)
 	testutil.Eventually(b, 10*time.Second, "all fake agents healthy", func() bool {
 		for i := range n {

@@ -96,7 +96,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer a.Close()
+		defer func() { cancel(); a.Close() }()
 		// No gossip here: give the server the machine's capacity by hand.
 		capa, err := ag.Client.Capacity(ctx)
 		if err != nil {
