@@ -161,23 +161,11 @@ func (a *API) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireServiceToken is the compute API's check (contract §1.2):
-// X-Internal-Service-Token wins when present, even if wrong; otherwise
-// "Authorization: Bearer <token>".
+// requireServiceToken is the compute API's check (contract §1.2).
 func (a *API) requireServiceToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r := c.Request()
-		token := r.Header.Get("X-Internal-Service-Token")
-		if token == "" {
-			token, _ = auth.Bearer(r.Header.Get("Authorization"))
-		}
-		switch {
-		case a.d.ServiceToken == "":
-			return errServiceNotConfigured
-		case token == "":
-			return errMissingServiceToken
-		case !auth.Equal(token, a.d.ServiceToken):
-			return errInvalidServiceToken
+		if f := auth.ServiceToken(c.Request(), a.d.ServiceToken); f != nil {
+			return echo.NewHTTPError(f.Status, f.Detail)
 		}
 		return next(c)
 	}

@@ -35,11 +35,7 @@ var (
 
 // Authentication failures of the service token on the podex routes
 // (contract §1.2: the same details as the compute API).
-var (
-	errServiceNotConfigured = echo.NewHTTPError(http.StatusInternalServerError, "Service authentication not configured")
-	errMissingServiceToken  = echo.NewHTTPError(http.StatusUnauthorized, "Missing service token")
-	errInvalidServiceToken  = echo.NewHTTPError(http.StatusUnauthorized, "Invalid service token")
-)
+var ()
 
 // detailError is a failure whose message is meant for the caller.
 type detailError struct {

@@ -7,6 +7,7 @@ package auth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net/http"
 	"strings"
 )
 
@@ -28,4 +29,34 @@ func Bearer(header string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(header[len(prefix):]), true
+}
+
+// HeaderServiceToken carries the podex service token.
+const HeaderServiceToken = "X-Internal-Service-Token"
+
+// Failure is a refused request: the status and detail to answer with.
+type Failure struct {
+	Status int
+	Detail string
+}
+
+func (f *Failure) Error() string { return f.Detail }
+
+// ServiceToken checks a request's podex service token (contract §1.2):
+// X-Internal-Service-Token wins when present, even if wrong; otherwise
+// "Authorization: Bearer <token>". An unconfigured token fails closed (500).
+func ServiceToken(r *http.Request, want string) *Failure {
+	token := r.Header.Get(HeaderServiceToken)
+	if token == "" {
+		token, _ = Bearer(r.Header.Get("Authorization"))
+	}
+	switch {
+	case want == "":
+		return &Failure{http.StatusInternalServerError, "Service authentication not configured"}
+	case token == "":
+		return &Failure{http.StatusUnauthorized, "Missing service token"}
+	case !Equal(token, want):
+		return &Failure{http.StatusUnauthorized, "Invalid service token"}
+	}
+	return nil
 }

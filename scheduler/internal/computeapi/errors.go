@@ -20,19 +20,16 @@ import (
 
 // Request, auth and ownership failures (§1.2); 422s are built in validate.go.
 var (
-	errMissingUserID     = echo.NewHTTPError(http.StatusUnauthorized, "Missing user ID header")
-	errAuthNotConfigured = echo.NewHTTPError(http.StatusInternalServerError, "Service authentication not configured")
-	errMissingToken      = echo.NewHTTPError(http.StatusUnauthorized, "Missing service token")
-	errInvalidToken      = echo.NewHTTPError(http.StatusUnauthorized, "Invalid service token")
-	errEmptyID           = echo.NewHTTPError(http.StatusBadRequest, "Invalid workspace_id: cannot be empty")
-	errUnsafeID          = echo.NewHTTPError(http.StatusBadRequest, "Invalid workspace_id: contains unsafe characters")
-	errLongID            = echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid workspace_id: longer than %d characters", maxIDLen))
-	errNotFound          = echo.NewHTTPError(http.StatusNotFound, "Workspace not found")
-	errForbidden         = echo.NewHTTPError(http.StatusForbidden, "Not authorized to access this workspace")
-	errContentRequired   = echo.NewHTTPError(http.StatusBadRequest, "Content is required")
-	errInternal          = echo.NewHTTPError(http.StatusInternalServerError, "Internal Server Error")
-	errBodyUnreadable    = echo.NewHTTPError(http.StatusBadRequest, "There was an error parsing the body")
-	errBodyTooLarge      = echo.NewHTTPError(http.StatusRequestEntityTooLarge, "Request body too large")
+	errMissingUserID   = echo.NewHTTPError(http.StatusUnauthorized, "Missing user ID header")
+	errEmptyID         = echo.NewHTTPError(http.StatusBadRequest, "Invalid workspace_id: cannot be empty")
+	errUnsafeID        = echo.NewHTTPError(http.StatusBadRequest, "Invalid workspace_id: contains unsafe characters")
+	errLongID          = echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid workspace_id: longer than %d characters", maxIDLen))
+	errNotFound        = echo.NewHTTPError(http.StatusNotFound, "Workspace not found")
+	errForbidden       = echo.NewHTTPError(http.StatusForbidden, "Not authorized to access this workspace")
+	errContentRequired = echo.NewHTTPError(http.StatusBadRequest, "Content is required")
+	errInternal        = echo.NewHTTPError(http.StatusInternalServerError, "Internal Server Error")
+	errBodyUnreadable  = echo.NewHTTPError(http.StatusBadRequest, "There was an error parsing the body")
+	errBodyTooLarge    = echo.NewHTTPError(http.StatusRequestEntityTooLarge, "Request body too large")
 )
 
 // op names the operation whose error is being mapped.

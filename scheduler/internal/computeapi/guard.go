@@ -67,20 +67,10 @@ func (a *API) tokenOnly(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// checkToken: X-Internal-Service-Token wins when present, even if wrong;
-// otherwise "Authorization: Bearer <token>". Compared in constant time.
+// checkToken is the service token check of contract §1.2 (auth.ServiceToken).
 func (a *API) checkToken(r *http.Request) error {
-	token := r.Header.Get(headerServiceToken)
-	if token == "" {
-		token, _ = auth.Bearer(r.Header.Get("Authorization"))
-	}
-	switch {
-	case a.d.ServiceToken == "":
-		return errAuthNotConfigured
-	case token == "":
-		return errMissingToken
-	case !auth.Equal(token, a.d.ServiceToken):
-		return errInvalidToken
+	if f := auth.ServiceToken(r, a.d.ServiceToken); f != nil {
+		return echo.NewHTTPError(f.Status, f.Detail)
 	}
 	return nil
 }
