@@ -33,10 +33,6 @@ var (
 	errInvalidAdminToken  = echo.NewHTTPError(http.StatusUnauthorized, "Invalid admin token")
 )
 
-// Authentication failures of the service token on the podex routes
-// (contract §1.2: the same details as the compute API).
-var ()
-
 // detailError is a failure whose message is meant for the caller.
 type detailError struct {
 	kind error
