@@ -12,9 +12,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
 	"berth/shared/gossip"
 	"berth/shared/wire"
@@ -347,8 +350,8 @@ func (p ServerPatch) registryPatch() (registry.ServerPatch, error) {
 
 // deleteServer removes a server. A server with workspace rows is refused
 // unless ?force=true: then it is cordoned (so nothing new lands there),
-// its workspace rows are deleted (their containers, if the host is still
-// there, are left to reconciliation) and the server goes.
+// its workspaces' containers are removed where its agent answers, their rows
+// are deleted, and the server goes. Data directories are kept.
 func (a *API) deleteServer(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
@@ -356,7 +359,8 @@ func (a *API) deleteServer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.d.Registry.GetServer(ctx, id); errors.Is(err, registry.ErrNotFound) {
+	srv, err := a.d.Registry.GetServer(ctx, id)
+	if errors.Is(err, registry.ErrNotFound) {
 		return failf(ErrNotFound, "server %q not found", id)
 	} else if err != nil {
 		return err
@@ -367,7 +371,7 @@ func (a *API) deleteServer(c echo.Context) error {
 	}
 	if len(ws) > 0 && !force {
 		return failf(ErrConflict,
-			"server %q still has %d %s: drain it (PATCH state=draining) and wait until they are gone, or delete with ?force=true to drop their records (containers are left to reconciliation)",
+			"server %q still has %d %s: drain it (PATCH state=draining) and wait until they are gone, or delete with ?force=true to drop their records and remove their containers (data is kept)",
 			id, len(ws), plural(len(ws), "workspace", "workspaces"))
 	}
 	if len(ws) > 0 {
@@ -375,7 +379,17 @@ func (a *API) deleteServer(c echo.Context) error {
 		if _, err := a.d.Registry.UpdateServer(ctx, id, registry.ServerPatch{State: &cordoned}); err != nil {
 			return err
 		}
+		// Once the server is gone nothing watches it any more: remove the
+		// containers now, where its agent still answers (data is kept).
+		client := a.d.Agents.Client(srv.ID, orchestrator.AgentAddr(srv))
 		for _, w := range ws {
+			if w.ContainerID != "" {
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if err := client.Remove(rctx, w.ContainerID, true); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
+					a.log.Warn("force delete: container not removed", "server", id, "workspace_id", w.ID, "error", err)
+				}
+				cancel()
+			}
 			if err := a.d.Registry.DeleteWorkspace(ctx, w.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
 				return err
 			}

@@ -254,6 +254,14 @@ func TestDeleteServer(t *testing.T) {
 	r.reserve("w1", "ws-1", 2, 4096)
 	r.reserve("w2", "ws-1", 2, 4096)
 	ctx := context.Background()
+	// w1 has a container on the agent; a forced delete removes it.
+	ctr, err := r.dialer.Client("ws-1", r.agents["ws-1"].Addr()).Create(ctx, wire.CreateContainerRequest{Name: "workspace-w1", Image: "img", Start: true, WorkspaceID: "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.db.UpdateWorkspace(ctx, "w1", func(w *registry.Workspace) error { w.ContainerID = ctr.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
 
 	got := r.admin("DELETE", "/admin/servers/ws-1", nil)
 	wantStatus(t, got, 409)
@@ -270,6 +278,9 @@ func TestDeleteServer(t *testing.T) {
 	wantStatus(t, r.admin("GET", "/admin/servers/ws-1", nil), 404)
 	if ws, _ := r.db.ListWorkspaces(ctx, registry.WorkspaceFilter{ServerID: "ws-1"}); len(ws) != 0 {
 		t.Errorf("workspace rows after forced delete = %d, want 0", len(ws))
+	}
+	if n := len(r.agents["ws-1"].Containers()); n != 0 {
+		t.Errorf("containers left on the force-deleted server = %d, want 0", n)
 	}
 
 	wantStatus(t, r.admin("DELETE", "/admin/servers/ws-2", nil), 204) // no workspaces: no force needed
