@@ -43,29 +43,14 @@ type HostCapacity struct {
 
 // ContainerUsage is one berth container of a host and its resource use.
 type ContainerUsage struct {
-	ContainerID string          `json:"container_id"`
-	Name        string          `json:"name"`
-	WorkspaceID string          `json:"workspace_id"`
-	Image       string          `json:"image"`
-	State       string          `json:"state"`
-	Status      string          `json:"status"`
-	Usage       *ContainerStats `json:"usage"` // null when not running or not sampled
-	Error       string          `json:"error"` // why usage is missing, if it is an error
-}
-
-// ContainerStats is one sample of a container's resource use.
-type ContainerStats struct {
-	CPUPercent    float64 `json:"cpu_percent"`
-	CPULimitCores float64 `json:"cpu_limit_cores"`
-	MemoryUsedMB  int64   `json:"memory_used_mb"`
-	MemoryLimitMB int64   `json:"memory_limit_mb"`
-	MemoryPercent float64 `json:"memory_percent"`
-	DiskReadMB    float64 `json:"disk_read_mb"`
-	DiskWriteMB   float64 `json:"disk_write_mb"`
-	NetworkRxMB   float64 `json:"network_rx_mb"`
-	NetworkTxMB   float64 `json:"network_tx_mb"`
-	UptimeSeconds int64   `json:"uptime_seconds"`
-	CollectedAt   *string `json:"collected_at"`
+	ContainerID string               `json:"container_id"`
+	Name        string               `json:"name"`
+	WorkspaceID string               `json:"workspace_id"`
+	Image       string               `json:"image"`
+	State       string               `json:"state"`
+	Status      string               `json:"status"`
+	Usage       *wire.ContainerStats `json:"usage"` // null when not running or not sampled
+	Error       string               `json:"error"` // why usage is missing, if it is an error
 }
 
 // ServerStats is GET /admin/servers/{id}/stats: live figures from the agent.
@@ -121,10 +106,7 @@ func (a *API) serverStats(c echo.Context) error {
 				out.Containers[i].Error = err.Error()
 				return
 			}
-			out.Containers[i].Usage = &ContainerStats{CPUPercent: st.CPUPercent, CPULimitCores: st.CPULimitCores,
-				MemoryUsedMB: st.MemoryUsedMB, MemoryLimitMB: st.MemoryLimitMB, MemoryPercent: st.MemoryPercent,
-				DiskReadMB: st.DiskReadMB, DiskWriteMB: st.DiskWriteMB, NetworkRxMB: st.NetworkRxMB,
-				NetworkTxMB: st.NetworkTxMB, UptimeSeconds: st.UptimeSeconds, CollectedAt: timestamp(st.CollectedAt)}
+			out.Containers[i].Usage = &st
 		}()
 	}
 	wg.Wait()
