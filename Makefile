@@ -43,16 +43,18 @@ clean:
 # the compose cluster, which this target brings up (it stays up afterwards).
 test: certs images
 	go vet ./...
-	go test -race -count=1 ./...
+	scripts/test-summary.sh --reset
+	go test -race -count=1 -v ./... 2>&1 | scripts/test-summary.sh unit+integration
 	scripts/cluster-up.sh
-	BERTH_E2E=1 go test -count=1 -v ./scheduler/e2e/... 2>&1 | scripts/test-summary.sh
+	BERTH_E2E=1 go test -count=1 -v ./scheduler/e2e/... 2>&1 | scripts/test-summary.sh e2e
 	$(MAKE) test-faults
+	scripts/test-summary.sh --total
 
 # Real faults against the running cluster: agent kill -9, host kill, network
 # partition, scheduler kill -9 during 50 creates. Needs the cluster (make run).
 test-faults:
 	scripts/cluster-up.sh >/dev/null
-	BERTH_E2E=1 BERTH_FAULTS=1 go test -count=1 -v -run '^TestFault' ./scheduler/e2e/ 2>&1 | scripts/test-summary.sh
+	BERTH_E2E=1 BERTH_FAULTS=1 go test -count=1 -v -run '^TestFault' ./scheduler/e2e/ 2>&1 | scripts/test-summary.sh faults
 
 # Benchmarks (figures in the README): placement, registry, create throughput
 # with fake agents, and create-to-running against a plain Docker API call.
