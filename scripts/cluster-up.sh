@@ -101,6 +101,11 @@ log "starting scheduler"
 up scheduler
 wait_until scheduler "a healthy scheduler (GET /health)" healthy scheduler
 
+# Images that earlier builds replaced were kept while containers used them;
+# now that the containers run the new ones, drop them. The filter matches
+# only berth's images (every one derives from berth/base and keeps its label).
+docker image prune -f --filter label=org.opencontainers.image.title=berth-base-bookworm >/dev/null 2>&1 || true
+
 # What is running, and how to reach it.
 env_of() { docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$(cid "$1")" | sed -n "s/^$2=//p"; }
 port_of() { docker port "$(cid "$1")" "$2/tcp" | head -n 1; }
