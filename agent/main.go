@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,6 +17,10 @@ import (
 
 func main() {
 	cfg, err := config.Load(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "usage: agent [flags]  (each flag also reads its environment variable, or a line of the BERTH_CONFIG file)\n%s", config.Usage())
+		return
+	}
 	if err == nil {
 		err = cfg.Validate()
 	}

@@ -7,6 +7,7 @@ package envflag
 import (
 	"bufio"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +39,9 @@ func Load(name string, args []string, getenv func(string) string, fileKey string
 		flagVals[i] = fs.String(k.Flag, "", k.Help+" ("+k.Env+")")
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w\n%s", err, Usage(keys))
 	}
 	values := map[string]string{}

@@ -118,6 +118,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	return c, err
 }
 
+// Usage lists the settings.
+func Usage() string { c := Default(); return envflag.Usage(c.keys()) }
+
 func (c *Config) keys() []envflag.Key {
 	return append(envflag.PeerKeys(&c.Peer, "agent"), []envflag.Key{
 		{Env: "BERTH_SERVER_ID", Flag: "server-id", Help: "unique server id", Set: envflag.String(&c.ServerID)},
