@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -73,6 +75,10 @@ func loadConfig(args []string) (config.Config, []string, error) {
 
 func serve(ctx context.Context, args []string) error {
 	cfg, _, err := loadConfig(args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage()
+		return nil
+	}
 	if err == nil {
 		err = cfg.Validate()
 	}
