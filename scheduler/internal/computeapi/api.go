@@ -36,6 +36,11 @@ type Workspaces interface {
 	Exec(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest) (orchestrator.ExecResult, error)
 	ExecStream(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest, onOutput func(stream string, data []byte) error) (orchestrator.ExecResult, error)
 	Resources(ctx context.Context, ws registry.Workspace) (wire.ContainerStats, error)
+	// ScaleOptions lists the tiers the workspace can move to (§3.16).
+	ScaleOptions(ctx context.Context, ws registry.Workspace) (orchestrator.ScaleOptions, error)
+	// Scale moves the workspace to another tier (§3.17). A refusal (same
+	// tier, no room) is a result with Success false; an error is a 500.
+	Scale(ctx context.Context, ws registry.Workspace, newTier string) (orchestrator.ScaleResult, error)
 }
 
 // Deps are what the compute API reads and drives.
@@ -90,6 +95,8 @@ func (a *API) Register(e *echo.Echo) {
 	e.PUT("/workspaces/:id/files/content", a.writeFile, userJSON)
 	get("/workspaces/:id/health", a.health, user)
 	get("/workspaces/:id/resources", a.resources, user)
+	get("/workspaces/:id/scale-options", a.scaleOptions, user)
+	e.POST("/workspaces/:id/scale", a.scale, userJSON)
 
 	get("/health", a.serviceHealth)
 	get("/ready", a.ready)

@@ -17,6 +17,7 @@
 //   - info.go: response shapes (WorkspaceInfo, resources) and the
 //     pydantic JSON formats of datetimes and floats.
 //   - workspaces.go, exec.go, files.go: the handlers.
+//   - scale.go: scale-options and scale (§3.16, §3.17), with their shapes.
 //
 // An API is safe for concurrent use; it keeps no state of its own.
 package computeapi

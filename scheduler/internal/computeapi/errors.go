@@ -42,6 +42,7 @@ const (
 	opDelete  op = "delete"
 	opMark    op = "mark-for-deletion"
 	opBeat    op = "heartbeat"
+	opScale   op = "scale"
 )
 
 // fail maps an orchestrator error of operation o to the HTTP error the
@@ -80,6 +81,9 @@ func (a *API) fail(o op, err error) error {
 	case opDelete:
 		a.log.Error("delete failed", "error", err)
 		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to delete workspace: "+err.Error())
+	case opScale:
+		a.log.Error("scale failed", "error", err)
+		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to scale workspace: "+err.Error())
 	case opMark:
 		a.log.Error("mark for deletion failed", "error", err)
 		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to mark workspace for deletion: "+err.Error())

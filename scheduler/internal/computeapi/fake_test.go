@@ -36,11 +36,15 @@ type fakeWorkspaces struct {
 	streamFn   func(ctx context.Context, req orchestrator.ExecRequest, onOutput func(string, []byte) error) (orchestrator.ExecResult, error)
 	stats      wire.ContainerStats
 	statsErr   error
+	options    orchestrator.ScaleOptions
+	scaleRes   orchestrator.ScaleResult
+	scaleErr   error
 
 	creates []orchestrator.CreateRequest
 	execs   []orchestrator.ExecRequest
 	calls   []string // "Method id"
 	lists   [][2]string
+	scales  []string // tiers asked for
 }
 
 func newFake(wss ...registry.Workspace) *fakeWorkspaces {
@@ -175,6 +179,21 @@ func (f *fakeWorkspaces) ExecStream(ctx context.Context, w registry.Workspace, r
 func (f *fakeWorkspaces) Resources(_ context.Context, w registry.Workspace) (wire.ContainerStats, error) {
 	_ = f.record("Resources", w.ID)
 	return f.stats, f.statsErr
+}
+
+func (f *fakeWorkspaces) ScaleOptions(_ context.Context, w registry.Workspace) (orchestrator.ScaleOptions, error) {
+	err := f.record("ScaleOptions", w.ID)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.options, err
+}
+
+func (f *fakeWorkspaces) Scale(_ context.Context, w registry.Workspace, newTier string) (orchestrator.ScaleResult, error) {
+	_ = f.record("Scale", w.ID)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scales = append(f.scales, newTier)
+	return f.scaleRes, f.scaleErr
 }
 
 // Fixtures.

@@ -34,6 +34,9 @@ type Agent struct {
 	Down atomic.Bool
 	// FailPull makes every image pull end with this error line.
 	FailPull atomic.Value // string
+	// FailUpdate makes every container update answer with this wire error
+	// code.
+	FailUpdate atomic.Value // string
 
 	mu         sync.Mutex
 	containers map[string]wire.Container
@@ -53,6 +56,7 @@ func Start(t testing.TB, pki *testutil.PKI, serverID string) *Agent {
 	a := &Agent{ServerID: serverID, containers: map[string]wire.Container{}}
 	a.FailCreate.Store("")
 	a.FailPull.Store("")
+	a.FailUpdate.Store("")
 	a.images = []wire.Image{{ID: "sha256:" + strings.Repeat("ab", 32), Tags: []string{"berth/workspace:dev"},
 		Size: 300 << 20, Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	a.Server = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
@@ -186,6 +190,19 @@ func (a *Agent) container(w http.ResponseWriter, r *http.Request, rest string) {
 		writeJSON(w, http.StatusOK, wire.ContainerStats{CPUPercent: 12.5, CPULimitCores: c.Resources.CPU,
 			MemoryUsedMB: 256, MemoryLimitMB: c.Resources.MemoryMB, MemoryPercent: 25, UptimeSeconds: 60,
 			CollectedAt: time.Now()})
+	case action == "update" && r.Method == http.MethodPost:
+		var res wire.Resources
+		if err := json.NewDecoder(r.Body).Decode(&res); err != nil {
+			writeErr(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+			return
+		}
+		if code := a.FailUpdate.Load().(string); code != "" {
+			writeErr(w, http.StatusBadGateway, code, "injected failure")
+			return
+		}
+		c.Resources = res
+		a.containers[id] = c
+		w.WriteHeader(http.StatusNoContent)
 	case action == "exec":
 		writeJSON(w, http.StatusOK, wire.ExecResult{ExitCode: 0, Stdout: []byte("ok\n")})
 	default:

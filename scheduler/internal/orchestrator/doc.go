@@ -11,6 +11,11 @@
 // recorded as an event. If anything fails after a container exists, the
 // container is removed: nothing is left half-made.
 //
+// Scale (scale.go): a tier change in place. The growth must fit the server's
+// available room; the reservation is resized, then the agent updates the
+// container's limits live; if that fails the reservation is put back and
+// the scale is an error.
+//
 // An Orchestrator is safe for concurrent use; the registry's single writer
 // serialises reservations, so concurrent creates never overcommit a server.
 package orchestrator

@@ -27,4 +27,16 @@ var (
 	ErrMarkedForDeletion = errors.New("workspace is marked for deletion")
 	// ErrServerUnavailable: the workspace's server is unknown or unreachable.
 	ErrServerUnavailable = errors.New("Server not available")
+	// ErrNoServerAssignment: a scale of a workspace without a server.
+	ErrNoServerAssignment = errors.New("Workspace has no server assignment")
+	// ErrServerUnhealthy: the workspace's server is not in the capacity
+	// list (unknown, or neither healthy nor degraded); wrapped as
+	// "Server <id> not found or unhealthy".
+	ErrServerUnhealthy = errors.New("not found or unhealthy")
+	// ErrScaleNoContainer: a scale of a workspace without a container. The
+	// text carries the prefix that the contract's detail doubles (§3.17).
+	ErrScaleNoContainer = errors.New("Failed to scale workspace: Workspace has no container")
+	// ErrScaleFailed: the agent did not update the container's limits; the
+	// reservation was rolled back.
+	ErrScaleFailed = errors.New("container update failed")
 )

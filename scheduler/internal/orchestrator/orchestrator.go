@@ -105,7 +105,7 @@ func (o *Orchestrator) Request(cfg WorkspaceConfig) (placement.Request, tiers.Sp
 	spec := o.tiers.Resolve(cfg.Tier)
 	req := placement.Request{
 		Resources: placement.Resources{CPU: spec.VCPU, MemoryMB: spec.MemoryMB, DiskGB: spec.StorageGB, BandwidthMbps: spec.BandwidthMbps},
-		GPU:       spec.IsGPU || (spec.GPUType != "" && spec.GPUCount > 0),
+		GPU:       needsGPU(spec),
 		GPUType:   spec.GPUType, GPUCount: spec.GPUCount,
 		Architecture: spec.Architecture,
 		Region:       cfg.RegionPreference,
@@ -224,8 +224,7 @@ func (o *Orchestrator) createOn(ctx context.Context, r CreateRequest, spec tiers
 		Tier: r.Config.Tier, Host: host, Port: registry.DefaultPort, ServerID: server.ID,
 		CreatedAt: now, LastActivity: now, Metadata: map[string]any{}, Image: image,
 		Repositories: r.Config.Repos, Environment: r.Config.Environment, Config: r.Config.Raw,
-		Reservation: registry.Resources{CPU: spec.VCPU, MemoryMB: spec.MemoryMB, DiskGB: spec.StorageGB,
-			BandwidthMbps: max(spec.BandwidthMbps, 100), GPUCount: spec.GPUCount},
+		Reservation: reservation(spec),
 	}
 	if err := o.db.ReserveAndInsert(ctx, ws, limits(node)); err != nil {
 		return registry.Workspace{}, err
@@ -237,7 +236,7 @@ func (o *Orchestrator) createOn(ctx context.Context, r CreateRequest, spec tiers
 	client := o.agents.Client(server.ID, AgentAddr(server))
 	actx, cancel := context.WithTimeout(ctx, o.opts.CreateTimeout)
 	defer cancel()
-	ctr, err := client.Create(actx, o.containerSpec(ws, r, spec))
+	ctr, err := client.Create(actx, o.containerSpec(ws, r, spec, node))
 	if err != nil {
 		// The agent finishes a create its caller gave up on: when the answer
 		// was lost rather than refused, remove what it may have made by name.
@@ -322,7 +321,7 @@ func (o *Orchestrator) image(cfg WorkspaceConfig, spec tiers.Spec, s registry.Se
 }
 
 // containerSpec is contract §9.3: name, environment, home mount, limits.
-func (o *Orchestrator) containerSpec(ws registry.Workspace, r CreateRequest, spec tiers.Spec) wire.CreateContainerRequest {
+func (o *Orchestrator) containerSpec(ws registry.Workspace, r CreateRequest, spec tiers.Spec, node placement.Node) wire.CreateContainerRequest {
 	env := map[string]string{
 		"WORKSPACE_ID": ws.ID, "USER_ID": ws.UserID, "SESSION_ID": ws.SessionID, "WORKSPACE_TIER": ws.Tier,
 	}
@@ -356,7 +355,7 @@ func (o *Orchestrator) containerSpec(ws registry.Workspace, r CreateRequest, spe
 			wire.LabelCluster: o.opts.ClusterID,
 		},
 		Mounts:      []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev"}},
-		Resources:   wire.Resources{CPU: spec.VCPU, MemoryMB: spec.MemoryMB},
+		Resources:   wire.Resources{CPU: o.cpuLimit(spec.VCPU, node), MemoryMB: spec.MemoryMB},
 		Hostname:    "workspace",
 		Runtime:     o.opts.Runtime,
 		Start:       true,

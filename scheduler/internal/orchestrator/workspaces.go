@@ -196,7 +196,7 @@ func (o *Orchestrator) replace(ctx context.Context, ws registry.Workspace) error
 		}
 		client := o.agents.Client(server.ID, AgentAddr(server))
 		cctx, cancel := context.WithTimeout(ctx, o.opts.CreateTimeout)
-		ctr, err := client.Create(cctx, o.containerSpec(moved, cr, spec))
+		ctr, err := client.Create(cctx, o.containerSpec(moved, cr, spec, node))
 		cancel()
 		if err != nil {
 			lastErr = agentCreateError(err, moved.Image, server.ID)
