@@ -58,6 +58,37 @@ type Orchestrator struct {
 
 	busyMu sync.Mutex
 	busy   map[string]int // workspace id → operations in progress (create, move, delete)
+
+	locksMu sync.Mutex
+	locks   map[string]*wsLock // workspace id → lock of read-modify-write operations (scale)
+}
+
+type wsLock struct {
+	sync.Mutex
+	users int
+}
+
+// lockWorkspace serialises operations that read a workspace, talk to its
+// agent and write it back (scale), so two of them never interleave. The
+// lock lives only while someone holds or waits for it.
+func (o *Orchestrator) lockWorkspace(id string) func() {
+	o.locksMu.Lock()
+	l, ok := o.locks[id]
+	if !ok {
+		l = &wsLock{}
+		o.locks[id] = l
+	}
+	l.users++
+	o.locksMu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		o.locksMu.Lock()
+		if l.users--; l.users == 0 {
+			delete(o.locks, id)
+		}
+		o.locksMu.Unlock()
+	}
 }
 
 // markBusy records that berth itself is changing a workspace (creating,
@@ -89,8 +120,8 @@ func New(db *registry.DB, agents Agents, members Members, health HealthView, cat
 		opts.CreateTimeout = 2 * time.Minute
 	}
 	return &Orchestrator{db: db, agents: agents, members: members, health: health, tiers: catalog, opts: opts, log: log,
-		busy: map[string]int{},
-		rec:  ReconcileOptions{Interval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute}}
+		busy: map[string]int{}, locks: map[string]*wsLock{},
+		rec: ReconcileOptions{Interval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute}}
 }
 
 // SetReconcile configures reconciliation and failover: how often, the

@@ -107,6 +107,12 @@ func (o *Orchestrator) ScaleOptions(ctx context.Context, ws registry.Workspace) 
 // updated, then the tier is recorded. A failed container update undoes the
 // resize and is an error (§14 row 14), not a success.
 func (o *Orchestrator) Scale(ctx context.Context, ws registry.Workspace, newTier string) (ScaleResult, error) {
+	defer o.lockWorkspace(ws.ID)()
+	if now, err := o.db.GetWorkspace(ctx, ws.ID); err == nil {
+		ws.Tier, ws.Reservation = now.Tier, now.Reservation // what an earlier scale left
+	} else if errors.Is(err, registry.ErrNotFound) {
+		return ScaleResult{}, ErrNotFound
+	}
 	refused := func(msg string) ScaleResult {
 		return ScaleResult{Message: msg, NewTier: newTier, OldTier: ws.Tier, RequiresRestart: true}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -284,5 +285,37 @@ func TestScaleCapsCPULimitAtRealCores(t *testing.T) {
 	}
 	if stored.Reservation.CPU != 4 {
 		t.Errorf("reserved CPU: got %v, want the tier's 4", stored.Reservation.CPU)
+	}
+}
+
+// Two scales of one workspace at once are serialised: the second sees the
+// first's tier, so the container, the reservation and the tier agree.
+func TestConcurrentScalesAgree(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, 8, "ws-1")
+	ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, tier := range []string{"pro", "power"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.orch.Scale(ctx, ws, tier); err != nil {
+				t.Errorf("scale to %s: %v", tier, err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := r.orch.Get(ctx, "w1")
+	want := map[string]int64{"pro": 8192, "power": 16384}[got.Tier]
+	if got.Reservation.MemoryMB != want {
+		t.Errorf("tier %s with a %d MB reservation, want %d", got.Tier, got.Reservation.MemoryMB, want)
+	}
+	for _, c := range r.agents["ws-1"].Containers() {
+		if c.Resources.MemoryMB != want {
+			t.Errorf("container limit %d MB, tier %s wants %d", c.Resources.MemoryMB, got.Tier, want)
+		}
 	}
 }
