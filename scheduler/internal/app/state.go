@@ -2,21 +2,19 @@ package app
 
 import (
 	"context"
-
-	"berth/scheduler/internal/registry"
 )
 
 // stateView is what the metrics read at scrape time.
 type stateView struct{ a *App }
 
 func (s stateView) WorkspacesByStatus(ctx context.Context) (map[string]int, error) {
-	rows, err := s.a.db.ListWorkspaces(ctx, registry.WorkspaceFilter{})
+	counts, err := s.a.db.CountByStatus(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]int{}
-	for _, w := range rows {
-		out[string(w.Status)]++
+	out := make(map[string]int, len(counts))
+	for status, n := range counts {
+		out[string(status)] = n
 	}
 	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -82,26 +81,16 @@ func addEventTx(ctx context.Context, tx *sql.Tx, e Event) (int64, error) {
 
 // ListEvents returns the events matching f, newest first.
 func (db *DB) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) {
-	var where []string
-	var args []any
-	if f.ServerID != "" {
-		where = append(where, "server_id = ?")
-		args = append(args, f.ServerID)
-	}
-	if f.WorkspaceID != "" {
-		where = append(where, "workspace_id = ?")
-		args = append(args, f.WorkspaceID)
-	}
+	var w filter
+	w.eq("server_id", f.ServerID)
+	w.eq("workspace_id", f.WorkspaceID)
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultEventLimit
 	}
-	q := "SELECT id, at, kind, server_id, workspace_id, message, data FROM events"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
+	q := "SELECT id, at, kind, server_id, workspace_id, message, data FROM events" + w.sql()
 	q += " ORDER BY id DESC LIMIT ?"
-	args = append(args, limit)
+	args := append(w.args, limit)
 
 	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {

@@ -153,3 +153,25 @@ func placeholders(n int) string {
 	}
 	return strings.Repeat("?, ", n-1) + "?"
 }
+
+// filter builds the WHERE clause of a list query from optional equalities:
+// empty values match everything.
+type filter struct {
+	where []string
+	args  []any
+}
+
+func (f *filter) eq(column, value string) {
+	if value != "" {
+		f.where = append(f.where, column+" = ?")
+		f.args = append(f.args, value)
+	}
+}
+
+// sql is " WHERE a = ? AND b = ?", or "" when nothing is filtered.
+func (f *filter) sql() string {
+	if len(f.where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(f.where, " AND ")
+}

@@ -211,31 +211,18 @@ func (db *DB) GetWorkspace(ctx context.Context, id string) (Workspace, error) {
 
 // ListWorkspaces returns the workspaces matching f, oldest first.
 func (db *DB) ListWorkspaces(ctx context.Context, f WorkspaceFilter) ([]Workspace, error) {
-	var where []string
-	var args []any
-	if f.UserID != "" {
-		where = append(where, "user_id = ?")
-		args = append(args, f.UserID)
-	}
-	if f.SessionID != "" {
-		where = append(where, "session_id = ?")
-		args = append(args, f.SessionID)
-	}
-	if f.ServerID != "" {
-		where = append(where, "server_id = ?")
-		args = append(args, f.ServerID)
-	}
+	var w filter
+	w.eq("user_id", f.UserID)
+	w.eq("session_id", f.SessionID)
+	w.eq("server_id", f.ServerID)
 	if len(f.Statuses) > 0 {
-		where = append(where, "status IN ("+placeholders(len(f.Statuses))+")")
+		w.where = append(w.where, "status IN ("+placeholders(len(f.Statuses))+")")
 		for _, s := range f.Statuses {
-			args = append(args, s)
+			w.args = append(w.args, s)
 		}
 	}
-	q := "SELECT " + workspaceColumns + " FROM workspaces"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY created_at, id"
+	q := "SELECT " + workspaceColumns + " FROM workspaces" + w.sql() + " ORDER BY created_at, id"
+	args := w.args
 
 	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -254,6 +241,26 @@ func (db *DB) ListWorkspaces(ctx context.Context, f WorkspaceFilter) ([]Workspac
 		return nil, fmt.Errorf("list workspaces: %w", err)
 	}
 	return list, nil
+}
+
+// CountByStatus counts the workspaces of each status, in SQL: cheap enough
+// to run on every metrics scrape.
+func (db *DB) CountByStatus(ctx context.Context) (map[Status]int, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT status, COUNT(*) FROM workspaces GROUP BY status")
+	if err != nil {
+		return nil, fmt.Errorf("count workspaces: %w", err)
+	}
+	defer rows.Close()
+	out := map[Status]int{}
+	for rows.Next() {
+		var s Status
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count workspaces: %w", err)
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
 }
 
 // UpdateWorkspace reads the workspace, calls fn on it and writes the result

@@ -318,3 +318,26 @@ func TestDeleteWorkspace(t *testing.T) {
 		t.Errorf("reserve after delete: %v", err)
 	}
 }
+
+func TestCountByStatus(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTestDB(t)
+	if _, err := db.CreateServer(ctx, Server{ID: "s1", Hostname: "h", AgentPort: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := db.ReserveAndInsert(ctx, Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s", Status: StatusCreating, ServerID: "s1"}, Limits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.SetWorkspaceStatus(ctx, "w2", StatusError, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.CountByStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[Status]int{StatusCreating: 2, StatusError: 1}; !cmp.Equal(got, want) {
+		t.Errorf("CountByStatus = %v, want %v", got, want)
+	}
+}
