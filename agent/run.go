@@ -13,8 +13,8 @@ import (
 	"berth/agent/internal/capacity"
 	"berth/agent/internal/config"
 	"berth/agent/internal/docker"
+	"berth/agent/internal/fence"
 	"berth/agent/internal/server"
-	"berth/agent/internal/workspace"
 	"berth/shared/gossip"
 	"berth/shared/mtls"
 	"berth/shared/version"
@@ -67,7 +67,7 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	log.Info("agent ready", "server_id", cfg.ServerID, "api", l.Addr().String(), "gossip", pool.LocalAddr(),
 		"cores", first.CPUCores, "memory_mb", first.MemoryTotalMB, "disk_gb", int(first.DiskTotalGB), "version", version.Version)
 
-	fence := workspace.NewFence(cfg.FenceLease, api.LastContact, func() int { return pool.NumAlive() - 1 }, dc, log.Named("fence"))
+	fc := fence.New(cfg.FenceLease, api.LastContact, func() int { return pool.NumAlive() - 1 }, dc, log.Named("fence"))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -85,7 +85,7 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 		}()
 	}
 	part(func() error { return api.Serve(ctx, l, tlsConfig) })
-	part(func() error { return fence.Run(ctx) })
+	part(func() error { return fc.Run(ctx) })
 	part(func() error { pool.JoinRetry(ctx, cfg.Join); <-ctx.Done(); return nil })
 	var seq uint64
 	prev := nodeMeta(cfg, advertise, first, 0)

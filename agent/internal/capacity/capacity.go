@@ -50,11 +50,12 @@ type Sampler struct {
 }
 
 // NewSampler returns a Sampler; it measures nothing until Sample or Run.
+// logger is used as given (the caller names it); nil discards.
 func NewSampler(opts Options, docker DockerFacts, logger hclog.Logger) *Sampler {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Sampler{opts: opts, docker: docker, log: logger.Named("capacity")}
+	return &Sampler{opts: opts, docker: docker, log: logger}
 }
 
 // Sample measures the host and Docker once. It does not block for a CPU

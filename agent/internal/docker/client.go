@@ -36,7 +36,8 @@ type Client struct {
 }
 
 // New checks opts, connects to the daemon (negotiating the API version) and
-// pings it. It fails with ErrDocker when the daemon does not answer.
+// pings it. It fails with ErrDocker when the daemon does not answer. logger
+// is used as given (the caller names it); nil discards.
 func New(ctx context.Context, opts Options, logger hclog.Logger) (*Client, error) {
 	if !strings.HasPrefix(opts.Host, "unix://") {
 		return nil, fmt.Errorf("%w: docker host %q: only a unix:// socket is allowed", ErrBadRequest, opts.Host)
@@ -61,7 +62,7 @@ func New(ctx context.Context, opts Options, logger hclog.Logger) (*Client, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: docker client: %w", ErrDocker, err)
 	}
-	c := &Client{api: api, dataDir: dataDir, serverID: opts.ServerID, log: logger.Named("docker")}
+	c := &Client{api: api, dataDir: dataDir, serverID: opts.ServerID, log: logger}
 	if err := c.Ping(ctx); err != nil {
 		_ = api.Close()
 		return nil, err

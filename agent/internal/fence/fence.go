@@ -1,4 +1,4 @@
-package workspace
+package fence
 
 import (
 	"context"
@@ -25,8 +25,9 @@ type Fence struct {
 	now         func() time.Time
 }
 
-// NewFence builds a fence; a lease of 0 disables it.
-func NewFence(lease time.Duration, lastContact func() time.Time, peers func() int, d Docker, log hclog.Logger) *Fence {
+// New builds a fence; a lease of 0 disables it. log is used as given
+// (the caller names it).
+func New(lease time.Duration, lastContact func() time.Time, peers func() int, d Docker, log hclog.Logger) *Fence {
 	return &Fence{lease: lease, lastContact: lastContact, peers: peers, docker: d, log: log, now: time.Now}
 }
 
@@ -70,7 +71,7 @@ func (f *Fence) Run(ctx context.Context) error {
 func (f *Fence) StopAll(ctx context.Context) error {
 	cs, err := f.docker.List(ctx)
 	if err != nil {
-		f.log.Error("fence: list containers", "error", err)
+		f.log.Error("list containers", "error", err)
 		return err
 	}
 	var last error
@@ -79,11 +80,11 @@ func (f *Fence) StopAll(ctx context.Context) error {
 			continue
 		}
 		if err := f.docker.Stop(ctx, c.ID, 10*time.Second); err != nil {
-			f.log.Error("fence: stop", "container", c.Name, "error", err)
+			f.log.Error("stop workspace", "container", c.Name, "error", err)
 			last = err
 			continue
 		}
-		f.log.Warn("fence: stopped workspace", "container", c.Name, "workspace_id", c.Labels[wire.LabelWorkspaceID])
+		f.log.Warn("stopped workspace", "container", c.Name, "workspace_id", c.Labels[wire.LabelWorkspaceID])
 	}
 	return last
 }

@@ -1,4 +1,4 @@
-package workspace
+package fence
 
 import (
 	"context"
@@ -47,7 +47,7 @@ func TestFenceIsolated(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := NewFence(tt.lease, func() time.Time { return now.Add(-tt.sinceLast) }, func() int { return tt.peers }, &fakeDocker{}, hclog.NewNullLogger())
+			f := New(tt.lease, func() time.Time { return now.Add(-tt.sinceLast) }, func() int { return tt.peers }, &fakeDocker{}, hclog.NewNullLogger())
 			f.now = func() time.Time { return now }
 			if got := f.Isolated(); got != tt.wantFenced {
 				t.Errorf("Isolated() = %v, want %v", got, tt.wantFenced)
@@ -63,7 +63,7 @@ func TestFenceStopAll(t *testing.T) {
 		{ID: "b", State: "exited", Labels: map[string]string{wire.LabelPodexWorkspace: "true"}},
 		{ID: "c", State: "running", Labels: map[string]string{}},
 	}}
-	f := NewFence(time.Second, time.Now, func() int { return 0 }, d, hclog.NewNullLogger())
+	f := New(time.Second, time.Now, func() int { return 0 }, d, hclog.NewNullLogger())
 	if err := f.StopAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
