@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,7 +20,7 @@ import (
 )
 
 // TestLifecycle walks one workspace container through create (with a home
-// mount) → exec → files → update → stats → list → stop → remove.
+// mount) → exec → update → stats → list → stop → remove.
 func TestLifecycle(t *testing.T) {
 	c := newTestClient(t)
 	ctx := testCtx(t)
@@ -168,73 +167,6 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 
-	t.Run("files", func(t *testing.T) {
-		tests := []struct {
-			name string
-			path string
-		}{
-			{"into the home mount, creating parents", "/home/dev/sub/dir/hello.txt"},
-			{"into the image's filesystem, creating parents", "/opt/berth-test/deep/x.txt"},
-			{"into an existing dir", "/tmp/plain.txt"},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				content := "hello " + tt.path + "\n"
-				err := c.CopyIn(ctx, ctr.ID, tt.path, strings.NewReader(content), int64(len(content)), 0o640, 1000, 1000)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := sh(t, c, ctr.ID, "cat "+tt.path); got != strings.TrimSpace(content) {
-					t.Errorf("cat: got %q, want %q", got, content)
-				}
-				if got, want := sh(t, c, ctr.ID, "stat -c '%u:%g %a' "+tt.path), "1000:1000 640"; got != want {
-					t.Errorf("file owner and mode: got %q, want %q", got, want)
-				}
-				rc, info, err := c.CopyOut(ctx, ctr.ID, tt.path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if string(b) != content {
-					t.Errorf("CopyOut content: got %q, want %q", b, content)
-				}
-				if diff := cmp.Diff(wire.FileInfo{Path: tt.path, Size: int64(len(content)), Mode: 0o640}, info); diff != "" {
-					t.Errorf("CopyOut info (-want +got):\n%s", diff)
-				}
-			})
-		}
-		if got, want := sh(t, c, ctr.ID, "stat -c '%u:%g %a' /opt/berth-test /opt/berth-test/deep /opt"), "1000:1000 755\n1000:1000 755\n0:0 755"; got != want {
-			t.Errorf("parents: got %q, want %q (created ones owned by the uid, existing ones untouched)", got, want)
-		}
-		if _, err := os.Stat(filepath.Join(hostHome, "sub/dir/hello.txt")); err != nil {
-			t.Errorf("file copied into the home mount is not on the host: %v", err)
-		}
-
-		errTests := []struct {
-			name string
-			err  error
-			want error
-		}{
-			{"CopyOut of a directory", copyOutErr(ctx, c, ctr.ID, "/home/dev"), ErrBadRequest},
-			{"CopyOut of a missing file", copyOutErr(ctx, c, ctr.ID, "/nope/missing.txt"), ErrNotFound},
-			{"CopyOut of a relative path", copyOutErr(ctx, c, ctr.ID, "etc/hostname"), ErrBadRequest},
-			{"CopyIn of short content", c.CopyIn(ctx, ctr.ID, "/tmp/short", strings.NewReader("abc"), 10, 0o644, 0, 0), ErrBadRequest},
-			{"CopyIn onto a directory", c.CopyIn(ctx, ctr.ID, "/tmp", strings.NewReader(""), 0, 0o644, 0, 0), ErrBadRequest},
-			{"CopyIn below a file", c.CopyIn(ctx, ctr.ID, "/tmp/plain.txt/x", strings.NewReader(""), 0, 0o644, 0, 0), ErrBadRequest},
-		}
-		for _, tt := range errTests {
-			t.Run(tt.name, func(t *testing.T) {
-				if !errors.Is(tt.err, tt.want) {
-					t.Errorf("got %v, want %v", tt.err, tt.want)
-				}
-			})
-		}
-	})
-
 	t.Run("update", func(t *testing.T) {
 		if err := c.Update(ctx, ctr.ID, wire.Resources{CPU: 0.5, MemoryMB: 256}); err != nil {
 			t.Fatal(err)
@@ -355,14 +287,6 @@ func TestLifecycle(t *testing.T) {
 	})
 }
 
-func copyOutErr(ctx context.Context, c *Client, id, p string) error {
-	rc, _, err := c.CopyOut(ctx, id, p)
-	if err == nil {
-		rc.Close()
-	}
-	return err
-}
-
 // signalWriter collects output and closes signal once it holds match.
 type signalWriter struct {
 	mu     sync.Mutex
@@ -481,8 +405,6 @@ func TestUnmanagedContainerRefused(t *testing.T) {
 			_, _, err := c.Exec(ctx, name, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil)
 			return err
 		}},
-		{"CopyIn", func() error { return c.CopyIn(ctx, name, "/tmp/x", strings.NewReader("x"), 1, 0o644, 0, 0) }},
-		{"CopyOut", func() error { return copyOutErr(ctx, c, name, "/etc/hostname") }},
 		{"Stats", func() error { _, err := c.Stats(ctx, name); return err }},
 		{"Remove", func() error { return c.Remove(ctx, name, true) }},
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,8 +36,6 @@ type Docker interface {
 	Inspect(ctx context.Context, id string) (wire.Container, error)
 	List(ctx context.Context) ([]wire.Container, error)
 	Exec(ctx context.Context, id string, req wire.ExecRequest, stdout, stderr io.Writer) (int, bool, error)
-	CopyIn(ctx context.Context, id, path string, r io.Reader, size int64, mode os.FileMode, uid, gid int) error
-	CopyOut(ctx context.Context, id, path string) (io.ReadCloser, wire.FileInfo, error)
 	Stats(ctx context.Context, id string) (wire.ContainerStats, error)
 	Update(ctx context.Context, id string, res wire.Resources) error
 	Images(ctx context.Context) ([]wire.Image, error)
@@ -83,8 +80,6 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Log
 	c.POST("/start", s.start)
 	c.POST("/stop", s.stop)
 	c.POST("/exec", s.exec)
-	c.PUT("/files", s.copyIn)
-	c.GET("/files", s.copyOut)
 	c.GET("/stats", s.stats)
 	c.POST("/update", s.update)
 	e.GET(wire.PathImages, s.images)
@@ -306,46 +301,6 @@ func (s *Server) exec(c echo.Context) error {
 	return nd.send(final)
 }
 
-func (s *Server) copyIn(c echo.Context) error {
-	path := c.QueryParam("path")
-	if path == "" {
-		return badRequest("path is required")
-	}
-	mode, err := strconv.ParseUint(defaultStr(c.QueryParam("mode"), "644"), 8, 32)
-	if err != nil {
-		return badRequest("mode must be octal, e.g. 644")
-	}
-	uid, err1 := strconv.Atoi(defaultStr(c.QueryParam("uid"), "0"))
-	gid, err2 := strconv.Atoi(defaultStr(c.QueryParam("gid"), "0"))
-	if err1 != nil || err2 != nil {
-		return badRequest("uid and gid must be integers")
-	}
-	r := c.Request()
-	if r.ContentLength < 0 {
-		return badRequest("Content-Length is required")
-	}
-	if err := s.docker.CopyIn(r.Context(), c.Param("id"), path, r.Body, r.ContentLength, os.FileMode(mode), uid, gid); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
-}
-
-func (s *Server) copyOut(c echo.Context) error {
-	path := c.QueryParam("path")
-	if path == "" {
-		return badRequest("path is required")
-	}
-	rc, info, err := s.docker.CopyOut(c.Request().Context(), c.Param("id"), path)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	h := c.Response().Header()
-	h.Set("X-Berth-File-Mode", strconv.FormatUint(uint64(info.Mode), 8))
-	h.Set(echo.HeaderContentLength, strconv.FormatInt(info.Size, 10))
-	return c.Stream(http.StatusOK, echo.MIMEOctetStream, rc)
-}
-
 func (s *Server) stats(c echo.Context) error {
 	st, err := s.docker.Stats(c.Request().Context(), c.Param("id"))
 	if err != nil {
@@ -500,13 +455,6 @@ func decode(c echo.Context, v any) error {
 		return badRequest("invalid JSON body: " + err.Error())
 	}
 	return nil
-}
-
-func defaultStr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func short(id string) string {
