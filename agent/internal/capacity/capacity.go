@@ -128,12 +128,14 @@ func (s *Sampler) Sample(ctx context.Context) (wire.Capacity, error) {
 		return c, fmt.Errorf("%w: berth containers: %w", ErrDocker, err)
 	}
 	c.Workspaces = len(ctrs)
-	c.ReservedCPU, c.ReservedMemoryMB = reserved(ctrs)
+	c.ReservedCPU, c.ReservedMemoryMB = Reserved(ctrs)
 	return c, nil
 }
 
-// reserved sums the limits of the containers that hold their reservation.
-func reserved(ctrs []wire.Container) (cpu float64, memoryMB int64) {
+// Reserved sums the limits of the containers that hold their reservation:
+// running or created ones (a created one is about to start). CPU is rounded
+// to thousandths of a core. agent/agenttest answers with it too.
+func Reserved(ctrs []wire.Container) (cpu float64, memoryMB int64) {
 	for _, ctr := range ctrs {
 		switch ctr.State {
 		case "running", "created":

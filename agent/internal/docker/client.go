@@ -29,7 +29,7 @@ type Options struct {
 // Client talks to the local dockerd. Create it with New; it is safe for
 // concurrent use. Close releases its connections.
 type Client struct {
-	api      *client.Client
+	api      dockerAPI
 	dataDir  string // absolute, symlinks resolved
 	serverID string
 	log      hclog.Logger

@@ -6,7 +6,6 @@ import (
 	"math"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -85,33 +84,11 @@ func (c *Client) removeAfterFailure(ctx context.Context, id string) {
 // buildCreate validates req and turns it into Docker's create parameters.
 // Mount sources in the result are resolved host paths; nothing is created.
 func (c *Client) buildCreate(req wire.CreateContainerRequest) (*container.Config, *container.HostConfig, error) {
-	if strings.TrimSpace(req.Name) == "" {
-		return nil, nil, fmt.Errorf("%w: container name is required", ErrBadRequest)
-	}
-	if strings.TrimSpace(req.Image) == "" {
-		return nil, nil, fmt.Errorf("%w: image is required", ErrBadRequest)
-	}
-	if req.Privileged {
-		return nil, nil, fmt.Errorf("%w: privileged containers are not allowed", ErrBadRequest)
-	}
-	for _, ns := range []struct{ name, mode string }{
-		{"network_mode", req.NetworkMode},
-		{"pid_mode", req.PidMode},
-		{"ipc_mode", req.IpcMode},
-	} {
-		if err := checkNamespace(ns.name, ns.mode); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := checkResources(req.Resources); err != nil {
+	if err := ValidateCreate(req, c.dataDir); err != nil {
 		return nil, nil, err
 	}
 	var mounts []mount.Mount
 	for _, m := range req.Mounts {
-		target := m.Target
-		if !path.IsAbs(target) {
-			return nil, nil, fmt.Errorf("%w: mount target %q must be an absolute path", ErrBadRequest, target)
-		}
 		source, err := resolveSource(c.dataDir, m.Source)
 		if err != nil {
 			return nil, nil, err
@@ -119,29 +96,15 @@ func (c *Client) buildCreate(req wire.CreateContainerRequest) (*container.Config
 		mounts = append(mounts, mount.Mount{
 			Type:     mount.TypeBind,
 			Source:   source,
-			Target:   path.Clean(target),
+			Target:   path.Clean(m.Target),
 			ReadOnly: m.ReadOnly,
 		})
 	}
-
-	labels := make(map[string]string, len(req.Labels)+5)
-	for k, v := range req.Labels {
-		labels[k] = v
-	}
-	// berth's own labels win over anything the request says.
-	labels[wire.LabelManaged] = "true"
-	labels[wire.LabelServerID] = c.serverID
-	labels[wire.LabelEpoch] = strconv.FormatInt(req.Epoch, 10)
-	if req.WorkspaceID != "" {
-		labels[wire.LabelPodexWorkspace] = "true"
-		labels[wire.LabelWorkspaceID] = req.WorkspaceID
-	}
-
 	cfg := &container.Config{
 		Image:      req.Image,
 		Cmd:        req.Cmd,
 		Env:        envList(req.Env),
-		Labels:     labels,
+		Labels:     ContainerLabels(req, c.serverID),
 		User:       req.User,
 		WorkingDir: req.WorkingDir,
 		Hostname:   req.Hostname,
@@ -157,27 +120,6 @@ func (c *Client) buildCreate(req wire.CreateContainerRequest) (*container.Config
 		Resources:   dockerResources(req.Resources),
 	}
 	return cfg, hostCfg, nil
-}
-
-// checkNamespace refuses sharing the host's or another container's
-// namespace.
-func checkNamespace(field, mode string) error {
-	m := strings.ToLower(strings.TrimSpace(mode))
-	if m == "host" || strings.HasPrefix(m, "container:") {
-		return fmt.Errorf("%w: %s %q is not allowed: workspaces never share the host's or another container's namespaces",
-			ErrBadRequest, field, mode)
-	}
-	return nil
-}
-
-func checkResources(r wire.Resources) error {
-	if r.CPU < 0 || math.IsNaN(r.CPU) || math.IsInf(r.CPU, 0) {
-		return fmt.Errorf("%w: cpu %v must be a non-negative number of cores", ErrBadRequest, r.CPU)
-	}
-	if r.MemoryMB < 0 || r.MemoryMB > math.MaxInt64/mib {
-		return fmt.Errorf("%w: memory_mb %d out of range", ErrBadRequest, r.MemoryMB)
-	}
-	return nil
 }
 
 // dockerResources applies berth's limit rules: a zero field sets nothing.
@@ -305,7 +247,7 @@ func (c *Client) List(ctx context.Context) ([]wire.Container, error) {
 // Update changes a berth container's CPU and memory limits. A zero field is
 // left unchanged (Docker's rule); memory sets MemorySwap to the same value.
 func (c *Client) Update(ctx context.Context, id string, r wire.Resources) error {
-	if err := checkResources(r); err != nil {
+	if err := ValidateResources(r); err != nil {
 		return err
 	}
 	ctr, err := c.owned(ctx, id)

@@ -35,11 +35,8 @@ const execDrainGrace = 5 * time.Second
 // the context's error on cancellation. A stopped container gives
 // ErrConflict.
 func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdout, stderr io.Writer) (exitCode int, timedOut bool, err error) {
-	if len(req.Cmd) == 0 {
-		return 0, false, fmt.Errorf("%w: exec needs a command", ErrBadRequest)
-	}
-	if req.TimeoutSeconds < 0 {
-		return 0, false, fmt.Errorf("%w: timeout_seconds %d must not be negative", ErrBadRequest, req.TimeoutSeconds)
+	if err := ValidateExec(req); err != nil {
+		return 0, false, err
 	}
 	ctr, err := c.owned(ctx, id)
 	if err != nil {

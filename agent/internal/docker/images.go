@@ -10,7 +10,6 @@ import (
 
 	"berth/shared/wire"
 
-	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/image"
 )
 
@@ -46,8 +45,8 @@ func (c *Client) Images(ctx context.Context) ([]wire.Image, error) {
 // one refused up front, returns an error: ErrBadRequest for a malformed
 // reference, ErrNotFound or ErrDocker from the daemon otherwise.
 func (c *Client) Pull(ctx context.Context, ref string, progress func(wire.PullProgress)) error {
-	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		return fmt.Errorf("%w: image reference %q: %w", ErrBadRequest, ref, err)
+	if err := ValidateImageRef(ref); err != nil {
+		return err
 	}
 	body, err := c.api.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {

@@ -492,7 +492,7 @@ func TestEvents(t *testing.T) {
 	events, errs := c.Events(ctx)
 	ws := "ws-events"
 	ctr := startContainer(t, c, func(r *wire.CreateContainerRequest) { r.WorkspaceID = ws })
-	if err := c.api.ContainerKill(ctx, ctr.ID, "KILL"); err != nil {
+	if err := rawSDK(c).ContainerKill(ctx, ctr.ID, "KILL"); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.After(30 * time.Second)

@@ -16,14 +16,12 @@ const (
 	mountGID = 1000
 )
 
-// resolveSource maps a mount source to the host path it will bind, refusing
-// anything that is not strictly below the data directory. A relative source
-// is joined onto the data directory; an absolute one is accepted only if it
-// already lies below it. The longest existing prefix of the path is resolved
-// with filepath.EvalSymlinks, so a symlink inside the data directory that
-// points outside is caught; the returned path is free of symlinks, which is
-// what Docker is then asked to bind. resolveSource creates nothing.
-func resolveSource(dataDir, src string) (string, error) {
+// lexicalSource maps a mount source to the host path it names, refusing
+// (ErrBadRequest) anything that is not, as written, strictly below the data
+// directory: a relative source is joined onto the data directory, an
+// absolute one must already lie below it. It reads nothing; resolveSource
+// adds the symlink check.
+func lexicalSource(dataDir, src string) (string, error) {
 	if strings.TrimSpace(src) == "" {
 		return "", fmt.Errorf("%w: mount source is empty", ErrBadRequest)
 	}
@@ -32,6 +30,24 @@ func resolveSource(dataDir, src string) (string, error) {
 		p = filepath.Clean(src)
 	} else {
 		p = filepath.Join(dataDir, src) // Join cleans: "a/../../etc" becomes "<parent>/etc"
+	}
+	if !strictlyWithin(dataDir, p) {
+		return "", fmt.Errorf("%w: mount source %q is not below the data directory %q", ErrBadRequest, src, dataDir)
+	}
+	return p, nil
+}
+
+// resolveSource maps a mount source to the host path it will bind, refusing
+// anything that is not strictly below the data directory. A relative source
+// is joined onto the data directory; an absolute one is accepted only if it
+// already lies below it. The longest existing prefix of the path is resolved
+// with filepath.EvalSymlinks, so a symlink inside the data directory that
+// points outside is caught; the returned path is free of symlinks, which is
+// what Docker is then asked to bind. resolveSource creates nothing.
+func resolveSource(dataDir, src string) (string, error) {
+	p, err := lexicalSource(dataDir, src)
+	if err != nil {
+		return "", err
 	}
 	// Split p into the part that exists and the part that does not.
 	existing, rest := p, ""
@@ -112,8 +128,8 @@ func ensureMountDir(dataDir, path string) error {
 // (rel is relative to it). It is how workspace data is purged; nothing else
 // in the agent deletes data. A missing path is ErrNotFound.
 func (c *Client) RemoveData(rel string) error {
-	if filepath.IsAbs(rel) {
-		return fmt.Errorf("%w: data path %q must be relative to the data directory", ErrBadRequest, rel)
+	if err := ValidateDataPath(c.dataDir, rel); err != nil {
+		return err
 	}
 	p, err := resolveSource(c.dataDir, rel)
 	if err != nil {

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -264,4 +265,51 @@ func TestBuildCreate(t *testing.T) {
 			t.Errorf("got NanoCPUs %d Memory %d MemorySwap %d, want all 0", hostCfg.NanoCPUs, hostCfg.Memory, hostCfg.MemorySwap)
 		}
 	})
+}
+
+// The exported validators decide without the file system: the data
+// directory need not exist.
+func TestValidatorsArePure(t *testing.T) {
+	const dataDir = "/nonexistent/berth-data"
+	ok := wire.CreateContainerRequest{Name: "ws", Image: "img", Mounts: []wire.Mount{{Source: "w1/home", Target: "/home/dev"}}}
+	withMount := func(src string) wire.CreateContainerRequest {
+		r := ok
+		r.Mounts = []wire.Mount{{Source: src, Target: "/x"}}
+		return r
+	}
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"valid create", ValidateCreate(ok, dataDir), nil},
+		{"absolute mount inside", ValidateCreate(withMount(dataDir+"/w1"), dataDir), nil},
+		{"mount escaping", ValidateCreate(withMount("w1/../../etc"), dataDir), ErrBadRequest},
+		{"mount of the data dir itself", ValidateCreate(withMount("."), dataDir), ErrBadRequest},
+		{"absolute mount outside", ValidateCreate(withMount("/etc"), dataDir), ErrBadRequest},
+		{"empty mount source", ValidateCreate(withMount(""), dataDir), ErrBadRequest},
+		{"data path", ValidateDataPath(dataDir, "workspaces/w1"), nil},
+		{"absolute data path", ValidateDataPath(dataDir, dataDir+"/workspaces/w1"), ErrBadRequest},
+		{"data path escaping", ValidateDataPath(dataDir, "../w1"), ErrBadRequest},
+		{"exec", ValidateExec(wire.ExecRequest{Cmd: []string{"true"}}), nil},
+		{"exec without command", ValidateExec(wire.ExecRequest{}), ErrBadRequest},
+		{"exec with negative timeout", ValidateExec(wire.ExecRequest{Cmd: []string{"true"}, TimeoutSeconds: -1}), ErrBadRequest},
+		{"image ref", ValidateImageRef("berth/workspace:dev"), nil},
+		{"malformed image ref", ValidateImageRef("bad ref!"), ErrBadRequest},
+		{"resources", ValidateResources(wire.Resources{CPU: 0.5, MemoryMB: 512}), nil},
+		{"NaN cpu", ValidateResources(wire.Resources{CPU: math.NaN()}), ErrBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == nil && tt.err != nil {
+				t.Errorf("got %v, want nil", tt.err)
+			}
+			if tt.want != nil && !errors.Is(tt.err, tt.want) {
+				t.Errorf("got %v, want %v", tt.err, tt.want)
+			}
+		})
+	}
+	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("validation created %s (stat: %v)", dataDir, err)
+	}
 }
