@@ -19,26 +19,57 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 id="" address="" hostname="" region="" labels="" join="" pki=./pki gossip="" out="" gpu_type="" gpu_count=""
 die() { echo "workspace-server-init: $*" >&2; exit 2; }
+usage_error() {
+	echo "workspace-server-init: $*" >&2
+	echo "usage: workspace-server-init.sh --id ID --address ADDRESS [--hostname NAME] [--region R] [--labels k=v,...] [--join HOST:PORT] [--pki DIR] [--gossip-key FILE] [--out DIR] [--gpu-type TYPE --gpu-count N]  (--help explains them)" >&2
+	exit 2
+}
 while [[ $# -gt 0 ]]; do
-	case $1 in
-	--id) id=$2 ;;
-	--address) address=$2 ;;
-	--hostname) hostname=$2 ;;
-	--region) region=$2 ;;
-	--labels) labels=$2 ;;
-	--join) join=$2 ;;
-	--pki) pki=$2 ;;
-	--gossip-key) gossip=$2 ;;
-	--out) out=$2 ;;
-	--gpu-type) gpu_type=$2 ;;
-	--gpu-count) gpu_count=$2 ;;
+	opt=$1
+	case $opt in
 	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
-	*) die "unknown option $1" ;;
+	--id | --address | --hostname | --region | --labels | --join | --pki | --gossip-key | --out | --gpu-type | --gpu-count)
+		# Every option takes a value; the next option is not one.
+		[[ $# -ge 2 && $2 != --* ]] || usage_error "$opt needs a value"
+		val=$2
+		shift 2
+		;;
+	*) usage_error "unknown option $opt" ;;
 	esac
-	shift 2 || die "option $1 needs a value"
+	case $opt in
+	--id) id=$val ;;
+	--address) address=$val ;;
+	--hostname) hostname=$val ;;
+	--region) region=$val ;;
+	--labels) labels=$val ;;
+	--join) join=$val ;;
+	--pki) pki=$val ;;
+	--gossip-key) gossip=$val ;;
+	--out) out=$val ;;
+	--gpu-type) gpu_type=$val ;;
+	--gpu-count) gpu_count=$val ;;
+	esac
 done
-[[ $id =~ ^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$ ]] || die "--id: want 1-63 lower-case letters, digits, '.' or '-'"
-[[ -n $address ]] || die "--address is required (the IP or name the scheduler reaches the host at)"
+[[ $id =~ ^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$ ]] || usage_error "--id: want 1-63 lower-case letters, digits, '.' or '-'"
+[[ -n $address ]] || usage_error "--address is required (the IP or name the scheduler reaches the host at)"
+
+# The address goes into the certificate as it is, and into host:port pairs
+# with an IPv6 address in brackets ([2001:db8::1]:7443). [2001:db8::1] is
+# accepted too. One colon is a host:port: the ports are fixed (7443, 7946).
+address=${address#\[}
+address=${address%\]}
+case $address in
+*:*:*)
+	[[ $address =~ ^[0-9A-Fa-f:.]+$ ]] || die "--address $address: not an IPv6 address"
+	hostport="[$address]"
+	gossip_bind="[::]:7946" # memberlist binds IPv4 only on 0.0.0.0
+	;;
+*:*) die "--address $address: give the address without a port (the agent listens on 7443, gossip on 7946)" ;;
+*)
+	hostport=$address
+	gossip_bind="0.0.0.0:7946"
+	;;
+esac
 gossip=${gossip:-$pki/gossip.key}
 out=${out:-./hosts/$id}
 
@@ -61,13 +92,13 @@ install -m 644 "$here/../deploy/systemd/berth-agent.service" "$out/berth-agent.s
 	echo "BERTH_REGION=$region"
 	echo "BERTH_LABELS=$labels"
 	echo "BERTH_LISTEN=:7443"
-	echo "BERTH_ADVERTISE_ADDR=$address:7443"
+	echo "BERTH_ADVERTISE_ADDR=$hostport:7443"
 	echo "BERTH_TLS_CERT=/etc/berth/agent.crt"
 	echo "BERTH_TLS_KEY=/etc/berth/agent.key"
 	echo "BERTH_TLS_CA=/etc/berth/ca.crt"
 	echo "BERTH_GOSSIP_KEY_FILE=/etc/berth/gossip.key"
-	echo "BERTH_GOSSIP_BIND=0.0.0.0:7946"
-	echo "BERTH_GOSSIP_ADVERTISE=$address:7946"
+	echo "BERTH_GOSSIP_BIND=$gossip_bind"
+	echo "BERTH_GOSSIP_ADVERTISE=$hostport:7946"
 	echo "BERTH_JOIN=$join"
 	echo "BERTH_DATA_DIR=/var/lib/berth"
 	echo "BERTH_DOCKER_HOST=unix:///var/run/docker.sock"
