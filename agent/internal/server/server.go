@@ -51,6 +51,7 @@ type Server struct {
 	capacity func() wire.Capacity
 	log      hclog.Logger
 	echo     *echo.Echo
+	handler  http.Handler // echo, possibly wrapped (Wrap)
 
 	lastContact atomic.Int64 // unix nanos of the last request from the scheduler
 
@@ -62,6 +63,7 @@ type Server struct {
 // New builds the API. capacity returns the latest capacity sample.
 func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Logger) *Server {
 	s := &Server{serverID: serverID, docker: d, capacity: capacity, log: log, echo: echo.New()}
+	s.handler = s.echo
 	s.lastContact.Store(time.Now().UnixNano()) // the lease starts with the agent
 	s.initMetrics()
 	e := s.echo
@@ -161,13 +163,20 @@ func (e *staleEpochError) Error() string {
 	return fmt.Sprintf("stale placement epoch %d: the container belongs to epoch %d", e.got, e.have)
 }
 
-// Handler exposes the routes, for tests and for wrapping.
-func (s *Server) Handler() http.Handler { return s.echo }
+// Handler is the whole API as Serve serves it (with Wrap's middleware).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Wrap puts mw in front of the whole API: it sees every request before the
+// routes, the contact note, the epoch check and the error mapping. Each
+// call wraps the handler built so far. Call it before Serve: it is not safe
+// concurrently with requests. agent/agenttest uses it to make the real API
+// fail at the HTTP level.
+func (s *Server) Wrap(mw func(http.Handler) http.Handler) { s.handler = mw(s.handler) }
 
 // Serve serves HTTPS on l until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Config) error {
 	srv := &http.Server{
-		Handler:           s.echo,
+		Handler:           s.handler,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
@@ -343,6 +352,8 @@ func (s *Server) images(c echo.Context) error {
 	return c.JSON(http.StatusOK, imgs)
 }
 
+// pull streams the daemon's pull progress as NDJSON and ends with one line
+// with Done set, and Error when the pull failed.
 func (s *Server) pull(c echo.Context) error {
 	var req wire.PullRequest
 	if err := decode(c, &req); err != nil {
@@ -356,10 +367,21 @@ func (s *Server) pull(c echo.Context) error {
 		ref += ":" + req.Tag
 	}
 	nd := newNDJSON(c)
-	err := s.docker.Pull(c.Request().Context(), ref, func(p wire.PullProgress) { _ = nd.send(p) })
+	var daemonMsg string // the daemon's own failure message, if its stream carried one
+	err := s.docker.Pull(c.Request().Context(), ref, func(p wire.PullProgress) {
+		if p.Error != "" {
+			daemonMsg = p.Error
+		}
+		_ = nd.send(p)
+	})
 	final := wire.PullProgress{Done: true, Status: "pulled " + ref}
 	if err != nil {
+		// The final line says why in the daemon's words when it gave
+		// some ("pull access denied for …"), not in the adapter's wrapping.
 		final.Status, final.Error = "", err.Error()
+		if daemonMsg != "" {
+			final.Error = daemonMsg
+		}
 	}
 	return nd.send(final)
 }
