@@ -110,7 +110,7 @@ func (f *Fake) SetDown(down bool) {
 	f.down = down
 	if down {
 		for s := range f.subs {
-			s.fail(errDown())
+			s.failLocked(errDown())
 		}
 	}
 }

@@ -22,9 +22,9 @@ func (s *subscriber) notify() {
 	}
 }
 
-// fail ends the stream with err once its queued events are delivered.
-// Needs Fake.mu held.
-func (s *subscriber) fail(err error) {
+// failLocked ends the stream with err once its queued events are
+// delivered (Fake.mu held).
+func (s *subscriber) failLocked(err error) {
 	if s.err == nil {
 		s.err = err
 	}
