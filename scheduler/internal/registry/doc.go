@@ -8,10 +8,12 @@
 // Every flow of the scheduler reads or writes here. The create flow calls
 // ReserveAndInsert after placement has ranked the candidates: one write
 // transaction checks the chosen server's room, reserves the request, assigns
-// the placement's fencing epoch and inserts the workspace as "creating". The
+// the placement's fencing epoch and inserts the workspace as "creating",
+// with its Settings in the row and its Credentials beside it. The
 // orchestrator then drives the agent and records the outcome with
-// UpdateWorkspace or SetWorkspaceStatus; on an agent failure it deletes the row
-// (which releases the reservation) and tries the next candidate. Health writes
+// UpdateWorkspace or SetWorkspaceStatus, and sets AcknowledgedAt once the
+// create is answered; on an agent failure it deletes the row (which releases
+// the reservation) and tries the next candidate. Health writes
 // server health and reported usage; the compute and admin APIs read and edit
 // servers and workspaces.
 //
@@ -28,6 +30,17 @@
 // The limits a reservation is checked against are passed by the caller
 // (Limits): the orchestrator knows the effective capacity (admin overrides or
 // the agent's measured capacity). A limit of 0 means unlimited.
+//
+// # Secrets
+//
+// A workspace keeps only typed create options (Settings) in its row, never
+// the create request as sent. Its git credentials are in a table of their
+// own, written by ReserveAndInsert in the same transaction as the row and
+// read only by GetCredentials: GetWorkspace and ListWorkspaces never return
+// them. The credentials row references the workspace row with ON DELETE
+// CASCADE (foreign keys are on in every connection, and Open checks it), so
+// deleting a workspace deletes its credentials. Environment values and the
+// auth token are in the row; the file is created owner-only.
 //
 // # Durability and concurrency
 //
@@ -46,8 +59,9 @@
 // Times are stored as UTC text with microsecond precision
 // ("2006-01-02T15:04:05.000000Z"); a time read back equals the time written,
 // truncated to the microsecond and in UTC. A zero time.Time stands for NULL
-// where a column is nullable. Nullable text columns (server_id, container_id,
-// image, auth_token, TLS paths, images, gpu_type, last_error) map to "" in Go.
+// where a column is nullable (acknowledged_at, last_health_check, ...).
+// Nullable text columns (server_id, container_id, image, auth_token, TLS
+// paths, images, gpu_type, last_error) map to "" in Go.
 // JSON columns are read back as non-nil empty slices and maps when empty.
 //
 // The schema is versioned with golang-migrate; the numbered SQL files in

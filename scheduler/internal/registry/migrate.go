@@ -21,34 +21,45 @@ import (
 var migrations embed.FS
 
 // migrateUp applies the pending migrations to the file at path and returns
-// the schema version. It uses its own connection (golang-migrate closes the
-// connection it is given), opened like the write pool.
+// the schema version.
 func migrateUp(ctx context.Context, path string, logger hclog.Logger) (uint, error) {
+	v, err := runMigrations(ctx, path, logger, (*migrate.Migrate).Up)
+	if err != nil {
+		return 0, fmt.Errorf("migrate up: %w", err)
+	}
+	return v, nil
+}
+
+// runMigrations runs step (Up, or Migrate to a version in tests) on the file
+// at path and returns the schema version it leaves. It uses its own
+// connection (golang-migrate closes the connection it is given), opened like
+// the write pool. migrate.ErrNoChange from step is success.
+func runMigrations(ctx context.Context, path string, logger hclog.Logger, step func(*migrate.Migrate) error) (uint, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	conn, err := sql.Open("sqlite3", dsn(path, true))
 	if err != nil {
-		return 0, fmt.Errorf("migrate: %w", err)
+		return 0, err
 	}
 	conn.SetMaxOpenConns(1)
 
 	src, err := iofs.New(migrations, "migrations")
 	if err != nil {
 		_ = conn.Close()
-		return 0, fmt.Errorf("migrate: source: %w", err)
+		return 0, fmt.Errorf("source: %w", err)
 	}
 	drv, err := sqlite3.WithInstance(conn, &sqlite3.Config{})
 	if err != nil {
 		_ = src.Close()
 		_ = conn.Close()
-		return 0, fmt.Errorf("migrate: database: %w", err)
+		return 0, fmt.Errorf("database: %w", err)
 	}
 	m, err := migrate.NewWithInstance("iofs", src, "sqlite3", drv)
 	if err != nil {
 		_ = src.Close()
 		_ = drv.Close()
-		return 0, fmt.Errorf("migrate: %w", err)
+		return 0, err
 	}
 	m.Log = migrateLogger{logger.Named("migrate")}
 
@@ -63,26 +74,29 @@ func migrateUp(ctx context.Context, path string, logger hclog.Logger) (uint, err
 		}
 	}()
 
-	upErr := m.Up()
-	if errors.Is(upErr, migrate.ErrNoChange) {
-		upErr = nil
+	stepErr := step(m)
+	if errors.Is(stepErr, migrate.ErrNoChange) {
+		stepErr = nil
 	}
 	version, dirty, verErr := m.Version()
+	if errors.Is(verErr, migrate.ErrNilVersion) {
+		version, verErr = 0, nil // migrated all the way down
+	}
 	srcErr, dbErr := m.Close()
-	if upErr != nil {
-		return 0, fmt.Errorf("migrate up: %w", upErr)
+	if stepErr != nil {
+		return 0, stepErr
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("migrate up: %w", err)
+		return 0, err
 	}
 	if verErr != nil {
-		return 0, fmt.Errorf("migrate: version: %w", verErr)
+		return 0, fmt.Errorf("version: %w", verErr)
 	}
 	if dirty {
-		return 0, fmt.Errorf("migrate: schema version %d is dirty", version)
+		return 0, fmt.Errorf("schema version %d is dirty", version)
 	}
 	if err := errors.Join(srcErr, dbErr); err != nil {
-		return 0, fmt.Errorf("migrate: close: %w", err)
+		return 0, fmt.Errorf("close: %w", err)
 	}
 	return version, nil
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"berth/scheduler/internal/fleet"
 	"context"
 	"database/sql"
 	"errors"
@@ -53,7 +54,7 @@ func mustCreateServer(t testing.TB, db *DB, s Server) Server {
 func mustReserve(t testing.TB, db *DB, ws Workspace, l Limits) Workspace {
 	t.Helper()
 	ctx := context.Background()
-	if err := db.ReserveAndInsert(ctx, ws, l); err != nil {
+	if err := db.ReserveAndInsert(ctx, ws, Credentials{}, l); err != nil {
 		t.Fatalf("ReserveAndInsert(%s): %v", ws.ID, err)
 	}
 	got, err := db.GetWorkspace(ctx, ws.ID)
@@ -139,61 +140,6 @@ func TestOpenRejectsBadPaths(t *testing.T) {
 	}
 }
 
-func TestMigrations(t *testing.T) {
-	db, path := openTestDB(t)
-	if v, dirty := schemaVersion(t, db); v != 1 || dirty {
-		t.Fatalf("fresh file: got version %d dirty %v, want 1 clean", v, dirty)
-	}
-	for _, table := range []string{"servers", "workspaces", "events"} {
-		var n int
-		err := db.read.QueryRow("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", table).Scan(&n)
-		if err != nil || n != 1 {
-			t.Errorf("table %s: got count %d (err %v), want 1", table, n, err)
-		}
-	}
-	// Reopening runs the migrations again: nothing changes, nothing fails.
-	for i := range 2 {
-		db2 := reopen(t, path)
-		if v, dirty := schemaVersion(t, db2); v != 1 || dirty {
-			t.Errorf("reopen %d: got version %d dirty %v, want 1 clean", i, v, dirty)
-		}
-		if err := db2.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func TestMigrationsDownUpRoundTrip(t *testing.T) {
-	// The down file must undo the up file completely.
-	db, _ := openTestDB(t)
-	down, err := migrations.ReadFile("migrations/000001_init.down.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := migrations.ReadFile("migrations/000001_init.up.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range []struct {
-		name string
-		sql  []byte
-		want int
-	}{{"down", down, 0}, {"up", up, 3}} {
-		if _, err := db.write.Exec(string(step.sql)); err != nil {
-			t.Fatalf("%s: %v", step.name, err)
-		}
-		var n int
-		err := db.write.QueryRow(`SELECT COUNT(*) FROM sqlite_schema
-			WHERE type = 'table' AND name IN ('servers', 'workspaces', 'events')`).Scan(&n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n != step.want {
-			t.Errorf("after %s: got %d tables, want %d", step.name, n, step.want)
-		}
-	}
-}
-
 // fillRegistry writes a bit of everything and returns the servers and
 // workspaces as stored.
 func fillRegistry(t *testing.T, db *DB) ([]Server, []Workspace) {
@@ -202,10 +148,10 @@ func fillRegistry(t *testing.T, db *DB) ([]Server, []Workspace) {
 	s1 := mustCreateServer(t, db, Server{ID: "ws-1", Hostname: "ws-1.local", Labels: map[string]string{"zone": "a"}})
 	s2 := mustCreateServer(t, db, Server{ID: "ws-2", Hostname: "ws-2.local", GPUType: "L4", GPUCount: 1})
 	w1 := mustReserve(t, db, Workspace{ID: "w1", UserID: "u1", SessionID: "s1", ServerID: "ws-1",
-		Reservation: Resources{CPU: 2, MemoryMB: 4096}, Environment: map[string]string{"A": "b"}}, Limits{})
+		Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096}, Environment: map[string]string{"A": "b"}}, Limits{})
 	w2 := mustReserve(t, db, Workspace{ID: "w2", UserID: "u2", SessionID: "s2", ServerID: "ws-2",
-		Reservation: Resources{CPU: 1, GPUCount: 1}, Repositories: []string{"https://x/y.git"}}, Limits{})
-	if _, err := db.SetWorkspaceStatus(ctx, "w1", StatusRunning, ""); err != nil {
+		Reservation: fleet.Resources{CPU: 1, GPUCount: 1}, Repositories: []string{"https://x/y.git"}}, Limits{})
+	if _, err := db.SetWorkspaceStatus(ctx, "w1", fleet.StatusRunning, ""); err != nil {
 		t.Fatal(err)
 	}
 	w1, _ = db.GetWorkspace(ctx, "w1")

@@ -1,11 +1,11 @@
 package registry
 
 import (
+	"berth/scheduler/internal/fleet"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Limits are the effective totals of a server that reservations are checked
@@ -23,41 +23,43 @@ type Limits struct {
 
 // Usage is what the workspace rows of one server reserve.
 type Usage struct {
-	Reserved   Resources
+	Reserved   fleet.Resources
 	Workspaces int // rows naming the server, whatever their status
 }
 
-// cpuTolerance absorbs float rounding in sums of fractional CPU requests
-// (0.1 added ten times is not exactly 1), so that "exactly full" fits.
-const cpuTolerance = 1e-9
+// available is what the limits leave next to used: each limit minus what
+// is reserved, and unlimited where the limit is 0.
+func (l Limits) available(used fleet.Resources) fleet.Resources {
+	avail := fleet.Unlimited
+	if l.CPU > 0 {
+		avail.CPU = l.CPU - used.CPU
+	}
+	if l.MemoryMB > 0 {
+		avail.MemoryMB = l.MemoryMB - used.MemoryMB
+	}
+	if l.DiskGB > 0 {
+		avail.DiskGB = l.DiskGB - used.DiskGB
+	}
+	if l.BandwidthMbps > 0 {
+		avail.BandwidthMbps = l.BandwidthMbps - used.BandwidthMbps
+	}
+	if l.GPUCount > 0 {
+		avail.GPUCount = l.GPUCount - used.GPUCount
+	}
+	return avail
+}
 
-// fits checks that used plus req stays within l. It returns nil or an
-// ErrInsufficientCapacity error naming every exceeded resource.
-func (l Limits) fits(serverID string, used Usage, req Resources) error {
-	var over []string
-	if l.CPU > 0 && used.Reserved.CPU+req.CPU > l.CPU+cpuTolerance {
-		over = append(over, fmt.Sprintf("cpu %g+%g > %g", used.Reserved.CPU, req.CPU, l.CPU))
+// fits checks with fleet.Fits that req fits next to used within l, and
+// that the server has a workspace slot left. It returns nil or an
+// ErrInsufficientCapacity error naming the first resource short.
+func (l Limits) fits(serverID string, used Usage, req fleet.Resources) error {
+	if short, ok := fleet.Fits(l.available(used.Reserved), req); !ok {
+		return fmt.Errorf("server %q: %s: %w", serverID, short.Reason(), ErrInsufficientCapacity)
 	}
-	if l.MemoryMB > 0 && used.Reserved.MemoryMB+req.MemoryMB > l.MemoryMB {
-		over = append(over, fmt.Sprintf("memory %d+%d > %d MB", used.Reserved.MemoryMB, req.MemoryMB, l.MemoryMB))
+	if !fleet.RoomForWorkspace(l.MaxWorkspaces, used.Workspaces) {
+		return fmt.Errorf("server %q: max workspaces reached (%d): %w", serverID, l.MaxWorkspaces, ErrInsufficientCapacity)
 	}
-	if l.DiskGB > 0 && used.Reserved.DiskGB+req.DiskGB > l.DiskGB {
-		over = append(over, fmt.Sprintf("disk %d+%d > %d GB", used.Reserved.DiskGB, req.DiskGB, l.DiskGB))
-	}
-	if l.BandwidthMbps > 0 && used.Reserved.BandwidthMbps+req.BandwidthMbps > l.BandwidthMbps {
-		over = append(over, fmt.Sprintf("bandwidth %d+%d > %d Mbps",
-			used.Reserved.BandwidthMbps, req.BandwidthMbps, l.BandwidthMbps))
-	}
-	if l.GPUCount > 0 && used.Reserved.GPUCount+req.GPUCount > l.GPUCount {
-		over = append(over, fmt.Sprintf("gpus %d+%d > %d", used.Reserved.GPUCount, req.GPUCount, l.GPUCount))
-	}
-	if l.MaxWorkspaces > 0 && used.Workspaces+1 > l.MaxWorkspaces {
-		over = append(over, fmt.Sprintf("workspaces %d+1 > %d", used.Workspaces, l.MaxWorkspaces))
-	}
-	if len(over) == 0 {
-		return nil
-	}
-	return fmt.Errorf("server %q: %s: %w", serverID, strings.Join(over, ", "), ErrInsufficientCapacity)
+	return nil
 }
 
 func validateLimits(l Limits) error {
@@ -88,8 +90,8 @@ func serverUsageTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string) (
 // reservations already there (those of exceptID left out). It then bumps the
 // server's placement epoch and returns the new epoch and the host name to
 // record for the workspace.
-func placeTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string, req Resources, l Limits) (int64, string, error) {
-	var state ServerState
+func placeTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string, req fleet.Resources, l Limits) (int64, string, error) {
+	var state fleet.State
 	var hostname string
 	err := tx.QueryRowContext(ctx, "SELECT state, hostname FROM servers WHERE id = ?", serverID).Scan(&state, &hostname)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -98,7 +100,7 @@ func placeTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string, req Res
 	if err != nil {
 		return 0, "", err
 	}
-	if state != ServerActive {
+	if state != fleet.StateActive {
 		return 0, "", fmt.Errorf("server %q is %s: %w", serverID, state, ErrServerNotActive)
 	}
 	used, err := serverUsageTx(ctx, tx, serverID, exceptID)
@@ -127,20 +129,21 @@ func placeTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string, req Res
 // active, ErrServerNotActive; if the reservations on the server plus
 // ws.Reservation exceed limits, ErrInsufficientCapacity. Otherwise it bumps
 // the server's placement epoch and inserts the row with status creating and
-// that epoch. Because writers are serialised, concurrent calls can never
-// overcommit a server.
+// that epoch, and stores creds (unless zero) in the same transaction, apart
+// from the row (GetCredentials). Because writers are serialised, concurrent
+// calls can never overcommit a server.
 //
 // Defaults: Port 0 → DefaultPort, Host "" → the server's hostname (or id),
 // CreatedAt zero → now, LastActivity zero → CreatedAt. Status, Epoch and
 // UpdatedAt of ws are ignored. GetWorkspace returns the row as stored.
-func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, limits Limits) error {
+func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, creds Credentials, limits Limits) error {
 	if ws.ServerID == "" {
 		return fmt.Errorf("reserve workspace %q: no server: %w", ws.ID, ErrInvalid)
 	}
 	if err := validateLimits(limits); err != nil {
 		return fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
 	}
-	ws.Status = StatusCreating
+	ws.Status = fleet.StatusCreating
 	ws.UpdatedAt = now()
 	ws.CreatedAt = normTime(ws.CreatedAt)
 	if ws.CreatedAt.IsZero() {
@@ -150,11 +153,18 @@ func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, limits Limits)
 	if ws.LastActivity.IsZero() {
 		ws.LastActivity = ws.CreatedAt
 	}
+	ws.AcknowledgedAt = normTime(ws.AcknowledgedAt)
 	if ws.Port == 0 {
 		ws.Port = DefaultPort
 	}
 	if err := validateWorkspace(ws); err != nil {
 		return fmt.Errorf("reserve workspace: %w", err)
+	}
+	if err := validateSettings(ws.Settings); err != nil {
+		return fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
+	}
+	if err := validateCredentials(creds); err != nil {
+		return fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
 	}
 
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
@@ -177,6 +187,9 @@ func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, limits Limits)
 		if err := insertWorkspaceTx(ctx, tx, ws); err != nil {
 			return err
 		}
+		if err := insertCredentialsTx(ctx, tx, ws.ID, creds); err != nil {
+			return err
+		}
 		_, err = addEventTx(ctx, tx, Event{At: ws.UpdatedAt, Kind: EventWorkspacePlaced, ServerID: ws.ServerID,
 			WorkspaceID: ws.ID, Message: fmt.Sprintf("workspace %s placed on %s (epoch %d)", ws.ID, ws.ServerID, epoch),
 			Data: map[string]any{"epoch": epoch, "tier": ws.Tier}})
@@ -194,8 +207,10 @@ func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, limits Limits)
 // new server's). The old server's share is released, the new server's epoch
 // is bumped and recorded, Host is set to the new server, the container id is
 // cleared (the container on the old server is not this placement's) and the
-// status becomes creating. Moving to the current server re-places it there
-// with a new epoch. It returns the row as stored.
+// status becomes creating; the settings, the credentials and AcknowledgedAt
+// are kept (a moved workspace is still the one the create answered). Moving
+// to the current server re-places it there with a new epoch. It returns the
+// row as stored.
 func (db *DB) MoveWorkspace(ctx context.Context, id, newServerID string, limits Limits) (Workspace, error) {
 	if newServerID == "" {
 		return Workspace{}, fmt.Errorf("move workspace %q: no server: %w", id, ErrInvalid)
@@ -215,7 +230,7 @@ func (db *DB) MoveWorkspace(ctx context.Context, id, newServerID string, limits 
 		}
 		old := w
 		w.ServerID, w.Epoch, w.Host, w.ContainerID = newServerID, epoch, host, ""
-		w.Status, w.UpdatedAt = StatusCreating, now()
+		w.Status, w.UpdatedAt = fleet.StatusCreating, now()
 		if err := writeWorkspaceTx(ctx, tx, w); err != nil {
 			return err
 		}
@@ -241,13 +256,14 @@ func (db *DB) MoveWorkspace(ctx context.Context, id, newServerID string, limits 
 }
 
 // ResizeWorkspace replaces the workspace's reservation with res (a tier
-// change) in one write transaction, after checking that res fits next to the
-// other reservations on its server (ErrInsufficientCapacity against limits;
-// only the resources that grow are checked, and not the workspace count).
+// change) in one write transaction, after checking that the growth
+// (fleet.Growth: only the resources that grow, bandwidth never) fits what
+// limits leave on its server (ErrInsufficientCapacity); shrinking always
+// fits, even on a server an admin has shrunk below what is reserved.
 // The server's state does not matter and the epoch is kept: the placement is
 // the same. A workspace without a server just records res. It returns the row
 // as stored.
-func (db *DB) ResizeWorkspace(ctx context.Context, id string, res Resources, limits Limits) (Workspace, error) {
+func (db *DB) ResizeWorkspace(ctx context.Context, id string, res fleet.Resources, limits Limits) (Workspace, error) {
 	if err := validateResources(res); err != nil {
 		return Workspace{}, fmt.Errorf("resize workspace %q: %w", id, err)
 	}
@@ -265,8 +281,9 @@ func (db *DB) ResizeWorkspace(ctx context.Context, id string, res Resources, lim
 			if err != nil {
 				return err
 			}
-			if err := growthLimits(limits, w.Reservation, res).fits(w.ServerID, used, res); err != nil {
-				return err
+			avail := limits.available(used.Reserved.Add(w.Reservation))
+			if short, ok := fleet.Fits(avail, fleet.Growth(w.Reservation, res)); !ok {
+				return fmt.Errorf("server %q: %s: %w", w.ServerID, short.Reason(), ErrInsufficientCapacity)
 			}
 		}
 		w.Reservation, w.UpdatedAt = res, now()
@@ -280,30 +297,6 @@ func (db *DB) ResizeWorkspace(ctx context.Context, id string, res Resources, lim
 		return Workspace{}, fmt.Errorf("resize workspace: %w", err)
 	}
 	return out, nil
-}
-
-// growthLimits keeps only the limits of the resources that grow from old to
-// next: shrinking a reservation, or leaving a part unchanged, is always
-// allowed, even on a server an admin has shrunk below what is reserved. The
-// workspace count does not change, so MaxWorkspaces is dropped.
-func growthLimits(l Limits, old, next Resources) Limits {
-	out := Limits{}
-	if next.CPU > old.CPU {
-		out.CPU = l.CPU
-	}
-	if next.MemoryMB > old.MemoryMB {
-		out.MemoryMB = l.MemoryMB
-	}
-	if next.DiskGB > old.DiskGB {
-		out.DiskGB = l.DiskGB
-	}
-	if next.BandwidthMbps > old.BandwidthMbps {
-		out.BandwidthMbps = l.BandwidthMbps
-	}
-	if next.GPUCount > old.GPUCount {
-		out.GPUCount = l.GPUCount
-	}
-	return out
 }
 
 // ServerUsage returns the reservations held on every registered server, in

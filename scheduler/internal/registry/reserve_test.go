@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"berth/scheduler/internal/fleet"
 	"context"
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,54 +16,54 @@ import (
 
 func TestReserveAndInsertCapacity(t *testing.T) {
 	ctx := context.Background()
-	starter := Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}
+	starter := fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}
 	tests := []struct {
 		name     string
-		existing []Resources // reservations already on the server
-		req      Resources
+		existing []fleet.Resources // reservations already on the server
+		req      fleet.Resources
 		limits   Limits
 		wantErr  error
 	}{
 		{name: "empty server, no limits", req: starter},
-		{name: "zero limits are unlimited", existing: []Resources{{CPU: 1000, MemoryMB: 1 << 40}}, req: starter},
+		{name: "zero limits are unlimited", existing: []fleet.Resources{{CPU: 1000, MemoryMB: 1 << 40}}, req: starter},
 		{
-			name: "exactly full fits", existing: []Resources{starter, starter}, req: starter,
+			name: "exactly full fits", existing: []fleet.Resources{starter, starter}, req: starter,
 			limits: Limits{CPU: 6, MemoryMB: 3 * 4096, DiskGB: 60, BandwidthMbps: 300, MaxWorkspaces: 3},
 		},
 		{
-			name: "cpu over by a little", existing: []Resources{starter}, req: starter,
+			name: "cpu over by a little", existing: []fleet.Resources{starter}, req: starter,
 			limits: Limits{CPU: 3.99}, wantErr: ErrInsufficientCapacity,
 		},
 		{
-			name: "memory over by one MB", existing: []Resources{starter}, req: starter,
+			name: "memory over by one MB", existing: []fleet.Resources{starter}, req: starter,
 			limits: Limits{MemoryMB: 8191}, wantErr: ErrInsufficientCapacity,
 		},
 		{
-			name: "disk over", existing: []Resources{starter}, req: starter,
+			name: "disk over", existing: []fleet.Resources{starter}, req: starter,
 			limits: Limits{DiskGB: 39}, wantErr: ErrInsufficientCapacity,
 		},
 		{
-			name: "bandwidth over", existing: []Resources{starter}, req: starter,
+			name: "bandwidth over", existing: []fleet.Resources{starter}, req: starter,
 			limits: Limits{BandwidthMbps: 150}, wantErr: ErrInsufficientCapacity,
 		},
 		{
-			name: "gpus over", existing: []Resources{{GPUCount: 1}}, req: Resources{GPUCount: 1},
+			name: "gpus over", existing: []fleet.Resources{{GPUCount: 1}}, req: fleet.Resources{GPUCount: 1},
 			limits: Limits{GPUCount: 1}, wantErr: ErrInsufficientCapacity,
 		},
 		{
-			name: "max workspaces reached", existing: []Resources{{}, {}}, req: Resources{},
+			name: "max workspaces reached", existing: []fleet.Resources{{}, {}}, req: fleet.Resources{},
 			limits: Limits{MaxWorkspaces: 2}, wantErr: ErrInsufficientCapacity,
 		},
 		{
-			name: "max workspaces has one slot left", existing: []Resources{{}, {}}, req: Resources{},
+			name: "max workspaces has one slot left", existing: []fleet.Resources{{}, {}}, req: fleet.Resources{},
 			limits: Limits{MaxWorkspaces: 3},
 		},
 		{
 			name:     "fractional cpu adds up to exactly full",
-			existing: []Resources{{CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}},
-			req:      Resources{CPU: 0.1}, limits: Limits{CPU: 1},
+			existing: []fleet.Resources{{CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}, {CPU: 0.1}},
+			req:      fleet.Resources{CPU: 0.1}, limits: Limits{CPU: 1},
 		},
-		{name: "negative request", req: Resources{MemoryMB: -1}, wantErr: ErrInvalid},
+		{name: "negative request", req: fleet.Resources{MemoryMB: -1}, wantErr: ErrInvalid},
 		{name: "negative limit", req: starter, limits: Limits{CPU: -1}, wantErr: ErrInvalid},
 	}
 	for _, tt := range tests {
@@ -71,7 +73,7 @@ func TestReserveAndInsertCapacity(t *testing.T) {
 			for i, r := range tt.existing {
 				mustReserve(t, db, Workspace{ID: fmt.Sprintf("old-%d", i), UserID: "u", ServerID: "s", Reservation: r}, Limits{})
 			}
-			err := db.ReserveAndInsert(ctx, Workspace{ID: "new", UserID: "u", ServerID: "s", Reservation: tt.req}, tt.limits)
+			err := db.ReserveAndInsert(ctx, Workspace{ID: "new", UserID: "u", ServerID: "s", Reservation: tt.req}, Credentials{}, tt.limits)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("ReserveAndInsert: got %v, want %v", err, tt.wantErr)
 			}
@@ -101,9 +103,9 @@ func TestReserveAndInsertRow(t *testing.T) {
 	mustCreateServer(t, db, Server{ID: "nohost"})
 
 	t.Run("defaults and forced fields", func(t *testing.T) {
-		got := mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s", Status: StatusRunning, Epoch: 99}, Limits{})
-		if got.Status != StatusCreating {
-			t.Errorf("Status: got %q, want %q", got.Status, StatusCreating)
+		got := mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s", Status: fleet.StatusRunning, Epoch: 99}, Limits{})
+		if got.Status != fleet.StatusCreating {
+			t.Errorf("Status: got %q, want %q", got.Status, fleet.StatusCreating)
 		}
 		if got.Epoch != 1 {
 			t.Errorf("Epoch: got %d, want 1", got.Epoch)
@@ -129,23 +131,43 @@ func TestReserveAndInsertRow(t *testing.T) {
 	errTests := []struct {
 		name    string
 		ws      Workspace
+		creds   Credentials
 		wantErr error
 	}{
-		{"existing id", Workspace{ID: "w", UserID: "someone-else", ServerID: "nohost"}, ErrExists},
-		{"unknown server", Workspace{ID: "w3", UserID: "u", ServerID: "ghost"}, ErrNotFound},
-		{"no server", Workspace{ID: "w3", UserID: "u"}, ErrInvalid},
-		{"no user", Workspace{ID: "w3", ServerID: "s"}, ErrInvalid},
-		{"no id", Workspace{UserID: "u", ServerID: "s"}, ErrInvalid},
-		{"bad config json", Workspace{ID: "w3", UserID: "u", ServerID: "s", Config: []byte("{")}, ErrInvalid},
+		{"existing id", Workspace{ID: "w", UserID: "someone-else", ServerID: "nohost"}, Credentials{Git: "u:t"}, ErrExists},
+		{"unknown server", Workspace{ID: "w3", UserID: "u", ServerID: "ghost"}, Credentials{Git: "u:t"}, ErrNotFound},
+		{"no server", Workspace{ID: "w3", UserID: "u"}, Credentials{}, ErrInvalid},
+		{"no user", Workspace{ID: "w3", ServerID: "s"}, Credentials{}, ErrInvalid},
+		{"no id", Workspace{UserID: "u", ServerID: "s"}, Credentials{}, ErrInvalid},
+		{"newline in a setting", Workspace{ID: "w3", UserID: "u", ServerID: "s",
+			Settings: Settings{GitName: "Ada\n[core]"}}, Credentials{}, ErrInvalid},
+		{"NUL in a setting", Workspace{ID: "w3", UserID: "u", ServerID: "s",
+			Settings: Settings{BaseImage: "img\x00"}}, Credentials{}, ErrInvalid},
+		{"invalid UTF-8 in a setting", Workspace{ID: "w3", UserID: "u", ServerID: "s",
+			Settings: Settings{GitBranch: "\xff"}}, Credentials{}, ErrInvalid},
+		{"newline in the credentials", Workspace{ID: "w3", UserID: "u", ServerID: "s"},
+			Credentials{Git: "u:t\nhttps://x:y@evil"}, ErrInvalid},
 	}
 	for _, tt := range errTests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := db.ReserveAndInsert(ctx, tt.ws, Limits{})
+			err := db.ReserveAndInsert(ctx, tt.ws, tt.creds, Limits{})
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("ReserveAndInsert: got %v, want %v", err, tt.wantErr)
 			}
+			if strings.Contains(fmt.Sprint(err), "evil") {
+				t.Errorf("error shows the credentials: %v", err)
+			}
 		})
 	}
+	t.Run("refused inserts store no credentials", func(t *testing.T) {
+		if got, err := db.GetCredentials(ctx, "w"); err != nil || got != (Credentials{}) {
+			t.Errorf("GetCredentials(w): got %+v (err %v), want none", got, err)
+		}
+		var n int
+		if err := db.read.QueryRow("SELECT COUNT(*) FROM workspace_credentials").Scan(&n); err != nil || n != 0 {
+			t.Errorf("credentials rows: got %d (err %v), want 0", n, err)
+		}
+	})
 	t.Run("existing row is kept and readable", func(t *testing.T) {
 		got, err := db.GetWorkspace(ctx, "w")
 		if err != nil {
@@ -159,11 +181,11 @@ func TestReserveAndInsertRow(t *testing.T) {
 
 func TestReserveAndInsertRefusesInactiveServers(t *testing.T) {
 	ctx := context.Background()
-	for _, state := range []ServerState{ServerDraining, ServerCordoned} {
+	for _, state := range []fleet.State{fleet.StateDraining, fleet.StateCordoned} {
 		t.Run(string(state), func(t *testing.T) {
 			db, _ := openTestDB(t)
 			mustCreateServer(t, db, Server{ID: "s", State: state})
-			err := db.ReserveAndInsert(ctx, Workspace{ID: "w", UserID: "u", ServerID: "s"}, Limits{})
+			err := db.ReserveAndInsert(ctx, Workspace{ID: "w", UserID: "u", ServerID: "s"}, Credentials{}, Limits{})
 			if !errors.Is(err, ErrServerNotActive) {
 				t.Errorf("ReserveAndInsert: got %v, want ErrServerNotActive", err)
 			}
@@ -192,7 +214,7 @@ func TestEpochsIncreasePerServer(t *testing.T) {
 	if err := db.DeleteWorkspace(ctx, "w4"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "w6", UserID: "u", ServerID: "a"}, Limits{MaxWorkspaces: 2}); !errors.Is(err, ErrInsufficientCapacity) {
+	if err := db.ReserveAndInsert(ctx, Workspace{ID: "w6", UserID: "u", ServerID: "a"}, Credentials{}, Limits{MaxWorkspaces: 2}); !errors.Is(err, ErrInsufficientCapacity) {
 		t.Fatalf("ReserveAndInsert over max: got %v, want ErrInsufficientCapacity", err)
 	}
 	got := mustReserve(t, db, Workspace{ID: "w7", UserID: "u", ServerID: "a"}, Limits{})
@@ -211,7 +233,7 @@ func TestEpochsIncreasePerServer(t *testing.T) {
 // raceReserve has n goroutines each try to reserve one workspace on server
 // "s" through the given handles (round robin) and returns how many succeeded
 // and the epochs they got. Every failure must be ErrInsufficientCapacity.
-func raceReserve(t *testing.T, handles []*DB, n int, req Resources, l Limits) (int, []int64) {
+func raceReserve(t *testing.T, handles []*DB, n int, req fleet.Resources, l Limits) (int, []int64) {
 	t.Helper()
 	ctx := context.Background()
 	var (
@@ -225,7 +247,7 @@ func raceReserve(t *testing.T, handles []*DB, n int, req Resources, l Limits) (i
 			<-start
 			db := handles[i%len(handles)]
 			errs[i] = db.ReserveAndInsert(ctx, Workspace{ID: fmt.Sprintf("w%02d", i), UserID: "u", ServerID: "s",
-				Reservation: req}, l)
+				Reservation: req}, Credentials{}, l)
 		})
 	}
 	close(start)
@@ -252,7 +274,7 @@ func raceReserve(t *testing.T, handles []*DB, n int, req Resources, l Limits) (i
 
 func TestConcurrentReservationsNeverOvercommit(t *testing.T) {
 	// Room for 20: each limit alone allows exactly 20 of the requests.
-	req := Resources{CPU: 0.5, MemoryMB: 1024, DiskGB: 10, BandwidthMbps: 50}
+	req := fleet.Resources{CPU: 0.5, MemoryMB: 1024, DiskGB: 10, BandwidthMbps: 50}
 	tests := []struct {
 		name    string
 		limits  Limits
@@ -292,7 +314,7 @@ func TestConcurrentReservationsNeverOvercommit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Usage{Reserved: Resources{CPU: 10, MemoryMB: 20 * 1024, DiskGB: 200, BandwidthMbps: 1000}, Workspaces: 20}
+			want := Usage{Reserved: fleet.Resources{CPU: 10, MemoryMB: 20 * 1024, DiskGB: 200, BandwidthMbps: 1000}, Workspaces: 20}
 			if diff := cmp.Diff(want, usage["s"]); diff != "" {
 				t.Errorf("usage (-want +got):\n%s", diff)
 			}
@@ -302,16 +324,16 @@ func TestConcurrentReservationsNeverOvercommit(t *testing.T) {
 
 func TestMoveWorkspace(t *testing.T) {
 	ctx := context.Background()
-	req := Resources{CPU: 2, MemoryMB: 2048}
+	req := fleet.Resources{CPU: 2, MemoryMB: 2048}
 	setup := func(t *testing.T) *DB {
 		db, _ := openTestDB(t)
 		mustCreateServer(t, db, Server{ID: "old", Hostname: "old.example.net"})
 		mustCreateServer(t, db, Server{ID: "new", Hostname: "new.example.net"})
-		mustCreateServer(t, db, Server{ID: "drained", State: ServerDraining})
+		mustCreateServer(t, db, Server{ID: "drained", State: fleet.StateDraining})
 		mustReserve(t, db, Workspace{ID: "other", UserID: "u", ServerID: "new", Reservation: req}, Limits{})
 		mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "old", Reservation: req}, Limits{})
 		if _, err := db.UpdateWorkspace(ctx, "w", func(w *Workspace) error {
-			w.Status, w.ContainerID = StatusRunning, "c0ffee"
+			w.Status, w.ContainerID = fleet.StatusRunning, "c0ffee"
 			return nil
 		}); err != nil {
 			t.Fatal(err)
@@ -333,7 +355,7 @@ func TestMoveWorkspace(t *testing.T) {
 			t.Errorf("returned vs stored (-stored +returned):\n%s", diff)
 		}
 		if got.ServerID != "new" || got.Host != "new.example.net" || got.Epoch != 2 ||
-			got.ContainerID != "" || got.Status != StatusCreating || got.Reservation != req {
+			got.ContainerID != "" || got.Status != fleet.StatusCreating || got.Reservation != req {
 			t.Errorf("moved row: got server %q host %q epoch %d container %q status %q reservation %+v",
 				got.ServerID, got.Host, got.Epoch, got.ContainerID, got.Status, got.Reservation)
 		}
@@ -343,7 +365,7 @@ func TestMoveWorkspace(t *testing.T) {
 		}
 		want := map[string]Usage{
 			"old":     {},
-			"new":     {Reserved: Resources{CPU: 4, MemoryMB: 4096}, Workspaces: 2},
+			"new":     {Reserved: fleet.Resources{CPU: 4, MemoryMB: 4096}, Workspaces: 2},
 			"drained": {},
 		}
 		if diff := cmp.Diff(want, usage); diff != "" {
@@ -401,29 +423,29 @@ func TestResizeWorkspace(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name    string
-		res     Resources
+		res     fleet.Resources
 		limits  Limits
 		wantErr error
 	}{
-		{name: "grow within limits", res: Resources{CPU: 4, MemoryMB: 8192}, limits: Limits{CPU: 6, MemoryMB: 12288}},
-		{name: "grow past cpu", res: Resources{CPU: 5, MemoryMB: 4096}, limits: Limits{CPU: 6}, wantErr: ErrInsufficientCapacity},
+		{name: "grow within limits", res: fleet.Resources{CPU: 4, MemoryMB: 8192}, limits: Limits{CPU: 6, MemoryMB: 12288}},
+		{name: "grow past cpu", res: fleet.Resources{CPU: 5, MemoryMB: 4096}, limits: Limits{CPU: 6}, wantErr: ErrInsufficientCapacity},
 		// The admin shrank the server below what is reserved: shrinking still works,
 		// and the workspace count is not a reason to refuse.
-		{name: "shrink on an overfull server", res: Resources{CPU: 1, MemoryMB: 1024},
+		{name: "shrink on an overfull server", res: fleet.Resources{CPU: 1, MemoryMB: 1024},
 			limits: Limits{CPU: 1, MemoryMB: 1024, MaxWorkspaces: 1}},
-		{name: "negative", res: Resources{CPU: -1}, wantErr: ErrInvalid},
+		{name: "negative", res: fleet.Resources{CPU: -1}, wantErr: ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db, _ := openTestDB(t)
 			mustCreateServer(t, db, Server{ID: "s"})
-			mustReserve(t, db, Workspace{ID: "a", UserID: "u", ServerID: "s", Reservation: Resources{CPU: 2, MemoryMB: 4096}}, Limits{})
-			mustReserve(t, db, Workspace{ID: "b", UserID: "u", ServerID: "s", Reservation: Resources{CPU: 2, MemoryMB: 4096}}, Limits{})
+			mustReserve(t, db, Workspace{ID: "a", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096}}, Limits{})
+			mustReserve(t, db, Workspace{ID: "b", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096}}, Limits{})
 			got, err := db.ResizeWorkspace(ctx, "b", tt.res, tt.limits)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("ResizeWorkspace: got %v, want %v", err, tt.wantErr)
 			}
-			want := Resources{CPU: 2, MemoryMB: 4096}
+			want := fleet.Resources{CPU: 2, MemoryMB: 4096}
 			if err == nil {
 				want = tt.res
 				if got.Reservation != want || got.Epoch != 2 {
@@ -449,12 +471,12 @@ func TestServerUsage(t *testing.T) {
 	mustCreateServer(t, db, Server{ID: "empty"})
 	for i, r := range []struct {
 		server string
-		res    Resources
-		status Status
+		res    fleet.Resources
+		status fleet.Status
 	}{
-		{"a", Resources{CPU: 1, MemoryMB: 1024, DiskGB: 10, BandwidthMbps: 10, GPUCount: 1}, StatusRunning},
-		{"a", Resources{CPU: 0.5, MemoryMB: 512, DiskGB: 5, BandwidthMbps: 5}, StatusStopped},
-		{"b", Resources{CPU: 4, MemoryMB: 8192}, StatusError},
+		{"a", fleet.Resources{CPU: 1, MemoryMB: 1024, DiskGB: 10, BandwidthMbps: 10, GPUCount: 1}, fleet.StatusRunning},
+		{"a", fleet.Resources{CPU: 0.5, MemoryMB: 512, DiskGB: 5, BandwidthMbps: 5}, fleet.StatusStopped},
+		{"b", fleet.Resources{CPU: 4, MemoryMB: 8192}, fleet.StatusError},
 	} {
 		id := fmt.Sprintf("w%d", i)
 		mustReserve(t, db, Workspace{ID: id, UserID: "u", ServerID: r.server, Reservation: r.res}, Limits{})
@@ -468,8 +490,8 @@ func TestServerUsage(t *testing.T) {
 	}
 	// Stopped and failed workspaces keep their reservations.
 	want := map[string]Usage{
-		"a":     {Reserved: Resources{CPU: 1.5, MemoryMB: 1536, DiskGB: 15, BandwidthMbps: 15, GPUCount: 1}, Workspaces: 2},
-		"b":     {Reserved: Resources{CPU: 4, MemoryMB: 8192}, Workspaces: 1},
+		"a":     {Reserved: fleet.Resources{CPU: 1.5, MemoryMB: 1536, DiskGB: 15, BandwidthMbps: 15, GPUCount: 1}, Workspaces: 2},
+		"b":     {Reserved: fleet.Resources{CPU: 4, MemoryMB: 8192}, Workspaces: 1},
 		"empty": {},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -484,7 +506,7 @@ func TestServerUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantA := Usage{Reserved: Resources{CPU: 0.5, MemoryMB: 512, DiskGB: 5, BandwidthMbps: 5}, Workspaces: 1}
+	wantA := Usage{Reserved: fleet.Resources{CPU: 0.5, MemoryMB: 512, DiskGB: 5, BandwidthMbps: 5}, Workspaces: 1}
 	if diff := cmp.Diff(wantA, got["a"]); diff != "" {
 		t.Errorf("usage of a after delete (-want +got):\n%s", diff)
 	}
@@ -502,14 +524,14 @@ func BenchmarkReserveAndInsert(b *testing.B) {
 			for i := range servers {
 				mustCreateServer(b, db, Server{ID: fmt.Sprintf("s%03d", i)})
 			}
-			req := Resources{CPU: 0.001, MemoryMB: 1}
+			req := fleet.Resources{CPU: 0.001, MemoryMB: 1}
 			limits := Limits{CPU: 1e9, MemoryMB: 1 << 40, MaxWorkspaces: 1 << 30}
 			i := 0
 			for b.Loop() {
 				ws := Workspace{ID: fmt.Sprintf("w%09d", i), UserID: "u", SessionID: "s",
 					ServerID: fmt.Sprintf("s%03d", i%servers), Reservation: req,
 					Environment: map[string]string{"A": "b"}, Repositories: []string{"https://example.com/r.git"}}
-				if err := db.ReserveAndInsert(ctx, ws, limits); err != nil {
+				if err := db.ReserveAndInsert(ctx, ws, Credentials{}, limits); err != nil {
 					b.Fatal(err)
 				}
 				i++

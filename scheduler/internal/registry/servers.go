@@ -1,51 +1,13 @@
 package registry
 
 import (
+	"berth/scheduler/internal/fleet"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 )
-
-// ServerState is the admin's scheduling state of a server.
-type ServerState string
-
-const (
-	ServerActive   ServerState = "active"   // accepts new workspaces
-	ServerDraining ServerState = "draining" // keeps its workspaces, takes no new ones
-	ServerCordoned ServerState = "cordoned" // out of service (maintenance)
-)
-
-// Valid reports whether s is one of the defined states.
-func (s ServerState) Valid() bool {
-	switch s {
-	case ServerActive, ServerDraining, ServerCordoned:
-		return true
-	}
-	return false
-}
-
-// Health is a server's health as last judged by the health component
-// (contract §10.2).
-type Health string
-
-const (
-	HealthHealthy     Health = "healthy"
-	HealthDegraded    Health = "degraded"
-	HealthUnhealthy   Health = "unhealthy"
-	HealthUnreachable Health = "unreachable"
-	HealthUnknown     Health = "unknown"
-)
-
-// Valid reports whether h is one of the defined values.
-func (h Health) Valid() bool {
-	switch h {
-	case HealthHealthy, HealthDegraded, HealthUnhealthy, HealthUnreachable, HealthUnknown:
-		return true
-	}
-	return false
-}
 
 // ReportedUsage is a server's usage as last reported by its agent (a
 // snapshot for display and placement scoring; reservations are separate, see
@@ -90,8 +52,8 @@ type Server struct {
 	WorkspaceImageAMD64 string
 	WorkspaceImageGPU   string
 
-	State           ServerState // CreateServer and UpsertServer default it to active
-	Health          Health      // starts unknown; set by SetServerHealth only
+	State           fleet.State  // CreateServer and UpsertServer default it to active
+	Health          fleet.Health // starts unknown; set by SetServerHealth only
 	LastHealthCheck time.Time
 	LastError       string
 	Usage           ReportedUsage
@@ -109,7 +71,7 @@ type ServerPatch struct {
 	TotalDiskGB        *int64
 	TotalBandwidthMbps *int64
 	MaxWorkspaces      *int
-	State              *ServerState
+	State              *fleet.State
 }
 
 const serverColumns = `id, name, hostname, ip_address, agent_port, architecture, region, labels,
@@ -180,7 +142,7 @@ func prepareServer(s *Server) error {
 		s.Name = s.ID
 	}
 	if s.State == "" {
-		s.State = ServerActive
+		s.State = fleet.StateActive
 	}
 	return validateServer(*s)
 }
@@ -438,7 +400,7 @@ func (db *DB) DeleteServer(ctx context.Context, id string) error {
 // SetServerHealth records a health check of the server at time at: its
 // health and last error ("" for none). It reports whether the health value
 // changed; a change is also recorded as a server.health event.
-func (db *DB) SetServerHealth(ctx context.Context, id string, health Health, lastError string, at time.Time) (bool, error) {
+func (db *DB) SetServerHealth(ctx context.Context, id string, health fleet.Health, lastError string, at time.Time) (bool, error) {
 	if !health.Valid() {
 		return false, fmt.Errorf("set server health: %q: %w", health, ErrInvalid)
 	}
@@ -447,7 +409,7 @@ func (db *DB) SetServerHealth(ctx context.Context, id string, health Health, las
 	}
 	var changed bool
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		var old Health
+		var old fleet.Health
 		err := tx.QueryRowContext(ctx, "SELECT health FROM servers WHERE id = ?", id).Scan(&old)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("server %q: %w", id, ErrNotFound)

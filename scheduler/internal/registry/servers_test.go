@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"berth/scheduler/internal/fleet"
 	"context"
 	"errors"
 	"testing"
@@ -20,7 +21,7 @@ func fullServer(id string) Server {
 		GPUType: "NVIDIA RTX 4000 SFF Ada", GPUCount: 2,
 		WorkspaceImage: "podex/workspace:latest", WorkspaceImageARM64: "podex/workspace:arm64",
 		WorkspaceImageAMD64: "podex/workspace:amd64", WorkspaceImageGPU: "podex/workspace:gpu",
-		State: ServerActive,
+		State: fleet.StateActive,
 	}
 }
 
@@ -43,7 +44,7 @@ func TestCreateServer(t *testing.T) {
 		{
 			name: "defaults: name is the id, state active",
 			in:   Server{ID: "b"},
-			want: Server{ID: "b", Name: "b", State: ServerActive},
+			want: Server{ID: "b", Name: "b", State: fleet.StateActive},
 		},
 		{
 			name:    "duplicate id",
@@ -74,8 +75,8 @@ func TestCreateServer(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got, ignoreServerState, cmpOpts[0]); diff != "" {
 				t.Errorf("CreateServer (-want +got):\n%s", diff)
 			}
-			if got.Health != HealthUnknown {
-				t.Errorf("Health: got %q, want %q", got.Health, HealthUnknown)
+			if got.Health != fleet.HealthUnknown {
+				t.Errorf("Health: got %q, want %q", got.Health, fleet.HealthUnknown)
 			}
 			if got.CreatedAt.IsZero() || !got.UpdatedAt.Equal(got.CreatedAt) {
 				t.Errorf("CreatedAt %v, UpdatedAt %v: want both set and equal", got.CreatedAt, got.UpdatedAt)
@@ -146,10 +147,10 @@ func TestUpsertServer(t *testing.T) {
 	// State, health, usage and the epoch come from elsewhere; an upsert must keep them.
 	mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s1"}, Limits{})
 	checked := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
-	if _, err := db.SetServerHealth(ctx, "s1", HealthDegraded, "slow ping", checked); err != nil {
+	if _, err := db.SetServerHealth(ctx, "s1", fleet.HealthDegraded, "slow ping", checked); err != nil {
 		t.Fatal(err)
 	}
-	draining := ServerDraining
+	draining := fleet.StateDraining
 	if _, err := db.UpdateServer(ctx, "s1", ServerPatch{State: &draining}); err != nil {
 		t.Fatal(err)
 	}
@@ -164,14 +165,14 @@ func TestUpsertServer(t *testing.T) {
 
 	// The new configuration replaces the old one (State in the input is ignored).
 	next := Server{ID: "s1", Name: "renamed", Hostname: "new.example.net", AgentPort: 9444, Region: "us",
-		Labels: map[string]string{"rack": "r2"}, TotalCPU: 8, State: ServerActive}
+		Labels: map[string]string{"rack": "r2"}, TotalCPU: 8, State: fleet.StateActive}
 	got, err := db.UpsertServer(ctx, next)
 	if err != nil {
 		t.Fatalf("UpsertServer (update): %v", err)
 	}
 	want := next
-	want.State = ServerDraining
-	want.Health = HealthDegraded
+	want.State = fleet.StateDraining
+	want.Health = fleet.HealthDegraded
 	want.LastHealthCheck = checked
 	want.LastError = "slow ping"
 	want.Usage = usage
@@ -226,10 +227,10 @@ func TestUpdateServer(t *testing.T) {
 		},
 		{
 			name:  "state",
-			patch: ServerPatch{State: ptr(ServerCordoned)},
-			want:  func(s *Server) { s.State = ServerCordoned },
+			patch: ServerPatch{State: ptr(fleet.StateCordoned)},
+			want:  func(s *Server) { s.State = fleet.StateCordoned },
 		},
-		{name: "bad state", patch: ServerPatch{State: ptr(ServerState("gone"))}, wantErr: ErrInvalid},
+		{name: "bad state", patch: ServerPatch{State: ptr(fleet.State("gone"))}, wantErr: ErrInvalid},
 		{name: "negative capacity", patch: ServerPatch{MaxWorkspaces: ptr(-1)}, wantErr: ErrInvalid},
 	}
 	for _, tt := range tests {
@@ -310,17 +311,17 @@ func TestSetServerHealth(t *testing.T) {
 
 	steps := []struct {
 		name        string
-		health      Health
+		health      fleet.Health
 		lastError   string
 		wantChanged bool
 		wantErr     error
 	}{
-		{"unknown to healthy", HealthHealthy, "", true, nil},
-		{"healthy again", HealthHealthy, "", false, nil},
-		{"degraded with error", HealthDegraded, "ping failed", true, nil},
-		{"still degraded, new error", HealthDegraded, "ping failed twice", false, nil},
-		{"unreachable", HealthUnreachable, "timeout", true, nil},
-		{"invalid value", Health("sick"), "", false, ErrInvalid},
+		{"unknown to healthy", fleet.HealthHealthy, "", true, nil},
+		{"healthy again", fleet.HealthHealthy, "", false, nil},
+		{"degraded with error", fleet.HealthDegraded, "ping failed", true, nil},
+		{"still degraded, new error", fleet.HealthDegraded, "ping failed twice", false, nil},
+		{"unreachable", fleet.HealthUnreachable, "timeout", true, nil},
+		{"invalid value", fleet.Health("sick"), "", false, ErrInvalid},
 	}
 	for i, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -361,7 +362,7 @@ func TestSetServerHealth(t *testing.T) {
 		t.Errorf("health events (-want +got):\n%s", diff)
 	}
 
-	if _, err := db.SetServerHealth(ctx, "nope", HealthHealthy, "", t0); !errors.Is(err, ErrNotFound) {
+	if _, err := db.SetServerHealth(ctx, "nope", fleet.HealthHealthy, "", t0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SetServerHealth on unknown server: got %v, want ErrNotFound", err)
 	}
 }

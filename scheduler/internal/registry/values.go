@@ -80,15 +80,16 @@ func encodeStringMap(v map[string]string) (string, error) {
 
 func encodeAnyMap(v map[string]any) (string, error) { return encodeJSON(v, len(v) == 0, "{}") }
 
-// encodeRaw validates a caller-encoded JSON value; empty means {}.
-func encodeRaw(v json.RawMessage) (string, error) {
-	if len(v) == 0 {
-		return "{}", nil
+// encodeSettings stores s as a JSON object without its empty fields: zero
+// Settings are {}.
+func encodeSettings(s Settings) (string, error) { return encodeJSON(s, false, "{}") }
+
+func decodeSettings(s string) (Settings, error) {
+	var v Settings
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return Settings{}, fmt.Errorf("stored settings: %w", err)
 	}
-	if !json.Valid(v) {
-		return "", fmt.Errorf("config is not valid JSON: %w", ErrInvalid)
-	}
-	return string(v), nil
+	return v, nil
 }
 
 func decodeStrings(s string) ([]string, error) {

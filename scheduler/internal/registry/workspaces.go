@@ -1,48 +1,19 @@
 package registry
 
 import (
+	"berth/scheduler/internal/fleet"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
-
-// Status is a workspace's status (contract §8.1).
-type Status string
-
-const (
-	StatusCreating        Status = "creating"
-	StatusRunning         Status = "running"
-	StatusStopping        Status = "stopping"
-	StatusStopped         Status = "stopped"
-	StatusError           Status = "error"
-	StatusPendingDeletion Status = "pending_deletion"
-)
-
-// Valid reports whether s is one of the defined statuses.
-func (s Status) Valid() bool {
-	switch s {
-	case StatusCreating, StatusRunning, StatusStopping, StatusStopped, StatusError, StatusPendingDeletion:
-		return true
-	}
-	return false
-}
 
 // DefaultPort is the workspace port of the contract (§5.2): always 8080.
 const DefaultPort = 8080
-
-// Resources is an amount of server capacity: a workspace's reservation, or a
-// sum of reservations.
-type Resources struct {
-	CPU           float64
-	MemoryMB      int64
-	DiskGB        int64
-	BandwidthMbps int64
-	GPUCount      int
-}
 
 // Workspace is a workspace row: the WorkspaceInfo fields of the compute API
 // (contract §5.2) plus the placement. Empty strings stand for null.
@@ -50,7 +21,7 @@ type Workspace struct {
 	ID           string
 	UserID       string
 	SessionID    string
-	Status       Status
+	Status       fleet.Status
 	StatusReason string // why the status was set (e.g. the agent error); "" if none
 	Tier         string
 	Host         string // the server's hostname, or its id when it has none
@@ -65,11 +36,32 @@ type Workspace struct {
 	Image        string
 	Repositories []string
 	Environment  map[string]string
-	Config       json.RawMessage // the create request's config, as sent; empty = {}
+	Settings     Settings // the create options kept for the workspace's life; no secrets
+	// AcknowledgedAt is set when the create was answered; from then on the
+	// workspace is never dropped as an interrupted create. Zero = never
+	// acknowledged. Once set it cannot be changed or cleared.
+	AcknowledgedAt time.Time
 
-	Reservation Resources // held on ServerID until the row is deleted or moved
-	Epoch       int64     // fencing epoch of the placement, from the server's counter
-	UpdatedAt   time.Time // set by the registry on every write
+	Reservation fleet.Resources // held on ServerID until the row is deleted or moved
+	Epoch       int64           // fencing epoch of the placement, from the server's counter
+	UpdatedAt   time.Time       // set by the registry on every write
+}
+
+// Settings are the create options a workspace keeps for its whole life (a
+// re-placement starts the new container with them). They hold no secrets:
+// credentials are kept apart (Credentials).
+type Settings struct {
+	GitBranch        string `json:"git_branch,omitempty"`
+	GitName          string `json:"git_name,omitempty"`
+	GitEmail         string `json:"git_email,omitempty"`
+	BaseImage        string `json:"base_image,omitempty"`
+	RegionPreference string `json:"region_preference,omitempty"`
+}
+
+// Credentials are a workspace's secrets, stored in their own table and read
+// only by GetCredentials: never in a list, never in the row's JSON.
+type Credentials struct {
+	Git string // git_credentials of the create request
 }
 
 // WorkspaceFilter selects workspaces for ListWorkspaces. Empty fields match
@@ -78,30 +70,35 @@ type WorkspaceFilter struct {
 	UserID    string
 	SessionID string
 	ServerID  string
-	Statuses  []Status
+	Statuses  []fleet.Status
 }
 
 const workspaceColumns = `id, user_id, session_id, status, status_reason, tier, host, port, server_id, container_id,
-	repos, created_at, last_activity, metadata, auth_token, image, repositories, environment, config,
-	res_cpu, res_memory_mb, res_disk_gb, res_bandwidth_mbps, res_gpu_count, epoch, updated_at`
+	repos, created_at, last_activity, metadata, auth_token, image, repositories, environment, settings,
+	acknowledged_at, res_cpu, res_memory_mb, res_disk_gb, res_bandwidth_mbps, res_gpu_count, epoch, updated_at`
 
 func scanWorkspace(sc scanner) (Workspace, error) {
 	var (
-		w                                      Workspace
-		serverID, containerID, token, image    sql.NullString
-		repos, repositories, metadata, env     string
-		config, created, lastActivity, updated string
+		w                                          Workspace
+		serverID, containerID, token, image, acked sql.NullString
+		repos, repositories, metadata, env         string
+		settings, created, lastActivity, updated   string
 	)
 	err := sc.Scan(&w.ID, &w.UserID, &w.SessionID, &w.Status, &w.StatusReason, &w.Tier, &w.Host, &w.Port,
 		&serverID, &containerID, &repos, &created, &lastActivity, &metadata, &token, &image,
-		&repositories, &env, &config,
+		&repositories, &env, &settings, &acked,
 		&w.Reservation.CPU, &w.Reservation.MemoryMB, &w.Reservation.DiskGB, &w.Reservation.BandwidthMbps,
 		&w.Reservation.GPUCount, &w.Epoch, &updated)
 	if err != nil {
 		return Workspace{}, err
 	}
 	w.ServerID, w.ContainerID, w.AuthToken, w.Image = serverID.String, containerID.String, token.String, image.String
-	w.Config = json.RawMessage(config)
+	if w.Settings, err = decodeSettings(settings); err != nil {
+		return Workspace{}, err
+	}
+	if w.AcknowledgedAt, err = parseNullTime(acked); err != nil {
+		return Workspace{}, err
+	}
 	if w.Repos, err = decodeStrings(repos); err != nil {
 		return Workspace{}, err
 	}
@@ -155,15 +152,16 @@ func workspaceValues(w Workspace) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	config, err := encodeRaw(w.Config)
+	settings, err := encodeSettings(w.Settings)
 	if err != nil {
 		return nil, err
 	}
 	return []any{w.ID, w.UserID, w.SessionID, w.Status, w.StatusReason, w.Tier, w.Host, w.Port,
 		nullString(w.ServerID), nullString(w.ContainerID), repos, formatTime(w.CreatedAt),
 		formatTime(w.LastActivity), metadata, nullString(w.AuthToken), nullString(w.Image), repositories,
-		env, config, w.Reservation.CPU, w.Reservation.MemoryMB, w.Reservation.DiskGB,
-		w.Reservation.BandwidthMbps, w.Reservation.GPUCount, w.Epoch, formatTime(w.UpdatedAt)}, nil
+		env, settings, nullTime(w.AcknowledgedAt), w.Reservation.CPU, w.Reservation.MemoryMB,
+		w.Reservation.DiskGB, w.Reservation.BandwidthMbps, w.Reservation.GPUCount, w.Epoch,
+		formatTime(w.UpdatedAt)}, nil
 }
 
 func validateWorkspace(w Workspace) error {
@@ -180,7 +178,43 @@ func validateWorkspace(w Workspace) error {
 	return validateResources(w.Reservation)
 }
 
-func validateResources(r Resources) error {
+// validateSettings checks that every setting is plain text: valid UTF-8
+// without control characters. They reach the container as environment
+// values and git configuration, where a NUL cannot be passed and a newline
+// would start another entry. Settings are checked when they are written
+// (insert, or an update that changes them), so a row stored before a rule
+// existed can still have its status updated.
+func validateSettings(s Settings) error {
+	for _, f := range []struct{ name, value string }{
+		{"git_branch", s.GitBranch}, {"git_name", s.GitName}, {"git_email", s.GitEmail},
+		{"base_image", s.BaseImage}, {"region_preference", s.RegionPreference},
+	} {
+		if !plainText(f.value) {
+			return fmt.Errorf("setting %s %q: not plain text: %w", f.name, f.value, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// validateCredentials is validateSettings for secrets: the error does not
+// show the value. A newline in git credentials would add a line to the
+// container's credential store.
+func validateCredentials(c Credentials) error {
+	if !plainText(c.Git) {
+		return fmt.Errorf("git credentials: not plain text: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// plainText reports whether s is valid UTF-8 without control characters.
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+func validateResources(r fleet.Resources) error {
 	if r.CPU < 0 || r.MemoryMB < 0 || r.DiskGB < 0 || r.BandwidthMbps < 0 || r.GPUCount < 0 {
 		return fmt.Errorf("negative resources %+v: %w", r, ErrInvalid)
 	}
@@ -245,15 +279,15 @@ func (db *DB) ListWorkspaces(ctx context.Context, f WorkspaceFilter) ([]Workspac
 
 // CountByStatus counts the workspaces of each status, in SQL: cheap enough
 // to run on every metrics scrape.
-func (db *DB) CountByStatus(ctx context.Context) (map[Status]int, error) {
+func (db *DB) CountByStatus(ctx context.Context) (map[fleet.Status]int, error) {
 	rows, err := db.read.QueryContext(ctx, "SELECT status, COUNT(*) FROM workspaces GROUP BY status")
 	if err != nil {
 		return nil, fmt.Errorf("count workspaces: %w", err)
 	}
 	defer rows.Close()
-	out := map[Status]int{}
+	out := map[fleet.Status]int{}
 	for rows.Next() {
-		var s Status
+		var s fleet.Status
 		var n int
 		if err := rows.Scan(&s, &n); err != nil {
 			return nil, fmt.Errorf("count workspaces: %w", err)
@@ -268,10 +302,12 @@ func (db *DB) CountByStatus(ctx context.Context) (map[Status]int, error) {
 // returns an error nothing is written and the error is returned (wrapped).
 // fn may change the descriptive fields (status, reason, tier, host, port,
 // container id, repos, last activity, metadata, auth token, image,
-// repositories, environment, config); changing the identity or placement
-// (ID, UserID, SessionID, ServerID, Reservation, Epoch, CreatedAt) gives
-// ErrInvalid: use MoveWorkspace and ResizeWorkspace for those. UpdatedAt is
-// set to now. A status change is recorded as a workspace.status event.
+// repositories, environment, settings) and set AcknowledgedAt once; changing
+// the identity or placement (ID, UserID, SessionID, ServerID, Reservation,
+// Epoch, CreatedAt) or an AcknowledgedAt already set gives ErrInvalid: use
+// MoveWorkspace and ResizeWorkspace for the placement. UpdatedAt is set to
+// now. A status change is recorded as a workspace.status event. Credentials
+// are not part of the row and are not changed.
 func (db *DB) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspace) error) (Workspace, error) {
 	var out Workspace
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
@@ -298,6 +334,11 @@ func updateWorkspaceTx(ctx context.Context, tx *sql.Tx, id string, fn func(*Work
 		w.Reservation != old.Reservation || w.Epoch != old.Epoch || !normTime(w.CreatedAt).Equal(old.CreatedAt) {
 		return Workspace{}, fmt.Errorf("workspace %q: identity or placement changed: %w", id, ErrInvalid)
 	}
+	w.AcknowledgedAt = normTime(w.AcknowledgedAt)
+	if !old.AcknowledgedAt.IsZero() && !w.AcknowledgedAt.Equal(old.AcknowledgedAt) {
+		return Workspace{}, fmt.Errorf("workspace %q: acknowledged at %v, cannot change it to %v: %w",
+			id, old.AcknowledgedAt, w.AcknowledgedAt, ErrInvalid)
+	}
 	w.LastActivity = normTime(w.LastActivity)
 	w.CreatedAt = old.CreatedAt
 	w.UpdatedAt = now()
@@ -306,6 +347,11 @@ func updateWorkspaceTx(ctx context.Context, tx *sql.Tx, id string, fn func(*Work
 	}
 	if err := validateWorkspace(w); err != nil {
 		return Workspace{}, err
+	}
+	if w.Settings != old.Settings {
+		if err := validateSettings(w.Settings); err != nil {
+			return Workspace{}, fmt.Errorf("workspace %q: %w", id, err)
+		}
 	}
 	if err := writeWorkspaceTx(ctx, tx, w); err != nil {
 		return Workspace{}, err
@@ -331,7 +377,7 @@ func writeWorkspaceTx(ctx context.Context, tx *sql.Tx, w Workspace) error {
 	return err
 }
 
-func statusEventTx(ctx context.Context, tx *sql.Tx, w Workspace, old Status) error {
+func statusEventTx(ctx context.Context, tx *sql.Tx, w Workspace, old fleet.Status) error {
 	msg := fmt.Sprintf("workspace %s: %s -> %s", w.ID, old, w.Status)
 	data := map[string]any{"from": string(old), "to": string(w.Status)}
 	if w.StatusReason != "" {
@@ -348,13 +394,13 @@ func statusEventTx(ctx context.Context, tx *sql.Tx, w Workspace, old Status) err
 // writes nothing. A change is recorded as a workspace.status event.
 // pending_deletion is sticky: a workspace marked for deletion keeps that
 // status until its row is deleted (contract §15).
-func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status Status, reason string) (bool, error) {
+func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status fleet.Status, reason string) (bool, error) {
 	if !status.Valid() {
 		return false, fmt.Errorf("set workspace status: %q: %w", status, ErrInvalid)
 	}
 	var changed bool
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		var oldStatus Status
+		var oldStatus fleet.Status
 		var oldReason string
 		err := tx.QueryRowContext(ctx, "SELECT status, status_reason FROM workspaces WHERE id = ?", id).
 			Scan(&oldStatus, &oldReason)
@@ -367,7 +413,7 @@ func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status Status, 
 		if oldStatus == status && oldReason == reason {
 			return nil
 		}
-		if oldStatus == StatusPendingDeletion {
+		if oldStatus == fleet.StatusPendingDeletion {
 			return nil // sticky: only the cleanup that deletes the row ends it
 		}
 		changed = oldStatus != status
@@ -383,17 +429,43 @@ func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status Status, 
 	return changed, nil
 }
 
-// DeleteWorkspace removes the workspace row, which releases its reservation.
-// ErrNotFound if there is no such row.
+// GetCredentials returns the workspace's credentials: zero Credentials when
+// it has none, ErrNotFound when there is no such workspace.
+func (db *DB) GetCredentials(ctx context.Context, id string) (Credentials, error) {
+	var git sql.NullString
+	err := db.read.QueryRowContext(ctx, `
+		SELECT c.git FROM workspaces w LEFT JOIN workspace_credentials c ON c.workspace_id = w.id
+		WHERE w.id = ?`, id).Scan(&git)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Credentials{}, fmt.Errorf("get credentials: workspace %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Credentials{}, fmt.Errorf("get credentials: workspace %q: %w", id, err)
+	}
+	return Credentials{Git: git.String}, nil
+}
+
+// insertCredentialsTx stores c for the workspace id; zero c stores nothing.
+func insertCredentialsTx(ctx context.Context, tx *sql.Tx, id string, c Credentials) error {
+	if c == (Credentials{}) {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO workspace_credentials (workspace_id, git) VALUES (?, ?)", id, c.Git)
+	return err
+}
+
+// DeleteWorkspace removes the workspace row, which releases its reservation
+// and deletes its credentials. ErrNotFound if there is no such row.
 func (db *DB) DeleteWorkspace(ctx context.Context, id string) error {
 	_, err := db.DeleteWorkspaceIf(ctx, id, nil)
 	return err
 }
 
-// DeleteWorkspaceIf deletes the row only if keep is nil or returns true for
-// it as it is inside the write transaction, so a decision taken on an older
-// read cannot delete a row that has changed since. It reports whether the
-// row was deleted; ErrNotFound if there is no such row.
+// DeleteWorkspaceIf deletes the row (and, by the foreign key's cascade, its
+// credentials) only if ok is nil or returns true for it as it is inside the
+// write transaction, so a decision taken on an older read cannot delete a row
+// that has changed since. It reports whether the row was deleted; ErrNotFound
+// if there is no such row.
 func (db *DB) DeleteWorkspaceIf(ctx context.Context, id string, ok func(Workspace) bool) (bool, error) {
 	deleted := false
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {

@@ -1,10 +1,11 @@
 package registry
 
 import (
+	"berth/scheduler/internal/fleet"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,9 +34,16 @@ func TestWorkspaceFieldsRoundTrip(t *testing.T) {
 				AuthToken: "tok", Image: "podex/workspace:arm64",
 				Repositories: []string{"https://github.com/a/b.git", "git@github.com:c/d.git"},
 				Environment:  map[string]string{"GITHUB_TOKEN": "ghp_x", "EMPTY": "", "UNICODE": "żółw ✓"},
-				Config:       json.RawMessage(`{"tier":"starter_arm","repos":["https://github.com/a/b.git"],"storage_gb":20,"mount_path":null}`),
-				Reservation:  Resources{CPU: 1.5, MemoryMB: 3072, DiskGB: 20, BandwidthMbps: 100, GPUCount: 1},
+				Settings: Settings{GitBranch: "feature/żółw", GitName: "Ada Lovelace", GitEmail: "ada@example.com",
+					BaseImage: "ghcr.io/x/y:1@sha256:abc", RegionPreference: "eu-west"},
+				AcknowledgedAt: created.Add(2*time.Second + 123),
+				Reservation:    fleet.Resources{CPU: 1.5, MemoryMB: 3072, DiskGB: 20, BandwidthMbps: 100, GPUCount: 1},
 			},
+		},
+		{
+			name: "some settings",
+			in: Workspace{ID: "some", UserID: "u", ServerID: "s", CreatedAt: created,
+				Settings: Settings{GitBranch: "main", RegionPreference: "us"}},
 		},
 		{
 			name: "empty JSON fields come back empty, not nil",
@@ -49,7 +57,7 @@ func TestWorkspaceFieldsRoundTrip(t *testing.T) {
 			got := mustReserve(t, db, tt.in, Limits{})
 
 			want := tt.in
-			want.Status = StatusCreating
+			want.Status = fleet.StatusCreating
 			want.Epoch = 1
 			if want.Port == 0 {
 				want.Port = DefaultPort
@@ -60,9 +68,7 @@ func TestWorkspaceFieldsRoundTrip(t *testing.T) {
 			if want.LastActivity.IsZero() {
 				want.LastActivity = want.CreatedAt
 			}
-			if want.Config == nil {
-				want.Config = json.RawMessage("{}")
-			}
+			want.AcknowledgedAt = normTime(want.AcknowledgedAt)
 			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Workspace{}, "UpdatedAt"), cmpOpts[0]); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s", diff)
 			}
@@ -89,12 +95,12 @@ func TestListWorkspaces(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rows := []struct {
 		id, user, session, server string
-		status                    Status
+		status                    fleet.Status
 	}{
-		{"w1", "u1", "s1", "a", StatusRunning},
-		{"w2", "u1", "s2", "b", StatusStopped},
-		{"w3", "u2", "s3", "a", StatusError},
-		{"w4", "u2", "s3", "b", StatusRunning},
+		{"w1", "u1", "s1", "a", fleet.StatusRunning},
+		{"w2", "u1", "s2", "b", fleet.StatusStopped},
+		{"w3", "u2", "s3", "a", fleet.StatusError},
+		{"w4", "u2", "s3", "b", fleet.StatusRunning},
 	}
 	for i, r := range rows {
 		mustReserve(t, db, Workspace{ID: r.id, UserID: r.user, SessionID: r.session, ServerID: r.server,
@@ -112,9 +118,9 @@ func TestListWorkspaces(t *testing.T) {
 		{"by user", WorkspaceFilter{UserID: "u1"}, []string{"w2", "w1"}},
 		{"by session", WorkspaceFilter{SessionID: "s3"}, []string{"w4", "w3"}},
 		{"by server", WorkspaceFilter{ServerID: "a"}, []string{"w3", "w1"}},
-		{"by one status", WorkspaceFilter{Statuses: []Status{StatusRunning}}, []string{"w4", "w1"}},
-		{"by statuses", WorkspaceFilter{Statuses: []Status{StatusStopped, StatusError}}, []string{"w3", "w2"}},
-		{"combined", WorkspaceFilter{UserID: "u2", ServerID: "b", Statuses: []Status{StatusRunning}}, []string{"w4"}},
+		{"by one status", WorkspaceFilter{Statuses: []fleet.Status{fleet.StatusRunning}}, []string{"w4", "w1"}},
+		{"by statuses", WorkspaceFilter{Statuses: []fleet.Status{fleet.StatusStopped, fleet.StatusError}}, []string{"w3", "w2"}},
+		{"combined", WorkspaceFilter{UserID: "u2", ServerID: "b", Statuses: []fleet.Status{fleet.StatusRunning}}, []string{"w4"}},
 		{"no match", WorkspaceFilter{UserID: "nobody"}, []string{}},
 	}
 	for _, tt := range tests {
@@ -147,7 +153,7 @@ func TestUpdateWorkspace(t *testing.T) {
 		{
 			name: "descriptive fields",
 			fn: func(w *Workspace) error {
-				w.Status, w.StatusReason, w.ContainerID, w.Tier = StatusRunning, "started", "abc123", "pro"
+				w.Status, w.StatusReason, w.ContainerID, w.Tier = fleet.StatusRunning, "started", "abc123", "pro"
 				w.LastActivity = activity
 				w.Metadata["last_billing_timestamp"] = "2026-06-01T12:00:00Z"
 				w.Environment = map[string]string{"X": "y"}
@@ -155,7 +161,7 @@ func TestUpdateWorkspace(t *testing.T) {
 				return nil
 			},
 			want: func(w *Workspace) {
-				w.Status, w.StatusReason, w.ContainerID, w.Tier = StatusRunning, "started", "abc123", "pro"
+				w.Status, w.StatusReason, w.ContainerID, w.Tier = fleet.StatusRunning, "started", "abc123", "pro"
 				w.LastActivity = activity
 				w.Metadata = map[string]any{"k": "v", "last_billing_timestamp": "2026-06-01T12:00:00Z"}
 				w.Environment = map[string]string{"X": "y"}
@@ -170,7 +176,12 @@ func TestUpdateWorkspace(t *testing.T) {
 		{name: "user is immutable", fn: func(w *Workspace) error { w.UserID = "x"; return nil }, wantErr: ErrInvalid},
 		{name: "created at is immutable", fn: func(w *Workspace) error { w.CreatedAt = activity; return nil }, wantErr: ErrInvalid},
 		{name: "bad status", fn: func(w *Workspace) error { w.Status = "sleeping"; return nil }, wantErr: ErrInvalid},
-		{name: "bad config", fn: func(w *Workspace) error { w.Config = json.RawMessage("nope"); return nil }, wantErr: ErrInvalid},
+		{
+			name: "settings",
+			fn:   func(w *Workspace) error { w.Settings = Settings{GitBranch: "dev", BaseImage: "img:3"}; return nil },
+			want: func(w *Workspace) { w.Settings = Settings{GitBranch: "dev", BaseImage: "img:3"} },
+		},
+		{name: "bad setting", fn: func(w *Workspace) error { w.Settings.GitEmail = "a@x\r\n"; return nil }, wantErr: ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -241,16 +252,16 @@ func TestSetWorkspaceStatus(t *testing.T) {
 	mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s"}, Limits{})
 
 	steps := []struct {
-		status      Status
+		status      fleet.Status
 		reason      string
 		wantChanged bool
 		wantErr     error
 	}{
-		{StatusRunning, "", true, nil},
-		{StatusRunning, "", false, nil},
-		{StatusError, "container died", true, nil},
-		{StatusError, "container died again", false, nil},
-		{StatusPendingDeletion, "", true, nil},
+		{fleet.StatusRunning, "", true, nil},
+		{fleet.StatusRunning, "", false, nil},
+		{fleet.StatusError, "container died", true, nil},
+		{fleet.StatusError, "container died again", false, nil},
+		{fleet.StatusPendingDeletion, "", true, nil},
 		{"bogus", "", false, ErrInvalid},
 	}
 	for i, st := range steps {
@@ -274,7 +285,7 @@ func TestSetWorkspaceStatus(t *testing.T) {
 			}
 		})
 	}
-	if _, err := db.SetWorkspaceStatus(ctx, "nope", StatusRunning, ""); !errors.Is(err, ErrNotFound) {
+	if _, err := db.SetWorkspaceStatus(ctx, "nope", fleet.StatusRunning, ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SetWorkspaceStatus on unknown workspace: got %v, want ErrNotFound", err)
 	}
 
@@ -298,10 +309,10 @@ func TestDeleteWorkspace(t *testing.T) {
 	db, _ := openTestDB(t)
 	ctx := context.Background()
 	mustCreateServer(t, db, Server{ID: "s"})
-	mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s", Reservation: Resources{CPU: 4}}, Limits{})
+	mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 4}}, Limits{})
 	limits := Limits{CPU: 4}
 
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "x", UserID: "u", ServerID: "s", Reservation: Resources{CPU: 4}}, limits); !errors.Is(err, ErrInsufficientCapacity) {
+	if err := db.ReserveAndInsert(ctx, Workspace{ID: "x", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 4}}, Credentials{}, limits); !errors.Is(err, ErrInsufficientCapacity) {
 		t.Fatalf("reserve on a full server: got %v, want ErrInsufficientCapacity", err)
 	}
 	if err := db.DeleteWorkspace(ctx, "w"); err != nil {
@@ -314,7 +325,7 @@ func TestDeleteWorkspace(t *testing.T) {
 		t.Errorf("second DeleteWorkspace: got %v, want ErrNotFound", err)
 	}
 	// The room is free again.
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "x", UserID: "u", ServerID: "s", Reservation: Resources{CPU: 4}}, limits); err != nil {
+	if err := db.ReserveAndInsert(ctx, Workspace{ID: "x", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 4}}, Credentials{}, limits); err != nil {
 		t.Errorf("reserve after delete: %v", err)
 	}
 }
@@ -326,18 +337,199 @@ func TestCountByStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := db.ReserveAndInsert(ctx, Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s", Status: StatusCreating, ServerID: "s1"}, Limits{}); err != nil {
+		if err := db.ReserveAndInsert(ctx, Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s", Status: fleet.StatusCreating, ServerID: "s1"}, Credentials{}, Limits{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.SetWorkspaceStatus(ctx, "w2", StatusError, "boom"); err != nil {
+	if _, err := db.SetWorkspaceStatus(ctx, "w2", fleet.StatusError, "boom"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.CountByStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[Status]int{StatusCreating: 2, StatusError: 1}; !cmp.Equal(got, want) {
+	if want := map[fleet.Status]int{fleet.StatusCreating: 2, fleet.StatusError: 1}; !cmp.Equal(got, want) {
 		t.Errorf("CountByStatus = %v, want %v", got, want)
+	}
+}
+
+func TestStoredBadSettingsDoNotBlockUpdates(t *testing.T) {
+	// Settings are checked when written: a row that holds a setting stored
+	// before the rule (a migrated row) still takes status updates.
+	db, _ := openTestDB(t)
+	ctx := context.Background()
+	mustCreateServer(t, db, Server{ID: "s"})
+	mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s"}, Limits{})
+	if _, err := db.write.Exec(`UPDATE workspaces SET settings = '{"git_name":"a\nb"}' WHERE id = 'w'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SetWorkspaceStatus(ctx, "w", fleet.StatusRunning, ""); err != nil {
+		t.Errorf("SetWorkspaceStatus: %v", err)
+	}
+	_, err := db.UpdateWorkspace(ctx, "w", func(w *Workspace) error { w.Settings.GitEmail = "x\ty"; return nil })
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("UpdateWorkspace writing a bad setting: got %v, want ErrInvalid", err)
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	ctx := context.Background()
+	const secret = "x-access-token:ghp_s3cret"
+	db, _ := openTestDB(t)
+	mustCreateServer(t, db, Server{ID: "a"})
+	mustCreateServer(t, db, Server{ID: "b"})
+	if err := db.ReserveAndInsert(ctx, Workspace{ID: "with", UserID: "u", ServerID: "a",
+		Settings: Settings{GitBranch: "main"}}, Credentials{Git: secret}, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	mustReserve(t, db, Workspace{ID: "without", UserID: "u", ServerID: "a"}, Limits{})
+
+	tests := []struct {
+		name    string
+		id      string
+		want    Credentials
+		wantErr error
+	}{
+		{"stored", "with", Credentials{Git: secret}, nil},
+		{"none stored", "without", Credentials{}, nil},
+		{"unknown workspace", "nope", Credentials{}, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.GetCredentials(ctx, tt.id)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("GetCredentials(%s): got error %v, want %v", tt.id, err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("GetCredentials(%s): got %+v, want %+v", tt.id, got, tt.want)
+			}
+		})
+	}
+
+	t.Run("never in a workspace read", func(t *testing.T) {
+		w, err := db.GetWorkspace(ctx, "with")
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := db.ListWorkspaces(ctx, WorkspaceFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []any{w, list} {
+			if s := fmt.Sprintf("%+v", v); strings.Contains(s, "s3cret") {
+				t.Errorf("credentials in %T: %s", v, s)
+			}
+		}
+		if cols := columnsContaining(t, db.read, "workspaces", "s3cret"); len(cols) > 0 {
+			t.Errorf("credentials in workspaces columns %v", cols)
+		}
+	})
+
+	t.Run("kept by updates and moves", func(t *testing.T) {
+		if _, err := db.UpdateWorkspace(ctx, "with", func(w *Workspace) error { w.Tier = "pro"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.MoveWorkspace(ctx, "with", "b", Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.GetCredentials(ctx, "with"); err != nil || got.Git != secret {
+			t.Errorf("GetCredentials after update and move: got %+v (err %v), want %q", got, err, secret)
+		}
+	})
+
+	t.Run("deleted with the workspace", func(t *testing.T) {
+		countCreds := func() int {
+			t.Helper()
+			var n int
+			if err := db.read.QueryRow("SELECT COUNT(*) FROM workspace_credentials WHERE workspace_id = 'with'").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := countCreds(); n != 1 {
+			t.Fatalf("credentials rows before delete: got %d, want 1", n)
+		}
+		if deleted, err := db.DeleteWorkspaceIf(ctx, "with", func(Workspace) bool { return false }); err != nil || deleted {
+			t.Fatalf("DeleteWorkspaceIf refusing: got %v (err %v), want false", deleted, err)
+		}
+		if n := countCreds(); n != 1 {
+			t.Errorf("credentials rows after a refused delete: got %d, want 1", n)
+		}
+		if err := db.DeleteWorkspace(ctx, "with"); err != nil {
+			t.Fatal(err)
+		}
+		if n := countCreds(); n != 0 {
+			t.Errorf("credentials rows after delete: got %d, want 0", n)
+		}
+		if _, err := db.GetCredentials(ctx, "with"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("GetCredentials after delete: got %v, want ErrNotFound", err)
+		}
+		// The id can be used again, with other credentials.
+		if err := db.ReserveAndInsert(ctx, Workspace{ID: "with", UserID: "u", ServerID: "a"},
+			Credentials{Git: "new"}, Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.GetCredentials(ctx, "with"); err != nil || got.Git != "new" {
+			t.Errorf("GetCredentials after re-create: got %+v (err %v), want new", got, err)
+		}
+	})
+}
+
+func TestAcknowledgedAt(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.FixedZone("CEST", 2*3600))
+	stored := at.UTC().Truncate(time.Microsecond)
+	tests := []struct {
+		name    string
+		initial time.Time // AcknowledgedAt before fn
+		fn      func(*Workspace)
+		want    time.Time
+		wantErr error
+	}{
+		{name: "set", fn: func(w *Workspace) { w.AcknowledgedAt = at }, want: stored},
+		{name: "left unset", fn: func(w *Workspace) { w.Tier = "pro" }},
+		{name: "kept by other updates", initial: at, fn: func(w *Workspace) { w.Tier = "pro" }, want: stored},
+		{name: "set again to the same time", initial: at, fn: func(w *Workspace) { w.AcknowledgedAt = at }, want: stored},
+		{name: "cannot be changed", initial: at, fn: func(w *Workspace) { w.AcknowledgedAt = at.Add(time.Second) },
+			want: stored, wantErr: ErrInvalid},
+		{name: "cannot be cleared", initial: at, fn: func(w *Workspace) { w.AcknowledgedAt = time.Time{} },
+			want: stored, wantErr: ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _ := openTestDB(t)
+			mustCreateServer(t, db, Server{ID: "s"})
+			mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s"}, Limits{})
+			if !tt.initial.IsZero() {
+				if _, err := db.UpdateWorkspace(ctx, "w", func(w *Workspace) error {
+					w.AcknowledgedAt = tt.initial
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := db.UpdateWorkspace(ctx, "w", func(w *Workspace) error { tt.fn(w); return nil })
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("UpdateWorkspace: got %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && !got.AcknowledgedAt.Equal(tt.want) {
+				t.Errorf("returned AcknowledgedAt: got %v, want %v", got.AcknowledgedAt, tt.want)
+			}
+			w, err := db.GetWorkspace(ctx, "w")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !w.AcknowledgedAt.Equal(tt.want) {
+				t.Errorf("stored AcknowledgedAt: got %v, want %v", w.AcknowledgedAt, tt.want)
+			}
+			// A move keeps it: the moved workspace is still the answered one.
+			moved, err := db.MoveWorkspace(ctx, "w", "s", Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !moved.AcknowledgedAt.Equal(tt.want) {
+				t.Errorf("AcknowledgedAt after move: got %v, want %v", moved.AcknowledgedAt, tt.want)
+			}
+		})
 	}
 }
