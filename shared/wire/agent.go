@@ -158,13 +158,6 @@ type ExecFrame struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// FileInfo describes a file copied out of a container.
-type FileInfo struct {
-	Path string `json:"path"`
-	Size int64  `json:"size"`
-	Mode uint32 `json:"mode"`
-}
-
 // ContainerStats is one sample of a container's resource use.
 type ContainerStats struct {
 	CPUPercent    float64   `json:"cpu_percent"`

@@ -28,16 +28,17 @@ type Registry interface {
 	UpdateServer(ctx context.Context, id string, patch registry.ServerPatch) (registry.Server, error)
 	DeleteServer(ctx context.Context, id string) error
 	ListWorkspaces(ctx context.Context, f registry.WorkspaceFilter) ([]registry.Workspace, error)
-	DeleteWorkspace(ctx context.Context, id string) error
 	ListEvents(ctx context.Context, f registry.EventFilter) ([]registry.Event, error)
 }
 
-// Fleet is the orchestrator's view of the servers: the snapshot placement
-// works on, and placement dry runs.
+// Fleet is the orchestrator as the admin API uses it: the snapshot
+// placement works on, placement dry runs, and the eviction of a server's
+// workspaces before it is removed.
 type Fleet interface {
 	Snapshot(ctx context.Context) (orchestrator.Snapshot, error)
 	Request(cfg orchestrator.WorkspaceConfig) (placement.Request, tiers.Spec)
 	Explain(ctx context.Context, cfg orchestrator.WorkspaceConfig) (placement.Decision, error)
+	EvictServer(ctx context.Context, serverID string, force bool) (int, error)
 }
 
 // Agents gives the mTLS client of a server's agent.

@@ -6,8 +6,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/computeapi"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/registry"
 )
 
 // ExplainRequest is the body of POST /admin/placements/explain: the part of
@@ -64,7 +66,7 @@ func (a *API) explain(c echo.Context) error {
 	if err := decodeBody(c, &req, false); err != nil {
 		return err
 	}
-	cfg := orchestrator.WorkspaceConfig{Tier: req.Tier, RegionPreference: req.RegionPreference}
+	cfg := orchestrator.WorkspaceConfig{Tier: req.Tier, Settings: registry.Settings{RegionPreference: req.RegionPreference}}
 	preq, spec := a.d.Fleet.Request(cfg)
 	out := Explanation{
 		Tier: spec.Tier,
@@ -75,13 +77,13 @@ func (a *API) explain(c echo.Context) error {
 	dec, err := a.d.Fleet.Explain(c.Request().Context(), cfg)
 	switch {
 	case errors.Is(err, orchestrator.ErrNoServers):
-		out.Error, out.Summary = err.Error(), "no servers"
+		out.Error, out.Summary = computeapi.PlacementDetail(err), "no servers"
 		out.Strategy = string(placement.ParseStrategy(string(preq.Strategy)))
 		return c.JSON(http.StatusOK, out)
 	case err != nil && !isPlacementFailure(err):
 		return err
 	case err != nil:
-		out.Error = err.Error()
+		out.Error = computeapi.PlacementDetail(err)
 	}
 	out.Strategy, out.Reason, out.Summary = string(dec.Strategy), dec.Reason, dec.Summary()
 	rank := map[string]int{}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
-	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
 	"berth/shared/gossip"
 	"berth/shared/wire"
@@ -21,22 +21,22 @@ const maxPanelWorkspaces = 100
 // panelEvents is how many recent events the panel shows.
 const panelEvents = 15
 
-// fleet is one read of what the admin views show: the placement snapshot
+// fleetView is one read of what the admin views show: the placement snapshot
 // (registry rows, reservations, gossiped capacity, health) and the gossip
 // members.
-type fleet struct {
+type fleetView struct {
 	snap    orchestrator.Snapshot
 	members []gossip.Member
 	byName  map[string]gossip.Member
 	at      time.Time
 }
 
-func (a *API) readFleet(ctx context.Context) (fleet, error) {
+func (a *API) readFleet(ctx context.Context) (fleetView, error) {
 	snap, err := a.d.Fleet.Snapshot(ctx)
 	if err != nil {
-		return fleet{}, err
+		return fleetView{}, err
 	}
-	f := fleet{snap: snap, byName: map[string]gossip.Member{}, at: time.Now()}
+	f := fleetView{snap: snap, byName: map[string]gossip.Member{}, at: time.Now()}
 	if a.d.Members != nil {
 		f.members = a.d.Members.Members()
 	}
@@ -46,14 +46,14 @@ func (a *API) readFleet(ctx context.Context) (fleet, error) {
 	return f, nil
 }
 
-func (f fleet) member(id string) *gossip.Member {
+func (f fleetView) member(id string) *gossip.Member {
 	if m, ok := f.byName[id]; ok {
 		return &m
 	}
 	return nil
 }
 
-func (f fleet) servers() []Server {
+func (f fleetView) servers() []Server {
 	out := make([]Server, len(f.snap.Servers))
 	for i, s := range f.snap.Servers {
 		out[i] = serverOf(s, f.snap.Nodes[i], f.member(s.ID))
@@ -61,7 +61,7 @@ func (f fleet) servers() []Server {
 	return out
 }
 
-func (f fleet) server(id string) (Server, bool) {
+func (f fleetView) server(id string) (Server, bool) {
 	s, ok := f.snap.Server(id)
 	if !ok {
 		return Server{}, false
@@ -72,7 +72,7 @@ func (f fleet) server(id string) (Server, bool) {
 
 // discovered lists the agents that gossip, are alive or suspect, and are
 // not registered.
-func (f fleet) discovered() []Discovered {
+func (f fleetView) discovered() []Discovered {
 	out := []Discovered{}
 	for _, m := range f.members {
 		if m.Meta.Role != wire.NodeRoleAgent || !live(m) {
@@ -87,22 +87,22 @@ func (f fleet) discovered() []Discovered {
 }
 
 // cluster sums the fleet; workspaces are all the workspace rows.
-func (f fleet) cluster(workspaces []registry.Workspace) Cluster {
+func (f fleetView) cluster(workspaces []registry.Workspace) Cluster {
 	c := Cluster{
 		Servers:    ClusterServers{ByHealth: map[string]int{}, ByState: map[string]int{}},
 		Workspaces: Counts{Total: len(workspaces), By: map[string]int{}},
 		Members:    Counts{Total: len(f.members), By: map[string]int{}},
 		Generated:  timestamp(f.at),
 	}
-	for _, h := range []registry.Health{registry.HealthHealthy, registry.HealthDegraded, registry.HealthUnhealthy,
-		registry.HealthUnreachable, registry.HealthUnknown} {
+	for _, h := range []fleet.Health{fleet.HealthHealthy, fleet.HealthDegraded, fleet.HealthUnhealthy,
+		fleet.HealthUnreachable, fleet.HealthUnknown} {
 		c.Servers.ByHealth[string(h)] = 0
 	}
-	for _, s := range []registry.ServerState{registry.ServerActive, registry.ServerDraining, registry.ServerCordoned} {
+	for _, s := range []fleet.State{fleet.StateActive, fleet.StateDraining, fleet.StateCordoned} {
 		c.Servers.ByState[string(s)] = 0
 	}
-	for _, st := range []registry.Status{registry.StatusCreating, registry.StatusRunning, registry.StatusStopping,
-		registry.StatusStopped, registry.StatusError, registry.StatusPendingDeletion} {
+	for _, st := range []fleet.Status{fleet.StatusCreating, fleet.StatusRunning, fleet.StatusStopping,
+		fleet.StatusStopped, fleet.StatusError, fleet.StatusPendingDeletion} {
 		c.Workspaces.By[string(st)] = 0
 	}
 	var busyCores float64
@@ -117,8 +117,7 @@ func (f fleet) cluster(workspaces []registry.Workspace) Cluster {
 			c.Use = c.Use.plus(*s.Use)
 			busyCores += s.Use.CPUCores * float64(s.Use.CPUPercent) / 100
 		}
-		healthy := s.Health == string(placement.HealthHealthy) || s.Health == string(placement.HealthDegraded)
-		if healthy && s.State == string(registry.ServerActive) {
+		if fleet.Schedulable(fleet.Health(s.Health), fleet.State(s.State)) {
 			c.Placement.Schedulable++
 		}
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
-	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
 )
@@ -157,7 +157,7 @@ func (a *API) availableServer(ctx context.Context, id string) (registry.Server, 
 		return registry.Server{}, false
 	}
 	n, _ := snap.Node(id)
-	return s, n.Health == placement.HealthHealthy || n.Health == placement.HealthDegraded
+	return s, fleet.Usable(n.Health)
 }
 
 func (a *API) images(c echo.Context) error {

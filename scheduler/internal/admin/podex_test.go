@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"berth/scheduler/internal/admin"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 	"berth/shared/testutil"
 )
@@ -82,7 +83,7 @@ func TestTestConnection(t *testing.T) {
 
 func TestImages(t *testing.T) {
 	r := newRig(t, "ws-1")
-	r.addServer("ws-down", registry.Server{}, registry.HealthUnhealthy)
+	r.addServer("ws-down", registry.Server{}, fleet.HealthUnhealthy)
 	tests := []struct {
 		name string
 		path string

@@ -21,6 +21,7 @@ import (
 	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/computeapi"
 	"berth/scheduler/internal/fakeagent"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
@@ -68,7 +69,7 @@ func newRig(t *testing.T, servers ...string) *rig {
 	}
 	r := &rig{t: t, db: db, pki: pki, dialer: dialer, gossip: newFakeGossip(t), agents: map[string]*fakeagent.Agent{}}
 	for _, id := range servers {
-		r.addServer(id, registry.Server{TotalCPU: 8, TotalMemoryMB: 16384, TotalDiskGB: 100}, registry.HealthHealthy)
+		r.addServer(id, registry.Server{TotalCPU: 8, TotalMemoryMB: 16384, TotalDiskGB: 100}, fleet.HealthHealthy)
 	}
 	orch := orchestrator.New(db, dialer, r.gossip, nil, tiers.Builtin(),
 		orchestrator.Options{Strategy: placement.Spread}, hclog.NewNullLogger())
@@ -91,7 +92,7 @@ func (r *rig) startAgent(id string) *fakeagent.Agent {
 
 // addServer starts a fake agent for id and registers it directly in the
 // registry with s's capacity and the given health.
-func (r *rig) addServer(id string, s registry.Server, h registry.Health) {
+func (r *rig) addServer(id string, s registry.Server, h fleet.Health) {
 	r.t.Helper()
 	a := r.startAgent(id)
 	host, port := splitAddr(r.t, a.Addr())
@@ -112,7 +113,7 @@ func (r *rig) addServer(id string, s registry.Server, h registry.Health) {
 func (r *rig) reserve(id, server string, cpu float64, memMB int64) {
 	r.t.Helper()
 	err := r.db.ReserveAndInsert(context.Background(), registry.Workspace{ID: id, UserID: "u1", SessionID: "s1",
-		Tier: "starter", ServerID: server, Reservation: registry.Resources{CPU: cpu, MemoryMB: memMB, DiskGB: 10, BandwidthMbps: 100}},
+		Tier: "starter", ServerID: server, Reservation: fleet.Resources{CPU: cpu, MemoryMB: memMB, DiskGB: 10, BandwidthMbps: 100}},
 		registry.Limits{})
 	if err != nil {
 		r.t.Fatal(err)

@@ -12,11 +12,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
 	"berth/shared/gossip"
@@ -223,9 +222,9 @@ func newServer(req CreateServerRequest) (registry.Server, error) {
 			add("labels: a key is empty")
 		}
 	}
-	state := registry.ServerActive
+	state := fleet.StateActive
 	if req.State != "" {
-		state = registry.ServerState(req.State)
+		state = fleet.State(req.State)
 		if !state.Valid() {
 			add("state %q: want active, draining or cordoned", req.State)
 		}
@@ -332,7 +331,7 @@ func (p ServerPatch) registryPatch() (registry.ServerPatch, error) {
 		}
 	}
 	if p.State != nil {
-		st := registry.ServerState(*p.State)
+		st := fleet.State(*p.State)
 		if !st.Valid() {
 			problems = append(problems, fmt.Sprintf("state %q: want active, draining or cordoned", *p.State))
 		}
@@ -349,9 +348,10 @@ func (p ServerPatch) registryPatch() (registry.ServerPatch, error) {
 }
 
 // deleteServer removes a server. A server with workspace rows is refused
-// unless ?force=true: then it is cordoned (so nothing new lands there),
-// its workspaces' containers are removed where its agent answers, their rows
-// are deleted, and the server goes. Data directories are kept.
+// unless ?force=true: then the orchestrator evicts them (the server is
+// cordoned, each workspace's container is removed where its agent answers,
+// its record dropped, with events and status notifications) and the server
+// goes. Data directories are kept.
 func (a *API) deleteServer(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
@@ -359,42 +359,18 @@ func (a *API) deleteServer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	srv, err := a.d.Registry.GetServer(ctx, id)
-	if errors.Is(err, registry.ErrNotFound) {
+	if _, err := a.d.Registry.GetServer(ctx, id); errors.Is(err, registry.ErrNotFound) {
 		return failf(ErrNotFound, "server %q not found", id)
 	} else if err != nil {
 		return err
 	}
-	ws, err := a.d.Registry.ListWorkspaces(ctx, registry.WorkspaceFilter{ServerID: id})
-	if err != nil {
-		return err
-	}
-	if len(ws) > 0 && !force {
+	var inUse *orchestrator.ServerInUseError
+	if _, err := a.d.Fleet.EvictServer(ctx, id, force); errors.As(err, &inUse) {
 		return failf(ErrConflict,
 			"server %q still has %d %s: drain it (PATCH state=draining) and wait until they are gone, or delete with ?force=true to drop their records and remove their containers (data is kept)",
-			id, len(ws), plural(len(ws), "workspace", "workspaces"))
-	}
-	if len(ws) > 0 {
-		cordoned := registry.ServerCordoned
-		if _, err := a.d.Registry.UpdateServer(ctx, id, registry.ServerPatch{State: &cordoned}); err != nil {
-			return err
-		}
-		// Once the server is gone nothing watches it any more: remove the
-		// containers now, where its agent still answers (data is kept).
-		client := a.d.Agents.Client(srv.ID, orchestrator.AgentAddr(srv))
-		for _, w := range ws {
-			if w.ContainerID != "" {
-				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				if err := client.Remove(rctx, w.ContainerID, true); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
-					a.log.Warn("force delete: container not removed", "server", id, "workspace_id", w.ID, "error", err)
-				}
-				cancel()
-			}
-			if err := a.d.Registry.DeleteWorkspace(ctx, w.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
-				return err
-			}
-		}
-		a.log.Warn("server force-deleted with workspaces", "server", id, "workspaces", len(ws))
+			id, inUse.Workspaces, plural(inUse.Workspaces, "workspace", "workspaces"))
+	} else if err != nil {
+		return err
 	}
 	if err := a.d.Registry.DeleteServer(ctx, id); err != nil {
 		switch {

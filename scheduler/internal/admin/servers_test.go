@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"berth/scheduler/internal/admin"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 	"berth/shared/gossip"
 	"berth/shared/mtls"
@@ -289,9 +290,9 @@ func TestDeleteServer(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	r := newRig(t, "ws-1")
-	r.addServer("ws-draining", registry.Server{TotalCPU: 8, TotalMemoryMB: 16384, TotalDiskGB: 100}, registry.HealthHealthy)
-	r.addServer("ws-down", registry.Server{TotalCPU: 8, TotalMemoryMB: 16384, TotalDiskGB: 100}, registry.HealthUnreachable)
-	r.addServer("ws-small", registry.Server{TotalCPU: 1, TotalMemoryMB: 16384, TotalDiskGB: 100}, registry.HealthHealthy)
+	r.addServer("ws-draining", registry.Server{TotalCPU: 8, TotalMemoryMB: 16384, TotalDiskGB: 100}, fleet.HealthHealthy)
+	r.addServer("ws-down", registry.Server{TotalCPU: 8, TotalMemoryMB: 16384, TotalDiskGB: 100}, fleet.HealthUnreachable)
+	r.addServer("ws-small", registry.Server{TotalCPU: 1, TotalMemoryMB: 16384, TotalDiskGB: 100}, fleet.HealthHealthy)
 	wantStatus(t, r.admin("PATCH", "/admin/servers/ws-draining", map[string]any{"state": "draining"}), 200)
 
 	var got admin.Explanation
@@ -333,11 +334,11 @@ func TestExplain(t *testing.T) {
 
 func TestCluster(t *testing.T) {
 	r := newRig(t, "ws-1", "ws-2")
-	r.addServer("ws-3", registry.Server{TotalCPU: 4, TotalMemoryMB: 8192, TotalDiskGB: 50}, registry.HealthUnreachable)
+	r.addServer("ws-3", registry.Server{TotalCPU: 4, TotalMemoryMB: 8192, TotalDiskGB: 50}, fleet.HealthUnreachable)
 	wantStatus(t, r.admin("PATCH", "/admin/servers/ws-2", map[string]any{"state": "draining"}), 200)
 	r.reserve("w1", "ws-1", 2, 4096)
 	r.reserve("w2", "ws-1", 1, 1024)
-	if _, err := r.db.SetWorkspaceStatus(context.Background(), "w2", registry.StatusRunning, ""); err != nil {
+	if _, err := r.db.SetWorkspaceStatus(context.Background(), "w2", fleet.StatusRunning, ""); err != nil {
 		t.Fatal(err)
 	}
 	r.gossip.set(agentMember("ws-1", r.agents["ws-1"].Addr()))

@@ -3,6 +3,7 @@ package admin
 import (
 	"time"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
@@ -191,7 +192,7 @@ func timestamp(t time.Time) *string {
 	return &s
 }
 
-func resourcesOf(r placement.Resources) Resources {
+func resourcesOf(r fleet.Resources) Resources {
 	return Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, DiskGB: r.DiskGB, BandwidthMbps: r.BandwidthMbps}
 }
 
@@ -242,7 +243,7 @@ func serverOf(s registry.Server, n placement.Node, m *gossip.Member) Server {
 		UpdatedAt:  timestamp(s.UpdatedAt),
 	}
 	if n.Health == "" {
-		out.Health = string(registry.HealthUnknown)
+		out.Health = string(fleet.HealthUnknown)
 	}
 	if m != nil {
 		out.GossipState = m.State

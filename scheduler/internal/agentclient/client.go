@@ -251,27 +251,6 @@ func (c *Client) ExecStream(ctx context.Context, id string, req wire.ExecRequest
 	return final, err
 }
 
-// CopyIn writes content to path in the container.
-func (c *Client) CopyIn(ctx context.Context, id, path string, content []byte, mode uint32, uid, gid int) error {
-	q := url.Values{"path": {path}, "mode": {strconv.FormatUint(uint64(mode), 8)}, "uid": {strconv.Itoa(uid)}, "gid": {strconv.Itoa(gid)}}
-	resp, err := c.do(ctx, http.MethodPut, containerPath(id, "/files"), q, bytes.NewReader(content), int64(len(content)))
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	return nil
-}
-
-// CopyOut reads a file out of the container.
-func (c *Client) CopyOut(ctx context.Context, id, path string) ([]byte, error) {
-	resp, err := c.do(ctx, http.MethodGet, containerPath(id, "/files"), url.Values{"path": {path}}, nil, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
-}
-
 // Stats samples a container's resource use.
 func (c *Client) Stats(ctx context.Context, id string) (wire.ContainerStats, error) {
 	var v wire.ContainerStats

@@ -24,7 +24,6 @@ import (
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/podexapi"
 	"berth/scheduler/internal/registry"
-	"berth/scheduler/internal/tiers"
 	"berth/shared/gossip"
 	"berth/shared/mtls"
 	"berth/shared/version"
@@ -45,6 +44,7 @@ type App struct {
 	metrics *metrics.Metrics
 	echo    *echo.Echo
 	loops   sync.WaitGroup // the Background loops
+	failed  chan error     // the first loop that ended with an error while it should have run on
 }
 
 // New opens the registry, registers the seed servers, joins nothing yet,
@@ -57,7 +57,7 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, db: db}
+	a := &App{cfg: cfg, log: log, db: db, failed: make(chan error, 1)}
 	if err := a.build(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -95,17 +95,22 @@ func (a *App) build(ctx context.Context) error {
 	a.metrics = metrics.New()
 	dialer.Observe(a.metrics.AgentCall)
 	a.tracker = health.New(a.db, dialer, healthPool, orchestrator.AgentAddr, health.DefaultOptions(), log.Named("health"))
-	a.orch = orchestrator.New(a.db, dialer, members, a.tracker, tiers.Builtin(), orchestrator.Options{
-		Strategy: placement.ParseStrategy(cfg.Strategy), ClusterID: cfg.ClusterID, CPUOvercommit: cfg.CPUOvercommit, Observer: a.metrics, WorkspaceImage: cfg.WorkspaceImage, Runtime: cfg.DockerRuntime,
-	}, log.Named("orchestrator"))
 	var notifier orchestrator.Notifier
 	if cfg.APIBaseURL != "" {
 		a.podex = podexapi.New(cfg.APIBaseURL, cfg.ServiceToken, log.Named("podexapi"))
 		notifier = a.podex
 	}
-	a.orch.SetReconcile(orchestrator.ReconcileOptions{
-		Interval: cfg.ReconcileInterval, OrphanGrace: cfg.OrphanGrace, LostGrace: cfg.ServerLostGrace,
-	}, a.tracker, notifier)
+	ocfg := orchestrator.Default()
+	ocfg.Strategy, ocfg.ClusterID, ocfg.CPUOvercommit = placement.ParseStrategy(cfg.Strategy), cfg.ClusterID, cfg.CPUOvercommit
+	ocfg.WorkspaceImage, ocfg.Runtime = cfg.WorkspaceImage, cfg.DockerRuntime
+	ocfg.ReconcileInterval, ocfg.OrphanGrace, ocfg.LostGrace = cfg.ReconcileInterval, cfg.OrphanGrace, cfg.ServerLostGrace
+	a.orch, err = orchestrator.New(ocfg, orchestrator.Deps{
+		DB: a.db, Agents: dialer, Members: members, Health: a.tracker, Down: a.tracker, Notifier: notifier,
+		Observer: a.metrics, Log: log.Named("orchestrator"),
+	})
+	if err != nil {
+		return err
+	}
 	a.watcher = health.NewWatcher(a.db, dialer, a.orch, orchestrator.AgentAddr, log.Named("events"))
 
 	a.metrics.Watch(stateView{a})
@@ -123,26 +128,36 @@ func (a *App) build(ctx context.Context) error {
 // Handler serves every route.
 func (a *App) Handler() http.Handler { return a.echo }
 
-// Background starts the loops (gossip join, health, cleanup) until ctx ends.
+// Background starts the loops (gossip join, health, reconciliation and
+// cleanup, event streams, podex API) until ctx ends. A loop that ends with
+// an error before ctx does is logged and reported on Failed.
 func (a *App) Background(ctx context.Context) {
-	run := func(fn func(context.Context)) {
+	run := func(name string, fn func(context.Context) error) {
 		a.loops.Add(1)
 		go func() {
 			defer a.loops.Done()
-			fn(ctx)
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("background loop failed", "loop", name, "error", err)
+				select {
+				case a.failed <- fmt.Errorf("%s: %w", name, err):
+				default:
+				}
+			}
 		}()
 	}
 	if a.pool != nil {
-		run(func(ctx context.Context) { a.pool.JoinRetry(ctx, a.cfg.Join) })
+		run("gossip", func(ctx context.Context) error { a.pool.JoinRetry(ctx, a.cfg.Join); return nil })
 	}
-	run(func(ctx context.Context) { _ = a.tracker.Run(ctx) })
-	run(func(ctx context.Context) { _ = a.orch.RunCleanup(ctx, 5*time.Second) })
-	run(func(ctx context.Context) { _ = a.orch.RunReconcile(ctx) })
-	run(func(ctx context.Context) { _ = a.watcher.Run(ctx) })
+	run("health", a.tracker.Run)
+	run("reconcile", a.orch.Reconciler.Run)
+	run("events", a.watcher.Run)
 	if a.podex != nil {
-		run(func(ctx context.Context) { _ = a.podex.Run(ctx) })
+		run("podexapi", a.podex.Run)
 	}
 }
+
+// Failed reports the first background loop that failed.
+func (a *App) Failed() <-chan error { return a.failed }
 
 // Close waits for the background loops (cancel their ctx first), then
 // leaves gossip and closes the registry.
@@ -170,25 +185,29 @@ func Run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("scheduler ready", "listen", l.Addr().String(), "version", version.Version)
-	return serveHTTP(ctx, a.echo, l, cfg.ShutdownTimeout, log)
+	return serveHTTP(ctx, a.echo, l, cfg.ShutdownTimeout, a.failed, log)
 }
 
-func serveHTTP(ctx context.Context, h http.Handler, l net.Listener, grace time.Duration, log hclog.Logger) error {
+// serveHTTP serves until ctx ends, the server fails or failed reports a
+// failed part, then shuts down gracefully.
+func serveHTTP(ctx context.Context, h http.Handler, l net.Listener, grace time.Duration, failed <-chan error, log hclog.Logger) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	var partErr error
 	select {
 	case err := <-errc:
 		return err
+	case partErr = <-failed:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+		return errors.Join(partErr, err)
 	}
-	return nil
+	return partErr
 }
 
 // newEcho returns an echo instance whose errors all have the FastAPI shape

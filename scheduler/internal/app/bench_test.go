@@ -18,6 +18,7 @@ import (
 
 	"berth/scheduler/internal/config"
 	"berth/scheduler/internal/fakeagent"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 	"berth/shared/testutil"
 	"berth/shared/wire"
@@ -103,8 +104,8 @@ func BenchmarkCreate(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {
 			err := db.ReserveAndInsert(ctx, registry.Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s",
-				Status: registry.StatusCreating, ServerID: fmt.Sprintf("ws-%02d", i%10),
-				Reservation: registry.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}}, registry.Limits{})
+				Status: fleet.StatusCreating, ServerID: fmt.Sprintf("ws-%02d", i%10),
+				Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}}, registry.Limits{})
 			if err != nil {
 				b.Fatal(err)
 			}

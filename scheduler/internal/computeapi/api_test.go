@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
-	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
 )
 
@@ -304,14 +304,14 @@ func TestGetAndList(t *testing.T) {
 	tests := []struct {
 		name       string
 		path       string
-		syncStatus registry.Status
+		syncStatus fleet.Status
 		syncErr    error
 		wantStatus int
 		wantBody   string
 		wantList   [][2]string
 	}{
 		{name: "get", path: "/workspaces/ws1", wantStatus: 200, wantBody: aliceJSON},
-		{name: "get reports the synced status", path: "/workspaces/ws1", syncStatus: registry.StatusStopped, wantStatus: 200,
+		{name: "get reports the synced status", path: "/workspaces/ws1", syncStatus: fleet.StatusStopped, wantStatus: 200,
 			wantBody: strings.Replace(aliceJSON, `"status":"running"`, `"status":"stopped"`, 1)},
 		{name: "a failed sync answers from the record", path: "/workspaces/ws1", syncErr: errors.New("agent down"),
 			wantStatus: 200, wantBody: aliceJSON},
@@ -397,7 +397,7 @@ func TestWorkspaceHealth(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		syncStatus registry.Status
+		syncStatus fleet.Status
 		execFn     func(orchestrator.ExecRequest) (orchestrator.ExecResult, error)
 		goneAfter  string
 		wantBody   string
@@ -410,7 +410,7 @@ func TestWorkspaceHealth(t *testing.T) {
 		{name: "probe exits non-zero", execFn: func(orchestrator.ExecRequest) (orchestrator.ExecResult, error) {
 			return orchestrator.ExecResult{ExitCode: 1, Stdout: []byte("healthy")}, nil
 		}, wantBody: `{"healthy":false,"status":"running"}`, wantExecs: 1},
-		{name: "not running: no probe", syncStatus: registry.StatusStopped, execFn: ok,
+		{name: "not running: no probe", syncStatus: fleet.StatusStopped, execFn: ok,
 			wantBody: `{"healthy":false,"status":"stopped"}`},
 		{name: "record gone after the probe", execFn: ok, goneAfter: "Exec",
 			wantBody: `{"healthy":true,"status":"unknown"}`, wantExecs: 1},

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
 )
 
@@ -45,99 +46,111 @@ const (
 	opScale   op = "scale"
 )
 
+// Contract details (§3) of the orchestrator's sentinels.
+const (
+	detailOwnedByOther     = "Workspace ID already in use"
+	detailNoServers        = "No servers available for workspace creation"
+	detailCreateFailed     = "Container creation returned no container ID"
+	detailStartFailed      = "Container created but failed to start. Check container logs for details."
+	detailNoContainer      = "Workspace has no assigned server or container"
+	detailServerNotAvail   = "Server not available"
+	detailNoServerAssign   = "Workspace has no server assignment"
+	detailServerUnusable   = "Server not found or unhealthy"
+	detailScaleNoContainer = "Failed to scale workspace: Workspace has no container"
+)
+
+// PlacementDetail is the contract's 503 detail of a create that found no
+// server (§3.1, §11.2) for err: orchestrator.ErrNoServers, an
+// *orchestrator.PlacementError or one of placement's failures. The admin
+// API's placement dry run answers with it too.
+func PlacementDetail(err error) string {
+	var region *placement.RegionError
+	switch {
+	case errors.Is(err, orchestrator.ErrNoServers):
+		return detailNoServers
+	case errors.As(err, &region):
+		return fmt.Sprintf("No capacity available in %s region", region.Region)
+	case errors.Is(err, placement.ErrNoHealthyServers):
+		return "No healthy servers available"
+	case errors.Is(err, placement.ErrNoServers):
+		return "No servers available"
+	}
+	return "No server has sufficient resources"
+}
+
+// imageDetail is the 503 detail of a workspace image missing on its server.
+func imageDetail(e *orchestrator.ImageMissingError) string {
+	return fmt.Sprintf("Workspace image '%s' not found on server '%s'. Run 'make load-workspace-images-dind' to load workspace images into the development servers.",
+		e.Image, e.ServerID)
+}
+
 // fail maps an orchestrator error of operation o to the HTTP error the
 // contract gives for it. Unexpected errors are logged here.
 func (a *API) fail(o op, err error) error {
 	if errors.Is(err, orchestrator.ErrNotFound) {
 		return errNotFound
 	}
+	var (
+		perr     *orchestrator.PlacementError
+		ierr     *orchestrator.ImageMissingError
+		unusable *orchestrator.ServerUnusableError
+	)
 	switch o {
 	case opCreate:
 		switch {
 		case errors.Is(err, orchestrator.ErrOwnedByOther):
-			return echo.NewHTTPError(http.StatusConflict, orchestrator.ErrOwnedByOther.Error())
+			return echo.NewHTTPError(http.StatusConflict, detailOwnedByOther)
 		case errors.Is(err, orchestrator.ErrNoServers):
-			return echo.NewHTTPError(http.StatusServiceUnavailable, orchestrator.ErrNoServers.Error())
-		case errors.Is(err, orchestrator.ErrPlacement):
-			return echo.NewHTTPError(http.StatusServiceUnavailable, detailOf(err, orchestrator.ErrPlacement))
-		case errors.Is(err, orchestrator.ErrImageNotFound):
-			return echo.NewHTTPError(http.StatusServiceUnavailable, detailOf(err, orchestrator.ErrImageNotFound))
+			return echo.NewHTTPError(http.StatusServiceUnavailable, detailNoServers)
+		case errors.As(err, &perr):
+			return echo.NewHTTPError(http.StatusServiceUnavailable, PlacementDetail(perr))
+		case errors.As(err, &ierr):
+			return echo.NewHTTPError(http.StatusServiceUnavailable, imageDetail(ierr))
 		case errors.Is(err, orchestrator.ErrCreateFailed):
 			a.log.Warn("create failed", "error", err)
-			return echo.NewHTTPError(http.StatusServiceUnavailable, orchestrator.ErrCreateFailed.Error())
+			return echo.NewHTTPError(http.StatusServiceUnavailable, detailCreateFailed)
 		case errors.Is(err, orchestrator.ErrStartFailed):
 			a.log.Warn("create failed", "error", err)
-			return echo.NewHTTPError(http.StatusServiceUnavailable, orchestrator.ErrStartFailed.Error())
+			return echo.NewHTTPError(http.StatusServiceUnavailable, detailStartFailed)
 		}
 		a.log.Error("create failed", "error", err)
 		return echo.NewHTTPError(http.StatusInternalServerError,
 			fmt.Sprintf("Failed to create workspace: %s: %s", typeName(err), err))
 	case opRestart:
-		if errors.Is(err, orchestrator.ErrNoContainer) {
-			return echo.NewHTTPError(http.StatusNotFound, orchestrator.ErrNoContainer.Error())
-		}
 		a.log.Warn("restart failed", "error", err)
+		switch {
+		case errors.Is(err, orchestrator.ErrNoContainer):
+			return echo.NewHTTPError(http.StatusNotFound, detailNoContainer)
+		case errors.Is(err, orchestrator.ErrNoServers):
+			return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+detailNoServers)
+		case errors.As(err, &perr):
+			return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+PlacementDetail(perr))
+		case errors.As(err, &ierr):
+			return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+imageDetail(ierr))
+		}
 		return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+err.Error())
 	case opDelete:
 		a.log.Error("delete failed", "error", err)
 		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to delete workspace: "+err.Error())
 	case opScale:
-		a.log.Error("scale failed", "error", err)
-		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to scale workspace: "+err.Error())
+		detail := err.Error()
+		switch {
+		case errors.Is(err, orchestrator.ErrNoServerAssignment):
+			detail = detailNoServerAssign
+		case errors.As(err, &unusable):
+			detail = fmt.Sprintf("Server %s not found or unhealthy", unusable.ServerID)
+		case errors.Is(err, orchestrator.ErrScaleNoContainer):
+			detail = detailScaleNoContainer
+		default:
+			a.log.Error("scale failed", "error", err)
+		}
+		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to scale workspace: "+detail)
 	case opMark:
 		a.log.Error("mark for deletion failed", "error", err)
 		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to mark workspace for deletion: "+err.Error())
 	}
 	a.log.Error("request failed", "op", string(o), "error", err)
 	return errInternal
-}
-
-// detailOf returns the message that sentinel wraps in err, which is the
-// contract's detail:
-//   - fmt.Errorf("%w: %w", sentinel, inner) (how ErrPlacement comes): the
-//     Error() of the other wrapped errors, i.e. inner's message;
-//   - fmt.Errorf("%w: text", sentinel) (how ErrImageNotFound comes): the
-//     text after the sentinel's own message and ": ";
-//   - anything else (a typed error that matches the sentinel, say): the
-//     whole message.
-//
-// The error tree is walked with Unwrap, so extra wrapping outside is fine.
-func detailOf(err, sentinel error) string {
-	for e := err; e != nil; {
-		switch u := e.(type) {
-		case interface{ Unwrap() []error }:
-			var rest []string
-			var next error
-			for _, x := range u.Unwrap() {
-				switch {
-				case x == sentinel:
-				case errors.Is(x, sentinel):
-					next = x
-				default:
-					rest = append(rest, x.Error())
-				}
-			}
-			if next == nil {
-				if len(rest) > 0 {
-					return strings.Join(rest, "; ")
-				}
-				return e.Error()
-			}
-			e = next
-		case interface{ Unwrap() error }:
-			if u.Unwrap() == sentinel {
-				msg := e.Error()
-				if rest, ok := strings.CutPrefix(msg, sentinel.Error()+": "); ok {
-					return rest
-				}
-				return msg
-			}
-			e = u.Unwrap()
-		default:
-			return e.Error()
-		}
-	}
-	return err.Error()
 }
 
 // typeName stands in for Python's type(e).__name__ in the create 500: the
@@ -181,11 +194,11 @@ func execOutcome(ws registry.Workspace, res orchestrator.ExecResult, err error) 
 	case err == nil && res.TimedOut, errors.Is(err, context.DeadlineExceeded):
 		return execResponse{ExitCode: 124, Stderr: "Command timed out"}, execTimedOut
 	case errors.Is(err, orchestrator.ErrNoContainer):
-		return execResponse{ExitCode: -1, Stderr: orchestrator.ErrNoContainer.Error()}, execRefused
+		return execResponse{ExitCode: -1, Stderr: detailNoContainer}, execRefused
 	case errors.Is(err, orchestrator.ErrNotRunning):
 		return execResponse{ExitCode: -1, Stderr: fmt.Sprintf("Workspace is not running (status: %s)", ws.Status)}, execRefused
 	case errors.Is(err, orchestrator.ErrServerUnavailable):
-		return execResponse{ExitCode: 1, Stderr: orchestrator.ErrServerUnavailable.Error()}, execRefused
+		return execResponse{ExitCode: 1, Stderr: detailServerNotAvail}, execRefused
 	case err != nil:
 		return execResponse{ExitCode: 1, Stderr: err.Error()}, execFailed
 	}

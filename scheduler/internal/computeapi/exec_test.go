@@ -15,8 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
-	"berth/scheduler/internal/registry"
 )
 
 func TestExec(t *testing.T) {
@@ -27,7 +27,7 @@ func TestExec(t *testing.T) {
 	tests := []struct {
 		name       string
 		body       string
-		syncStatus registry.Status
+		syncStatus fleet.Status
 		execFn     func(orchestrator.ExecRequest) (orchestrator.ExecResult, error)
 		wantStatus int
 		wantBody   string
@@ -46,7 +46,7 @@ func TestExec(t *testing.T) {
 		{name: "no container", body: `{"command":"ls"}`, execFn: result(orchestrator.ExecResult{}, orchestrator.ErrNoContainer),
 			wantStatus: 200, wantBody: `{"exit_code":-1,"stdout":"","stderr":"Workspace has no assigned server or container"}`,
 			wantReq: &defaultReq},
-		{name: "not running, status after the sync", body: `{"command":"ls"}`, syncStatus: registry.StatusStopped,
+		{name: "not running, status after the sync", body: `{"command":"ls"}`, syncStatus: fleet.StatusStopped,
 			execFn:     result(orchestrator.ExecResult{}, fmt.Errorf("%w (status: stopped)", orchestrator.ErrNotRunning)),
 			wantStatus: 200, wantBody: `{"exit_code":-1,"stdout":"","stderr":"Workspace is not running (status: stopped)"}`,
 			wantReq: &defaultReq},
@@ -105,7 +105,7 @@ func chunks(res orchestrator.ExecResult, err error, out ...[2]string) func(conte
 func TestExecStreamFraming(t *testing.T) {
 	tests := []struct {
 		name       string
-		syncStatus registry.Status
+		syncStatus fleet.Status
 		stream     func(context.Context, orchestrator.ExecRequest, func(string, []byte) error) (orchestrator.ExecResult, error)
 		wantBody   string
 	}{
@@ -126,7 +126,7 @@ func TestExecStreamFraming(t *testing.T) {
 		{name: "timeout after some output",
 			stream:   chunks(orchestrator.ExecResult{TimedOut: true}, nil, [2]string{"stdout", "partial"}),
 			wantBody: "data: partial\n\ndata: Command timed out\n\ndata: [DONE]\n\n"},
-		{name: "not running is a plain chunk, as Python sent it", syncStatus: registry.StatusStopped,
+		{name: "not running is a plain chunk, as Python sent it", syncStatus: fleet.StatusStopped,
 			stream:   chunks(orchestrator.ExecResult{}, fmt.Errorf("%w (status: stopped)", orchestrator.ErrNotRunning)),
 			wantBody: "data: Workspace is not running (status: stopped)\n\ndata: [DONE]\n\n"},
 		{name: "no container",

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
@@ -27,7 +28,7 @@ type fakeWorkspaces struct {
 	ws map[string]registry.Workspace
 
 	createErr  error
-	syncStatus registry.Status // when set, Sync reports this status
+	syncStatus fleet.Status // when set, Sync reports this status
 	syncErr    error
 	listErr    error
 	opErr      map[string]error // by method: Stop, Restart, Delete, MarkForDeletion, Heartbeat
@@ -82,7 +83,7 @@ func (f *fakeWorkspaces) Create(_ context.Context, req orchestrator.CreateReques
 		return w, nil
 	}
 	w := registry.Workspace{
-		ID: req.WorkspaceID, UserID: req.UserID, SessionID: req.SessionID, Status: registry.StatusRunning,
+		ID: req.WorkspaceID, UserID: req.UserID, SessionID: req.SessionID, Status: fleet.StatusRunning,
 		Tier: req.Config.Tier, Host: "host-a", Port: registry.DefaultPort, ServerID: "srv-1", ContainerID: "ctr-new",
 		CreatedAt: t0, LastActivity: t0, Image: "podex/workspace:latest",
 		Repositories: req.Config.Repos, Environment: req.Config.Environment,
@@ -203,7 +204,7 @@ var t0 = time.Date(2026, 1, 5, 10, 11, 12, 345678000, time.UTC)
 // aliceWS is alice's running workspace ws1.
 func aliceWS() registry.Workspace {
 	return registry.Workspace{
-		ID: "ws1", UserID: "alice", SessionID: "sess-1", Status: registry.StatusRunning, Tier: "starter",
+		ID: "ws1", UserID: "alice", SessionID: "sess-1", Status: fleet.StatusRunning, Tier: "starter",
 		Host: "host-a", Port: 8080, ServerID: "srv-1", ContainerID: "ctr-1",
 		CreatedAt: t0, LastActivity: time.Date(2026, 1, 5, 11, 0, 0, 0, time.UTC),
 		Metadata: map[string]any{"stale_discovery": true}, Image: "podex/workspace:latest",

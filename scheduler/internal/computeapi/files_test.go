@@ -15,8 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
-	"berth/scheduler/internal/registry"
 )
 
 const sampleListing = `total 16
@@ -72,7 +72,7 @@ func TestFileRoutes(t *testing.T) {
 		name       string
 		method     string
 		path, body string
-		syncStatus registry.Status
+		syncStatus fleet.Status
 		execFn     func(orchestrator.ExecRequest) (orchestrator.ExecResult, error)
 		wantStatus int
 		wantBody   string
@@ -88,7 +88,7 @@ func TestFileRoutes(t *testing.T) {
 		{name: "list a missing dir", method: "GET", path: "/workspaces/ws1/files?path=nope",
 			execFn: exit(2, "", "ls: cannot access 'nope': No such file or directory\n"), wantStatus: 200, wantBody: `[]`,
 			wantExec: dev(`LC_ALL=C ls -laL -- 'nope'`, "")},
-		{name: "list a stopped workspace", method: "GET", path: "/workspaces/ws1/files", syncStatus: registry.StatusStopped,
+		{name: "list a stopped workspace", method: "GET", path: "/workspaces/ws1/files", syncStatus: fleet.StatusStopped,
 			execFn: notRunning, wantStatus: 200, wantBody: `[]`, wantExec: dev(`LC_ALL=C ls -laL -- '.'`, "")},
 
 		{name: "read", method: "GET", path: "/workspaces/ws1/files/content?path=src/a.go", execFn: exit(0, "package a\n", ""),
@@ -99,7 +99,7 @@ func TestFileRoutes(t *testing.T) {
 			execFn: exit(1, "", "cat: x: No such file or directory\n"), wantStatus: 404,
 			wantBody: detail("Failed to read file: cat: x: No such file or directory\n"), wantExec: dev(`cat -- 'x'`, "")},
 		{name: "read from a stopped workspace", method: "GET", path: "/workspaces/ws1/files/content?path=x",
-			syncStatus: registry.StatusStopped, execFn: notRunning, wantStatus: 404,
+			syncStatus: fleet.StatusStopped, execFn: notRunning, wantStatus: 404,
 			wantBody: detail("Failed to read file: Workspace is not running (status: stopped)"), wantExec: dev(`cat -- 'x'`, "")},
 		{name: "read a binary file", method: "GET", path: "/workspaces/ws1/files/content?path=b", execFn: exit(0, "\x89PNG", ""),
 			wantStatus: 404, wantBody: detail("Failed to read file: output is not valid UTF-8 (byte 0x89 at offset 0)"),
@@ -131,7 +131,7 @@ func TestFileRoutes(t *testing.T) {
 		{name: "delete fails", method: "DELETE", path: "/workspaces/ws1/files?path=/etc", execFn: exit(1, "", "rm: cannot remove '/etc/passwd': Permission denied\n"),
 			wantStatus: 500, wantBody: detail("Failed to delete file: rm: cannot remove '/etc/passwd': Permission denied\n"),
 			wantExec: dev(`[ -e '/etc' ] || [ -L '/etc' ] || exit 3; rm -rf -- '/etc'`, "")},
-		{name: "delete in a stopped workspace", method: "DELETE", path: "/workspaces/ws1/files?path=x", syncStatus: registry.StatusStopped,
+		{name: "delete in a stopped workspace", method: "DELETE", path: "/workspaces/ws1/files?path=x", syncStatus: fleet.StatusStopped,
 			execFn: notRunning, wantStatus: 500, wantBody: detail("Failed to delete file: Workspace is not running (status: stopped)"),
 			wantExec: dev(`[ -e 'x' ] || [ -L 'x' ] || exit 3; rm -rf -- 'x'`, "")},
 		{name: "delete without path", method: "DELETE", path: "/workspaces/ws1/files", wantStatus: 422,

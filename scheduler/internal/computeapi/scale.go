@@ -1,11 +1,15 @@
 package computeapi
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/tiers"
 )
 
 // tierInfo is a tier of the scale-options answer (§3.16).
@@ -63,30 +67,73 @@ type scaleBody struct {
 	OldTier              *string `json:"old_tier"`
 }
 
+func tierInfoOf(t tiers.Spec) tierInfo {
+	return tierInfo{Tier: t.Tier, DisplayName: t.DisplayName, CPU: t.VCPU, MemoryMB: t.MemoryMB,
+		StorageGB: t.StorageGB, BandwidthMbps: t.BandwidthMbps, HourlyRateCents: t.HourlyRateCents,
+		IsGPU: t.IsGPU, GPUType: nullable(t.GPUType)}
+}
+
+// shortfallReason is the §3.16 reason of a tier that does not fit.
+func shortfallReason(s *fleet.Shortfall) *string {
+	if s == nil {
+		return nil
+	}
+	var r string
+	switch s.Resource {
+	case fleet.CPU:
+		r = fmt.Sprintf("Insufficient CPU (need %.1f, have %.1f)", s.Need, s.Have)
+	case fleet.Memory:
+		r = fmt.Sprintf("Insufficient memory (need %.0fMB, have %.0fMB)", s.Need, s.Have)
+	case fleet.Disk:
+		r = fmt.Sprintf("Insufficient disk (need %.0fGB, have %.0fGB)", s.Need, s.Have)
+	default:
+		r = fmt.Sprintf("Insufficient %s (need %.0f, have %.0f)", s.Resource, s.Need, s.Have)
+	}
+	return &r
+}
+
 func scaleOptionsOf(o orchestrator.ScaleOptions) any {
-	if o.Error != "" {
+	switch o.Problem {
+	case orchestrator.ScaleNoServer, orchestrator.ScaleServerUnusable:
+		msg := detailNoServerAssign
+		if o.Problem == orchestrator.ScaleServerUnusable {
+			msg = detailServerUnusable
+		}
 		return scaleOptionsError{CurrentTier: o.CurrentTier, ServerID: nullable(o.ServerID),
-			AvailableTiers: []tierOption{}, Error: o.Error}
+			AvailableTiers: []tierOption{}, Error: msg}
 	}
 	body := scaleOptionsBody{CurrentTier: o.CurrentTier, ServerID: nullable(o.ServerID),
 		AvailableTiers: make([]tierOption, 0, len(o.AvailableTiers))}
-	if t := o.CurrentTierInfo; t != nil {
-		body.CurrentTierInfo = &tierInfo{Tier: t.Tier, DisplayName: t.DisplayName, CPU: t.CPU, MemoryMB: t.MemoryMB,
-			StorageGB: t.StorageGB, BandwidthMbps: t.BandwidthMbps, HourlyRateCents: t.HourlyRateCents,
-			IsGPU: t.IsGPU, GPUType: nullable(t.GPUType)}
+	if o.Current != nil {
+		info := tierInfoOf(*o.Current)
+		body.CurrentTierInfo = &info
 	}
 	for _, t := range o.AvailableTiers {
-		body.AvailableTiers = append(body.AvailableTiers, tierOption{Tier: t.Tier, DisplayName: t.DisplayName,
-			CanScale: t.CanScale, Reason: nullable(t.Reason), CPU: t.CPU, MemoryMB: t.MemoryMB, StorageGB: t.StorageGB,
-			BandwidthMbps: t.BandwidthMbps, HourlyRateCents: t.HourlyRateCents, IsGPU: t.IsGPU, GPUType: nullable(t.GPUType)})
+		i := tierInfoOf(t.Spec)
+		body.AvailableTiers = append(body.AvailableTiers, tierOption{Tier: i.Tier, DisplayName: i.DisplayName,
+			CanScale: t.Shortfall == nil, Reason: shortfallReason(t.Shortfall), CPU: i.CPU, MemoryMB: i.MemoryMB,
+			StorageGB: i.StorageGB, BandwidthMbps: i.BandwidthMbps, HourlyRateCents: i.HourlyRateCents, IsGPU: i.IsGPU,
+			GPUType: i.GPUType})
 	}
 	return body
 }
 
+// scaleBodyOf words a scale's outcome (§3.17).
 func scaleBodyOf(r orchestrator.ScaleResult) scaleBody {
-	return scaleBody{Success: r.Success, Message: r.Message, NewTier: nullable(r.NewTier),
-		EstimatedCostPerHour: nullable(r.EstimatedCostPerHour), RequiresRestart: r.RequiresRestart,
-		OldTier: nullable(r.OldTier)}
+	b := scaleBody{NewTier: nullable(r.NewTier), OldTier: nullable(r.OldTier), RequiresRestart: true}
+	switch r.Outcome {
+	case orchestrator.Scaled:
+		b.Success, b.RequiresRestart = true, false
+		b.Message = fmt.Sprintf("Successfully scaled workspace to %s tier", r.NewTier)
+		if r.New != nil {
+			b.EstimatedCostPerHour = nullable(strconv.FormatFloat(float64(r.New.HourlyRateCents)/100, 'f', -1, 64))
+		}
+	case orchestrator.AlreadyOnTier:
+		b.Message = fmt.Sprintf("Workspace is already on %s tier", r.NewTier)
+	case orchestrator.NoRoom:
+		b.Message = fmt.Sprintf("Insufficient capacity on server %s for %s tier", r.ServerID, r.NewTier)
+	}
+	return b
 }
 
 // scaleOptions is GET …/scale-options (§3.16).

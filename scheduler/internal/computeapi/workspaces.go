@@ -2,7 +2,6 @@ package computeapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
 )
@@ -93,10 +93,8 @@ func decodeCreate(b requestBody, user string) (orchestrator.CreateRequest, error
 	workspaceID := body.nullableString("workspace_id")
 	cfg := body.nested("config")
 
-	wc := orchestrator.WorkspaceConfig{
-		Tier:         cfg.stringOr("tier", "starter_arm"),
-		Architecture: cfg.stringOr("architecture", "arm64"),
-	}
+	wc := orchestrator.WorkspaceConfig{Tier: cfg.stringOr("tier", "starter_arm")}
+	cfg.stringOr("architecture", "arm64") // the tier decides the architecture
 	cfg.nullableString("gpu_type")
 	cfg.stringOr("os_version", "ubuntu-22.04")
 	for _, f := range []string{"python_version", "node_version", "go_version", "rust_channel"} {
@@ -106,7 +104,7 @@ func decodeCreate(b requestBody, user string) (orchestrator.CreateRequest, error
 		cfg.stringList(f)
 	}
 	wc.Repos = cfg.stringList("repos")
-	wc.GitBranch = deref(cfg.nullableString("git_branch"))
+	wc.Settings.GitBranch = deref(cfg.nullableString("git_branch"))
 	wc.GitCredentials = deref(cfg.nullableString("git_credentials"))
 	wc.Environment = cfg.stringMap("environment")
 	cfg.intOr("storage_gb", 20, between(5, 500))
@@ -114,19 +112,12 @@ func decodeCreate(b requestBody, user string) (orchestrator.CreateRequest, error
 	cfg.stringList("pre_init_commands")
 	cfg.stringList("post_init_commands")
 	cfg.nullableString("template_id")
-	wc.GitName = deref(cfg.nullableString("git_name"))
-	wc.GitEmail = deref(cfg.nullableString("git_email"))
-	wc.BaseImage = deref(cfg.nullableString("base_image"))
-	wc.RegionPreference = deref(cfg.nullableString("region_preference"))
+	wc.Settings.GitName = deref(cfg.nullableString("git_name"))
+	wc.Settings.GitEmail = deref(cfg.nullableString("git_email"))
+	wc.Settings.BaseImage = deref(cfg.nullableString("base_image"))
+	wc.Settings.RegionPreference = deref(cfg.nullableString("region_preference"))
 	if err := v.err(); err != nil {
 		return orchestrator.CreateRequest{}, err
-	}
-	if cfg.obj != nil {
-		raw, err := json.Marshal(cfg.obj)
-		if err != nil {
-			return orchestrator.CreateRequest{}, err
-		}
-		wc.Raw = raw
 	}
 	return orchestrator.CreateRequest{UserID: user, SessionID: sessionID, WorkspaceID: deref(workspaceID), Config: wc}, nil
 }
@@ -230,7 +221,7 @@ func (a *API) health(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	healthy := false
-	if ws.Status == registry.StatusRunning {
+	if ws.Status == fleet.StatusRunning {
 		res, err := a.d.Workspaces.Exec(ctx, ws, devExec("echo healthy", nil, 10*time.Second))
 		healthy = err == nil && !res.TimedOut && res.ExitCode == 0 && bytes.Contains(res.Stdout, []byte("healthy"))
 	}

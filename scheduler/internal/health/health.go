@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"berth/scheduler/internal/agentclient"
-	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 	"berth/shared/gossip"
 	"berth/shared/wire"
@@ -33,7 +33,7 @@ func DefaultOptions() Options {
 // Registry is what the tracker reads and writes.
 type Registry interface {
 	ListServers(ctx context.Context) ([]registry.Server, error)
-	SetServerHealth(ctx context.Context, id string, health registry.Health, lastError string, at time.Time) (bool, error)
+	SetServerHealth(ctx context.Context, id string, health fleet.Health, lastError string, at time.Time) (bool, error)
 }
 
 // Agents gives the client of a server's agent.
@@ -57,7 +57,7 @@ type serverState struct {
 	dockerOK    bool
 	cpuPct      float64
 	memPct      float64
-	health      placement.Health
+	health      fleet.Health
 	reason      string
 	downSince   time.Time // when it last left healthy/degraded; zero while up
 }
@@ -84,7 +84,7 @@ func New(reg Registry, agents Agents, pool Pool, addr func(registry.Server) stri
 
 // Health is the server's current state; ok is false before the tracker has
 // formed an opinion.
-func (t *Tracker) Health(serverID string) (placement.Health, bool) {
+func (t *Tracker) Health(serverID string) (fleet.Health, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.states[serverID]
@@ -216,7 +216,7 @@ func (t *Tracker) evaluate(ctx context.Context, id string) {
 	t.mu.Lock()
 	s := t.stateLocked(id)
 	h, reason := t.decideLocked(s)
-	changed := h != s.health || (reason != s.reason && h != placement.HealthHealthy)
+	changed := h != s.health || (reason != s.reason && h != fleet.HealthHealthy)
 	old := s.health
 	s.health, s.reason = h, reason
 	switch {
@@ -232,7 +232,7 @@ func (t *Tracker) evaluate(ctx context.Context, id string) {
 	if old != h {
 		t.log.Info("server health changed", "server", id, "from", old, "to", h, "reason", reason)
 	}
-	if _, err := t.reg.SetServerHealth(ctx, id, registry.Health(h), reason, time.Now()); err != nil && !errors.Is(err, registry.ErrNotFound) {
+	if _, err := t.reg.SetServerHealth(ctx, id, fleet.Health(h), reason, time.Now()); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		t.log.Warn("record server health", "server", id, "error", err)
 	}
 }
@@ -243,29 +243,29 @@ func (t *Tracker) evaluate(ctx context.Context, id string) {
 // also when the agent's fence stops its workspaces; a host that only the
 // scheduler cannot reach, or whose dockerd misbehaves, is out of placement
 // but keeps its workspaces. Without gossip, unreachable counts.
-func (t *Tracker) lostLocked(s *serverState, h placement.Health) bool {
+func (t *Tracker) lostLocked(s *serverState, h fleet.Health) bool {
 	if t.pool != nil {
 		return s.gossipState == gossip.StateDead || s.gossipState == gossip.StateLeft
 	}
-	return h == placement.HealthUnreachable
+	return h == fleet.HealthUnreachable
 }
 
-func (t *Tracker) decideLocked(s *serverState) (placement.Health, string) {
+func (t *Tracker) decideLocked(s *serverState) (fleet.Health, string) {
 	switch {
 	case s.gossipState == gossip.StateDead || s.gossipState == gossip.StateLeft:
-		return placement.HealthUnreachable, "gossip: agent " + s.gossipState
+		return fleet.HealthUnreachable, "gossip: agent " + s.gossipState
 	case s.failures >= t.opts.FailThreshold && s.unreachable:
-		return placement.HealthUnreachable, fmt.Sprintf("%d probes failed: %s", s.failures, s.lastErr)
+		return fleet.HealthUnreachable, fmt.Sprintf("%d probes failed: %s", s.failures, s.lastErr)
 	case s.failures >= t.opts.FailThreshold:
-		return placement.HealthUnhealthy, fmt.Sprintf("%d probes failed: %s", s.failures, s.lastErr)
+		return fleet.HealthUnhealthy, fmt.Sprintf("%d probes failed: %s", s.failures, s.lastErr)
 	case !s.probed:
-		return placement.HealthUnknown, "not probed yet"
+		return fleet.HealthUnknown, "not probed yet"
 	case !s.dockerOK:
-		return placement.HealthUnhealthy, "docker not responding: " + s.lastErr
+		return fleet.HealthUnhealthy, "docker not responding: " + s.lastErr
 	case s.cpuPct > t.opts.DegradedPercent:
-		return placement.HealthDegraded, fmt.Sprintf("cpu use %.0f%%", s.cpuPct)
+		return fleet.HealthDegraded, fmt.Sprintf("cpu use %.0f%%", s.cpuPct)
 	case s.memPct > t.opts.DegradedPercent:
-		return placement.HealthDegraded, fmt.Sprintf("memory use %.0f%%", s.memPct)
+		return fleet.HealthDegraded, fmt.Sprintf("memory use %.0f%%", s.memPct)
 	}
-	return placement.HealthHealthy, ""
+	return fleet.HealthHealthy, ""
 }

@@ -11,7 +11,7 @@ import (
 
 	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/fakeagent"
-	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 	"berth/shared/gossip"
 	"berth/shared/mtls"
@@ -24,19 +24,19 @@ func TestDecide(t *testing.T) {
 	tests := []struct {
 		name  string
 		state serverState
-		want  placement.Health
+		want  fleet.Health
 	}{
-		{"never probed", serverState{}, placement.HealthUnknown},
-		{"probed ok", serverState{probed: true, dockerOK: true}, placement.HealthHealthy},
-		{"gossip dead wins over a good probe", serverState{probed: true, dockerOK: true, gossipState: gossip.StateDead}, placement.HealthUnreachable},
-		{"gossip suspect is not enough", serverState{probed: true, dockerOK: true, gossipState: gossip.StateSuspect}, placement.HealthHealthy},
-		{"one failed probe is not enough", serverState{probed: true, dockerOK: true, failures: 1, unreachable: true}, placement.HealthHealthy},
-		{"two unreachable probes", serverState{probed: true, dockerOK: true, failures: 2, unreachable: true}, placement.HealthUnreachable},
-		{"two failed probes", serverState{probed: true, dockerOK: true, failures: 2}, placement.HealthUnhealthy},
-		{"docker down", serverState{probed: true, dockerOK: false}, placement.HealthUnhealthy},
-		{"cpu above 95", serverState{probed: true, dockerOK: true, cpuPct: 96}, placement.HealthDegraded},
-		{"memory above 95", serverState{probed: true, dockerOK: true, memPct: 95.5}, placement.HealthDegraded},
-		{"exactly 95 is fine", serverState{probed: true, dockerOK: true, cpuPct: 95, memPct: 95}, placement.HealthHealthy},
+		{"never probed", serverState{}, fleet.HealthUnknown},
+		{"probed ok", serverState{probed: true, dockerOK: true}, fleet.HealthHealthy},
+		{"gossip dead wins over a good probe", serverState{probed: true, dockerOK: true, gossipState: gossip.StateDead}, fleet.HealthUnreachable},
+		{"gossip suspect is not enough", serverState{probed: true, dockerOK: true, gossipState: gossip.StateSuspect}, fleet.HealthHealthy},
+		{"one failed probe is not enough", serverState{probed: true, dockerOK: true, failures: 1, unreachable: true}, fleet.HealthHealthy},
+		{"two unreachable probes", serverState{probed: true, dockerOK: true, failures: 2, unreachable: true}, fleet.HealthUnreachable},
+		{"two failed probes", serverState{probed: true, dockerOK: true, failures: 2}, fleet.HealthUnhealthy},
+		{"docker down", serverState{probed: true, dockerOK: false}, fleet.HealthUnhealthy},
+		{"cpu above 95", serverState{probed: true, dockerOK: true, cpuPct: 96}, fleet.HealthDegraded},
+		{"memory above 95", serverState{probed: true, dockerOK: true, memPct: 95.5}, fleet.HealthDegraded},
+		{"exactly 95 is fine", serverState{probed: true, dockerOK: true, cpuPct: 95, memPct: 95}, fleet.HealthHealthy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,7 +53,7 @@ type memRegistry struct {
 }
 
 func (m *memRegistry) ListServers(context.Context) ([]registry.Server, error) { return m.servers, nil }
-func (m *memRegistry) SetServerHealth(_ context.Context, id string, h registry.Health, _ string, _ time.Time) (bool, error) {
+func (m *memRegistry) SetServerHealth(_ context.Context, id string, h fleet.Health, _ string, _ time.Time) (bool, error) {
 	m.changes <- id + "=" + string(h)
 	return true, nil
 }
@@ -104,7 +104,7 @@ func TestTrackerProbes(t *testing.T) {
 	expect("ws-1=healthy")
 	a.Server.Close() // nothing listens any more
 	expect("ws-1=unreachable")
-	if h, _ := tr.Health("ws-1"); h != placement.HealthUnreachable {
+	if h, _ := tr.Health("ws-1"); h != fleet.HealthUnreachable {
 		t.Errorf("Health = %s, want unreachable", h)
 	}
 	if _, down := tr.DownSince("ws-1"); !down {

@@ -15,6 +15,7 @@ import (
 
 	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/fakeagent"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
@@ -26,7 +27,7 @@ import (
 
 type allHealthy struct{}
 
-func (allHealthy) Health(string) (placement.Health, bool) { return placement.HealthHealthy, true }
+func (allHealthy) Health(string) (fleet.Health, bool) { return fleet.HealthHealthy, true }
 
 type rig struct {
 	db     *registry.DB
@@ -85,7 +86,7 @@ func TestCreateRunsContainerWithLabelsAndEnv(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	if ws.Status != registry.StatusRunning || ws.ServerID != "ws-1" || ws.ContainerID == "" || ws.Epoch != 1 {
+	if ws.Status != fleet.StatusRunning || ws.ServerID != "ws-1" || ws.ContainerID == "" || ws.Epoch != 1 {
 		t.Fatalf("workspace = %+v, want running on ws-1 with a container and epoch 1", ws)
 	}
 	cs := r.agents["ws-1"].Containers()
@@ -241,7 +242,7 @@ func TestConcurrentCreatesNeverOvercommit(t *testing.T) {
 		t.Errorf("registry rows = %d, want 20", len(rows))
 	}
 	for _, w := range rows {
-		if !containers[w.ContainerID] || w.Status != registry.StatusRunning {
+		if !containers[w.ContainerID] || w.Status != fleet.StatusRunning {
 			t.Errorf("row %s (%s) has no running container", w.ID, w.ContainerID)
 		}
 	}
@@ -258,7 +259,7 @@ func TestLifecycleAndCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws, _ = r.orch.Get(ctx, "w1")
-	if ws.Status != registry.StatusStopped {
+	if ws.Status != fleet.StatusStopped {
 		t.Errorf("after stop status = %s, want stopped", ws.Status)
 	}
 	if _, err := r.orch.Exec(ctx, ws, orchestrator.ExecRequest{Command: "true"}); !errors.Is(err, orchestrator.ErrNotRunning) {
@@ -268,14 +269,14 @@ func TestLifecycleAndCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws, _ = r.orch.Sync(ctx, ws)
-	if ws.Status != registry.StatusRunning {
+	if ws.Status != fleet.StatusRunning {
 		t.Errorf("after restart status = %s, want running", ws.Status)
 	}
 	if err := r.orch.MarkForDeletion(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
 	ws, _ = r.orch.Get(ctx, "w1")
-	if ws, _ = r.orch.Sync(ctx, ws); ws.Status != registry.StatusPendingDeletion {
+	if ws, _ = r.orch.Sync(ctx, ws); ws.Status != fleet.StatusPendingDeletion {
 		t.Errorf("sync overwrote pending_deletion with %s", ws.Status)
 	}
 	if n := r.orch.CleanupOnce(ctx); n != 1 {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
@@ -43,7 +44,7 @@ func TestInterruptedMoveKeepsWorkspace(t *testing.T) {
 	}
 	r.orch.ReconcileServer(ctx, to)
 	got, err := r.orch.Get(ctx, "w1")
-	if err != nil || got.Status != registry.StatusError {
+	if err != nil || got.Status != fleet.StatusError {
 		t.Fatalf("after reconcile: %v, status %s; want the workspace kept, in error", err, got.Status)
 	}
 }
@@ -78,7 +79,7 @@ func TestPendingDeletionIsSticky(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := r.orch.Get(ctx, "w1"); got.Status != registry.StatusPendingDeletion || got.ContainerID == "" {
+		if got, _ := r.orch.Get(ctx, "w1"); got.Status != fleet.StatusPendingDeletion || got.ContainerID == "" {
 			t.Errorf("after create: status %s, container %q; want pending_deletion with its container recorded", got.Status, got.ContainerID)
 		}
 	})
@@ -104,7 +105,7 @@ func TestDuplicateCreateDuringCreate(t *testing.T) {
 	if firstErr != nil {
 		t.Fatalf("first create failed after a retry and a reconcile pass: %v", firstErr)
 	}
-	if got, err := r.orch.Get(ctx, "w1"); err != nil || got.Status != registry.StatusRunning {
+	if got, err := r.orch.Get(ctx, "w1"); err != nil || got.Status != fleet.StatusRunning {
 		t.Errorf("final: %v %s, want running", err, got.Status)
 	}
 }

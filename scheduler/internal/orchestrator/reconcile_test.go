@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
@@ -28,7 +29,7 @@ func (r *rig) fakeContainer(t *testing.T, server, workspaceID string, epoch int6
 	return c
 }
 
-func status(t *testing.T, r *rig, id string) (registry.Status, string) {
+func status(t *testing.T, r *rig, id string) (fleet.Status, string) {
 	t.Helper()
 	ws, err := r.db.GetWorkspace(context.Background(), id)
 	if err != nil {
@@ -41,19 +42,19 @@ func TestReconcile(t *testing.T) {
 	ctx := context.Background()
 	t.Run("interrupted create is adopted from labels", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		if err := r.db.ReserveAndInsert(ctx, registry.Workspace{ID: "w1", UserID: "u", SessionID: "s", Status: registry.StatusCreating, ServerID: "ws-1"}, registry.Limits{}); err != nil {
+		if err := r.db.ReserveAndInsert(ctx, registry.Workspace{ID: "w1", UserID: "u", SessionID: "s", Status: fleet.StatusCreating, ServerID: "ws-1"}, registry.Limits{}); err != nil {
 			t.Fatal(err)
 		}
 		c := r.fakeContainer(t, "ws-1", "w1", 1)
 		r.orch.ReconcileServer(ctx, "ws-1")
 		ws, _ := r.db.GetWorkspace(ctx, "w1")
-		if ws.Status != registry.StatusRunning || ws.ContainerID != c.ID {
+		if ws.Status != fleet.StatusRunning || ws.ContainerID != c.ID {
 			t.Errorf("after reconcile: %s %s, want running with container %s", ws.Status, ws.ContainerID, c.ID)
 		}
 	})
 	t.Run("interrupted create without container is dropped", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		r.db.ReserveAndInsert(ctx, registry.Workspace{ID: "w1", UserID: "u", SessionID: "s", Status: registry.StatusCreating, ServerID: "ws-1"}, registry.Limits{})
+		r.db.ReserveAndInsert(ctx, registry.Workspace{ID: "w1", UserID: "u", SessionID: "s", Status: fleet.StatusCreating, ServerID: "ws-1"}, registry.Limits{})
 		r.orch.ReconcileServer(ctx, "ws-1")
 		if got, _ := status(t, r, "w1"); got != "" {
 			t.Errorf("status = %q, want the never-acknowledged row gone", got)
@@ -64,7 +65,7 @@ func TestReconcile(t *testing.T) {
 		ws, _ := r.orch.Create(ctx, createReq("w1", "u1"))
 		r.client("ws-1").Remove(ctx, ws.ContainerID, true)
 		r.orch.ReconcileServer(ctx, "ws-1")
-		if got, reason := status(t, r, "w1"); got != registry.StatusError || reason != "container vanished from its server" {
+		if got, reason := status(t, r, "w1"); got != fleet.StatusError || reason != "container vanished from its server" {
 			t.Errorf("status = %s (%s), want error: container vanished", got, reason)
 		}
 	})
@@ -102,14 +103,14 @@ func TestContainerEvents(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		action     string
-		start      registry.Status
-		wantStatus registry.Status
+		start      fleet.Status
+		wantStatus fleet.Status
 	}{
-		{"die", registry.StatusRunning, registry.StatusStopped},
-		{"oom", registry.StatusRunning, registry.StatusRunning}, // a process, not the workspace
-		{"destroy", registry.StatusRunning, registry.StatusError},
-		{"start", registry.StatusStopped, registry.StatusRunning},
-		{"die", registry.StatusPendingDeletion, registry.StatusPendingDeletion},
+		{"die", fleet.StatusRunning, fleet.StatusStopped},
+		{"oom", fleet.StatusRunning, fleet.StatusRunning}, // a process, not the workspace
+		{"destroy", fleet.StatusRunning, fleet.StatusError},
+		{"start", fleet.StatusStopped, fleet.StatusRunning},
+		{"die", fleet.StatusPendingDeletion, fleet.StatusPendingDeletion},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s on %s", tt.action, tt.start), func(t *testing.T) {
@@ -143,7 +144,7 @@ func TestServerLostAndReplaced(t *testing.T) {
 		downView{lost: time.Now().Add(-time.Minute)}, nil)
 	r.agents[lost].Down.Store(true)
 	r.orch.ReconcileOnce(ctx)
-	if got, reason := status(t, r, "w1"); got != registry.StatusError || reason != orchestrator.ReasonServerLost {
+	if got, reason := status(t, r, "w1"); got != fleet.StatusError || reason != orchestrator.ReasonServerLost {
 		t.Fatalf("status = %s (%s), want error/server_lost", got, reason)
 	}
 	ws, _ = r.orch.Get(ctx, "w1")
@@ -151,7 +152,7 @@ func TestServerLostAndReplaced(t *testing.T) {
 		t.Fatalf("Restart: %v", err)
 	}
 	ws, _ = r.orch.Get(ctx, "w1")
-	if ws.ServerID != other || ws.Status != registry.StatusRunning || ws.Metadata["home_reset"] != true || ws.Epoch <= 0 {
+	if ws.ServerID != other || ws.Status != fleet.StatusRunning || ws.Metadata["home_reset"] != true || ws.Epoch <= 0 {
 		t.Errorf("after restart: server %s status %s metadata %v, want running on %s with home_reset", ws.ServerID, ws.Status, ws.Metadata, other)
 	}
 	usage, _ := r.db.ServerUsage(ctx)
@@ -180,7 +181,7 @@ func TestDrainingServerMovesAtRestart(t *testing.T) {
 	}
 	from := ws.ServerID
 	to := map[string]string{"ws-1": "ws-2", "ws-2": "ws-1"}[from]
-	draining := registry.ServerDraining
+	draining := fleet.StateDraining
 	if _, err := r.db.UpdateServer(ctx, from, registry.ServerPatch{State: &draining}); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestDrainingServerMovesAtRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws, _ = r.orch.Get(ctx, "w1")
-	if ws.ServerID != to || ws.Status != registry.StatusRunning || ws.Metadata["previous_server_id"] != from {
+	if ws.ServerID != to || ws.Status != fleet.StatusRunning || ws.Metadata["previous_server_id"] != from {
 		t.Errorf("after restart: on %s (%s), metadata %v; want moved to %s", ws.ServerID, ws.Status, ws.Metadata, to)
 	}
 	if n := len(r.agents[from].Containers()); n != 0 {

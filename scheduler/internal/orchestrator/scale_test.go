@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
@@ -25,7 +26,7 @@ func place(t *testing.T, r *rig, server, id, tier string) registry.Workspace {
 	ctx := context.Background()
 	s := tiers.Builtin().Resolve(tier)
 	ws := registry.Workspace{ID: id, UserID: "u1", SessionID: "s1", Tier: tier, ServerID: server,
-		Reservation: registry.Resources{CPU: s.VCPU, MemoryMB: s.MemoryMB, DiskGB: s.StorageGB, BandwidthMbps: s.BandwidthMbps}}
+		Reservation: fleet.Resources{CPU: s.VCPU, MemoryMB: s.MemoryMB, DiskGB: s.StorageGB, BandwidthMbps: s.BandwidthMbps}}
 	if err := r.db.ReserveAndInsert(ctx, ws, registry.Limits{}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +159,8 @@ func TestScaleOptionsInfoAndErrors(t *testing.T) {
 }
 
 func TestScale(t *testing.T) {
-	starterRes := registry.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}
-	proRes := registry.Resources{CPU: 4, MemoryMB: 8192, DiskGB: 50, BandwidthMbps: 250}
+	starterRes := fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}
+	proRes := fleet.Resources{CPU: 4, MemoryMB: 8192, DiskGB: 50, BandwidthMbps: 250}
 	tests := []struct {
 		name      string
 		slots     int
@@ -169,7 +170,7 @@ func TestScale(t *testing.T) {
 		wantErr   error
 		wantMsg   string // the error's text, when wantErr is set
 		wantTier  string
-		wantRes   registry.Resources
+		wantRes   fleet.Resources
 		wantLimit wire.Resources // the container's limits on the agent
 	}{
 		{name: "success updates the container and the reservation", slots: 3, tier: "pro",

@@ -13,8 +13,10 @@
 //
 // It works as a pipeline, after the compute API contract §11.2:
 //
-//  1. Filters, cheapest first: health, admin state, resources (CPU, memory,
-//     disk, bandwidth), GPU, architecture, labels, max workspaces, and last
+//  1. Filters, cheapest first: health and admin state (fleet.Schedulable's
+//     two halves), GPU (a GPU of the right type), resources (fleet.Fits:
+//     CPU, memory, disk, bandwidth, GPUs), architecture, labels, max
+//     workspaces (fleet.RoomForWorkspace), and last
 //     the required region (so "nothing fits anywhere" reports the resources
 //     message, not the region message). The first filter that rejects a node
 //     records why in the node's Explanation.
@@ -22,6 +24,6 @@
 //     round_robin) ranks the nodes that passed every filter.
 //
 // When nothing passes, Place returns the Decision (with every explanation)
-// together with an error whose text is the contract's failure message; match
-// it with errors.Is against the sentinels in errors.go.
+// together with an error; match it with errors.Is against the sentinels in
+// errors.go (the compute API words them for its callers).
 package placement

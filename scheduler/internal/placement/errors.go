@@ -5,25 +5,24 @@ import (
 	"fmt"
 )
 
-// The failures of Place. Their texts are the failure reasons of the compute
-// API contract (§11.2), which the compute API returns verbatim as the 503
-// detail; that is why they start with a capital letter.
+// The failures of Place. The compute API words each for its callers
+// (contract §11.2); match them with errors.Is.
 var (
 	// ErrNoServers: the node list was empty.
-	ErrNoServers = errors.New("No servers available")
+	ErrNoServers = errors.New("no servers")
 
 	// ErrNoHealthyServers: every node was excluded by its health or its admin
 	// state (draining, cordoned), none by its capacity.
-	ErrNoHealthyServers = errors.New("No healthy servers available")
+	ErrNoHealthyServers = errors.New("no healthy servers")
 
 	// ErrNoCapacity: no available node fits the request (resources, GPU,
 	// architecture, labels or max workspaces), whatever the region.
-	ErrNoCapacity = errors.New("No server has sufficient resources")
+	ErrNoCapacity = errors.New("no server has room")
 
 	// ErrNoRegionCapacity: some nodes fit the request, but none in the
 	// required region. Place returns it as a *RegionError, which names the
 	// region in its text.
-	ErrNoRegionCapacity = errors.New("No capacity available in the required region")
+	ErrNoRegionCapacity = errors.New("no room in the required region")
 )
 
 // RegionError is the failure when nodes fit the request but none of them is in
@@ -33,7 +32,7 @@ type RegionError struct {
 }
 
 func (e *RegionError) Error() string {
-	return fmt.Sprintf("No capacity available in %s region", e.Region)
+	return fmt.Sprintf("no room in region %s", e.Region)
 }
 
 // Is makes a *RegionError match ErrNoRegionCapacity.

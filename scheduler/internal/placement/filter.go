@@ -2,10 +2,9 @@ package placement
 
 import (
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 
+	"berth/scheduler/internal/fleet"
 	"berth/shared/wire"
 )
 
@@ -38,7 +37,6 @@ type query struct {
 	Request
 	arch      string   // wire.NormalizeArch(Architecture)
 	labelKeys []string // Labels' keys, sorted, so reasons are deterministic
-	gpuCount  int      // GPUs required when GPU is set: at least 1
 }
 
 func newQuery(r Request) query {
@@ -48,14 +46,12 @@ func newQuery(r Request) query {
 	}
 	slices.Sort(q.labelKeys)
 	if r.GPU {
-		q.gpuCount = max(1, r.GPUCount)
+		q.GPUCount = max(1, r.GPUCount)
+	} else {
+		q.GPUCount = 0
 	}
 	return q
 }
-
-// cpuEpsilon absorbs float rounding in sums of reserved cores, so that a
-// node with exactly the requested cores left still fits.
-const cpuEpsilon = 1e-9
 
 // filterNode runs the pipeline on one node, in the order of contract §11.2:
 // availability first, then fit, then region. It reports the first rejection,
@@ -64,8 +60,8 @@ func filterNode(n *Node, c *Capacity, q *query) (rejection, bool) {
 	for _, f := range [...]filter{
 		{stageAvailable, checkHealth},
 		{stageAvailable, checkState},
-		{stageFit, checkResources},
 		{stageFit, checkGPU},
+		{stageFit, checkResources},
 		{stageFit, checkArchitecture},
 		{stageFit, checkLabels},
 		{stageFit, checkMaxWorkspaces},
@@ -79,8 +75,7 @@ func filterNode(n *Node, c *Capacity, q *query) (rejection, bool) {
 }
 
 func checkHealth(n *Node, _ *Capacity, _ *query) (string, string) {
-	switch n.Health {
-	case HealthHealthy, HealthDegraded:
+	if fleet.Usable(n.Health) {
 		return "", ""
 	}
 	r := "health " + orUnset(string(n.Health))
@@ -88,32 +83,24 @@ func checkHealth(n *Node, _ *Capacity, _ *query) (string, string) {
 }
 
 func checkState(n *Node, _ *Capacity, _ *query) (string, string) {
-	if n.State == StateActive {
+	if n.State == fleet.StateActive {
 		return "", ""
 	}
 	r := "state " + orUnset(string(n.State))
 	return r, r
 }
 
+// checkResources is fleet.Fits: CPU, memory, disk, bandwidth and GPUs
+// against what the node has left.
 func checkResources(_ *Node, c *Capacity, q *query) (string, string) {
-	have := c.Available
-	switch {
-	case have.CPU+cpuEpsilon < q.CPU:
-		return "insufficient cpu", fmt.Sprintf("insufficient cpu: need %s cores, have %s cores",
-			formatCores(q.CPU), formatCores(have.CPU))
-	case have.MemoryMB < q.MemoryMB:
-		return "insufficient memory", fmt.Sprintf("insufficient memory: need %dMB, have %dMB",
-			q.MemoryMB, have.MemoryMB)
-	case have.DiskGB < q.DiskGB:
-		return "insufficient disk", fmt.Sprintf("insufficient disk: need %dGB, have %dGB",
-			q.DiskGB, have.DiskGB)
-	case have.BandwidthMbps < q.BandwidthMbps:
-		return "insufficient bandwidth", fmt.Sprintf("insufficient bandwidth: need %dMbps, have %dMbps",
-			q.BandwidthMbps, have.BandwidthMbps)
+	if short, ok := fleet.Fits(c.Available, q.Resources); !ok {
+		return short.Kind(), short.Reason()
 	}
 	return "", ""
 }
 
+// checkGPU checks that a GPU request meets a GPU of the right type; the
+// count is checkResources'.
 func checkGPU(n *Node, _ *Capacity, q *query) (string, string) {
 	switch {
 	case !q.GPU:
@@ -122,8 +109,6 @@ func checkGPU(n *Node, _ *Capacity, q *query) (string, string) {
 		return "gpu required", "gpu required"
 	case q.GPUType != "" && n.GPUType != q.GPUType:
 		return "gpu type mismatch", "gpu type mismatch: want " + q.GPUType + ", have " + orUnset(n.GPUType)
-	case n.GPUCount < q.gpuCount:
-		return "insufficient gpus", fmt.Sprintf("insufficient gpus: need %d, have %d", q.gpuCount, n.GPUCount)
 	}
 	return "", ""
 }
@@ -148,7 +133,7 @@ func checkLabels(n *Node, _ *Capacity, q *query) (string, string) {
 }
 
 func checkMaxWorkspaces(n *Node, _ *Capacity, _ *query) (string, string) {
-	if n.MaxWorkspaces > 0 && n.Workspaces >= n.MaxWorkspaces {
+	if !fleet.RoomForWorkspace(n.MaxWorkspaces, n.Workspaces) {
 		return "max workspaces reached", fmt.Sprintf("max workspaces reached (%d)", n.MaxWorkspaces)
 	}
 	return "", ""
@@ -159,11 +144,6 @@ func checkRegion(n *Node, _ *Capacity, q *query) (string, string) {
 		return "", ""
 	}
 	return "region mismatch", "region mismatch: want " + q.Region + ", have " + orUnset(n.Region)
-}
-
-// formatCores prints a core count without float noise: 2, 1.5, 0.7.
-func formatCores(c float64) string {
-	return strconv.FormatFloat(math.Round(c*1000)/1000, 'f', -1, 64)
 }
 
 func orUnset(s string) string {

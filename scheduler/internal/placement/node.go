@@ -1,41 +1,10 @@
 package placement
 
-// State is a server's admin state, set by an operator.
-type State string
-
-// Admin states. Only active servers take new workspaces.
-const (
-	StateActive   State = "active"
-	StateDraining State = "draining"
-	StateCordoned State = "cordoned"
-)
-
-// Health is a server's health as tracked by the health package.
-type Health string
-
-// Health states (contract §10.2). Healthy and degraded servers take new
-// workspaces; the others do not.
-const (
-	HealthHealthy     Health = "healthy"
-	HealthDegraded    Health = "degraded"
-	HealthUnhealthy   Health = "unhealthy"
-	HealthUnreachable Health = "unreachable"
-	HealthUnknown     Health = "unknown"
-)
+import "berth/scheduler/internal/fleet"
 
 // DefaultBandwidthMbps is a server's total bandwidth when none is configured
 // (contract §11.1).
 const DefaultBandwidthMbps = 1000
-
-// Resources is an amount of the four resources a workspace reserves. Zero
-// means "none" in a request and "not configured" or "unknown" in a node's
-// configured capacity.
-type Resources struct {
-	CPU           float64 // cores
-	MemoryMB      int64
-	DiskGB        int64
-	BandwidthMbps int64
-}
 
 // Measured is a server's real capacity, as its agent reports it over gossip.
 // Zero means unknown.
@@ -57,25 +26,25 @@ type Node struct {
 	Architecture string // any spelling; compared after NormalizeArch
 	Labels       map[string]string
 
-	State  State
-	Health Health
+	State  fleet.State
+	Health fleet.Health
 
 	GPUType  string // empty when unknown
-	GPUCount int
+	GPUCount int    // GPUs in the server; Reserved.GPUCount of them are taken
 
 	MaxWorkspaces int // 0 = unlimited
 	Workspaces    int // berth workspaces on the server now
 
-	Configured Resources // admin-configured capacity; 0 = not configured
-	Real       Measured  // measured by the agent; 0 = unknown
-	Reserved   Resources // reserved by berth workspaces on the server (registry)
+	Configured fleet.Resources // admin-configured capacity; 0 = not configured (GPUs: see GPUCount)
+	Real       Measured        // measured by the agent; 0 = unknown
+	Reserved   fleet.Resources // reserved by berth workspaces on the server (registry)
 }
 
 // Capacity is a node's effective capacity: what placement checks requests
 // against and scores with.
 type Capacity struct {
-	Total     Resources
-	Available Resources
+	Total     fleet.Resources
+	Available fleet.Resources
 }
 
 // Effective returns the node's effective capacity.
@@ -92,19 +61,21 @@ func (n *Node) Effective() Capacity {
 	if bandwidth <= 0 {
 		bandwidth = DefaultBandwidthMbps
 	}
-	total := Resources{
+	total := fleet.Resources{
 		CPU:           smallerKnown(n.Configured.CPU, n.Real.CPU),
 		MemoryMB:      smallerKnown(n.Configured.MemoryMB, n.Real.MemoryMB),
 		DiskGB:        smallerKnown(n.Configured.DiskGB, n.Real.DiskGB),
 		BandwidthMbps: bandwidth,
+		GPUCount:      max(0, n.GPUCount),
 	}
 	return Capacity{
 		Total: total,
-		Available: Resources{
+		Available: fleet.Resources{
 			CPU:           max(0, total.CPU-n.Reserved.CPU),
 			MemoryMB:      capKnown(max(0, total.MemoryMB-n.Reserved.MemoryMB), n.Real.MemoryFreeMB),
 			DiskGB:        capKnown(max(0, total.DiskGB-n.Reserved.DiskGB), n.Real.DiskFreeGB),
 			BandwidthMbps: max(0, total.BandwidthMbps-n.Reserved.BandwidthMbps),
+			GPUCount:      max(0, total.GPUCount-n.Reserved.GPUCount),
 		},
 	}
 }

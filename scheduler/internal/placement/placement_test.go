@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"berth/scheduler/internal/fleet"
 	"errors"
 	"fmt"
 	"testing"
@@ -18,10 +19,10 @@ func server(id, region string, totalCPU, usedCPU float64, totalMem, usedMem int6
 		Hostname:     id + ".example",
 		Region:       region,
 		Architecture: "amd64",
-		State:        StateActive,
-		Health:       HealthHealthy,
-		Configured:   Resources{CPU: totalCPU, MemoryMB: totalMem, DiskGB: 100},
-		Reserved:     Resources{CPU: usedCPU, MemoryMB: usedMem},
+		State:        fleet.StateActive,
+		Health:       fleet.HealthHealthy,
+		Configured:   fleet.Resources{CPU: totalCPU, MemoryMB: totalMem, DiskGB: 100},
+		Reserved:     fleet.Resources{CPU: usedCPU, MemoryMB: usedMem},
 	}
 }
 
@@ -33,7 +34,7 @@ func with(n Node, f func(*Node)) Node {
 
 // starter is requirement R of contract §11.3.
 func starter(f func(*Request)) Request {
-	r := Request{Resources: Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}}
+	r := Request{Resources: fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}}
 	if f != nil {
 		f(&r)
 	}
@@ -56,8 +57,8 @@ func gpuNode(id, gpuType string, count int) Node {
 
 func gpuStarter(gpuType string) Request {
 	return Request{
-		Resources: Resources{CPU: 8, MemoryMB: 65536, DiskGB: 100, BandwidthMbps: 500},
-		GPU:       true, GPUType: gpuType, GPUCount: 1,
+		Resources: fleet.Resources{CPU: 8, MemoryMB: 65536, DiskGB: 100, BandwidthMbps: 500, GPUCount: 1},
+		GPU:       true, GPUType: gpuType,
 	}
 }
 
@@ -102,28 +103,28 @@ func TestPlace(t *testing.T) {
 			nodes:       []Node{a, b},
 			req:         starter(func(r *Request) { r.Region = "ap" }),
 			wantErr:     ErrNoRegionCapacity,
-			wantErrText: "No capacity available in ap region",
+			wantErrText: "no room in region ap",
 		},
 		{
 			name:        "region us when b no longer fits",
 			nodes:       []Node{a, with(b, func(n *Node) { n.Reserved.CPU = 7 })},
 			req:         starter(func(r *Request) { r.Region = "us" }),
 			wantErr:     ErrNoRegionCapacity,
-			wantErrText: "No capacity available in us region",
+			wantErrText: "no room in region us",
 		},
 		{
 			name:        "both full",
 			nodes:       []Node{full("a", "eu"), full("b", "us")},
 			req:         starter(nil),
 			wantErr:     ErrNoCapacity,
-			wantErrText: "No server has sufficient resources",
+			wantErrText: "no server has room",
 		},
 		{
 			name:        "both full with a region",
 			nodes:       []Node{full("a", "eu"), full("b", "us")},
 			req:         starter(func(r *Request) { r.Region = "ap" }),
 			wantErr:     ErrNoCapacity,
-			wantErrText: "No server has sufficient resources",
+			wantErrText: "no server has room",
 		},
 		{
 			name:           "identical servers: first wins",
@@ -161,7 +162,7 @@ func TestPlace(t *testing.T) {
 			},
 			req:         gpuStarter(gpuStarterType),
 			wantErr:     ErrNoCapacity,
-			wantErrText: "No server has sufficient resources",
+			wantErrText: "no server has room",
 		},
 		{
 			name: "fallback gpu spec: any gpu server",
@@ -194,14 +195,14 @@ func TestPlace(t *testing.T) {
 		},
 		{
 			name:        "draining only",
-			nodes:       []Node{with(a, func(n *Node) { n.State = StateDraining })},
+			nodes:       []Node{with(a, func(n *Node) { n.State = fleet.StateDraining })},
 			req:         starter(nil),
 			wantErr:     ErrNoHealthyServers,
-			wantErrText: "No healthy servers available",
+			wantErrText: "no healthy servers",
 		},
 		{
 			name:           "draining skipped",
-			nodes:          []Node{with(a, func(n *Node) { n.State = StateDraining }), b},
+			nodes:          []Node{with(a, func(n *Node) { n.State = fleet.StateDraining }), b},
 			req:            starter(nil),
 			wantCandidates: []Candidate{cand("b", 12.5)},
 			wantReason:     "Selected server with lowest utilization",
@@ -211,7 +212,7 @@ func TestPlace(t *testing.T) {
 			nodes:       nil,
 			req:         starter(nil),
 			wantErr:     ErrNoServers,
-			wantErrText: "No servers available",
+			wantErrText: "no servers",
 		},
 
 		// Strategies beyond the contract's vectors.
@@ -259,11 +260,13 @@ func TestPlace(t *testing.T) {
 		{
 			name: "only healthy and degraded active servers",
 			nodes: []Node{
-				with(a, func(n *Node) { n.ID, n.Hostname, n.Health = "unhealthy", "unhealthy.example", HealthUnhealthy }),
-				with(a, func(n *Node) { n.ID, n.Hostname, n.Health = "unreachable", "unreachable.example", HealthUnreachable }),
-				with(a, func(n *Node) { n.ID, n.Hostname, n.Health = "unknown", "unknown.example", HealthUnknown }),
-				with(a, func(n *Node) { n.ID, n.Hostname, n.State = "cordoned", "cordoned.example", StateCordoned }),
-				with(a, func(n *Node) { n.ID, n.Hostname, n.Health = "degraded", "degraded.example", HealthDegraded }),
+				with(a, func(n *Node) { n.ID, n.Hostname, n.Health = "unhealthy", "unhealthy.example", fleet.HealthUnhealthy }),
+				with(a, func(n *Node) {
+					n.ID, n.Hostname, n.Health = "unreachable", "unreachable.example", fleet.HealthUnreachable
+				}),
+				with(a, func(n *Node) { n.ID, n.Hostname, n.Health = "unknown", "unknown.example", fleet.HealthUnknown }),
+				with(a, func(n *Node) { n.ID, n.Hostname, n.State = "cordoned", "cordoned.example", fleet.StateCordoned }),
+				with(a, func(n *Node) { n.ID, n.Hostname, n.Health = "degraded", "degraded.example", fleet.HealthDegraded }),
 				with(a, func(n *Node) { n.ID, n.Hostname = "healthy", "healthy.example" }),
 			},
 			req:            starter(nil),
@@ -273,22 +276,22 @@ func TestPlace(t *testing.T) {
 		{
 			name: "unavailable and full servers report capacity",
 			nodes: []Node{
-				with(a, func(n *Node) { n.Health = HealthUnhealthy }),
+				with(a, func(n *Node) { n.Health = fleet.HealthUnhealthy }),
 				full("b", "us"),
 			},
 			req:         starter(nil),
 			wantErr:     ErrNoCapacity,
-			wantErrText: "No server has sufficient resources",
+			wantErrText: "no server has room",
 		},
 		{
 			name: "unavailable and wrong region report the region",
 			nodes: []Node{
-				with(a, func(n *Node) { n.Health = HealthUnhealthy }),
+				with(a, func(n *Node) { n.Health = fleet.HealthUnhealthy }),
 				b,
 			},
 			req:         starter(func(r *Request) { r.Region = "eu" }),
 			wantErr:     ErrNoRegionCapacity,
-			wantErrText: "No capacity available in eu region",
+			wantErrText: "no room in region eu",
 		},
 
 		// Effective capacity.
@@ -440,7 +443,7 @@ func TestPlaceExplanations(t *testing.T) {
 		},
 		{
 			name: "health",
-			node: with(base, func(n *Node) { n.Health = HealthUnhealthy }),
+			node: with(base, func(n *Node) { n.Health = fleet.HealthUnhealthy }),
 			req:  starter(nil),
 			want: Explanation{NodeID: "n", Kind: "health unhealthy", Reason: "health unhealthy"},
 		},
@@ -452,13 +455,13 @@ func TestPlaceExplanations(t *testing.T) {
 		},
 		{
 			name: "health before state",
-			node: with(base, func(n *Node) { n.Health, n.State = HealthUnreachable, StateDraining }),
+			node: with(base, func(n *Node) { n.Health, n.State = fleet.HealthUnreachable, fleet.StateDraining }),
 			req:  starter(nil),
 			want: Explanation{NodeID: "n", Kind: "health unreachable", Reason: "health unreachable"},
 		},
 		{
 			name: "state",
-			node: with(base, func(n *Node) { n.State = StateDraining }),
+			node: with(base, func(n *Node) { n.State = fleet.StateDraining }),
 			req:  starter(nil),
 			want: Explanation{NodeID: "n", Kind: "state draining", Reason: "state draining"},
 		},
@@ -588,8 +591,8 @@ func TestDecisionSummary(t *testing.T) {
 		{
 			name: "ties keep the order of first appearance",
 			nodes: []Node{
-				with(full, func(n *Node) { n.State = StateDraining }),
-				with(full, func(n *Node) { n.Health = HealthUnreachable }),
+				with(full, func(n *Node) { n.State = fleet.StateDraining }),
+				with(full, func(n *Node) { n.Health = fleet.HealthUnreachable }),
 				full,
 			},
 			req:  starter(nil),
@@ -625,63 +628,63 @@ func TestNodeEffective(t *testing.T) {
 	}{
 		{
 			name: "configured only; bandwidth defaults",
-			node: Node{Configured: Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100}},
+			node: Node{Configured: fleet.Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100}},
 			want: Capacity{
-				Total:     Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100, BandwidthMbps: 1000},
-				Available: Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100, BandwidthMbps: 1000},
+				Total:     fleet.Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100, BandwidthMbps: 1000},
+				Available: fleet.Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100, BandwidthMbps: 1000},
 			},
 		},
 		{
 			name: "real only",
 			node: Node{Real: Measured{CPU: 4, MemoryMB: 8192, DiskGB: 50}},
 			want: Capacity{
-				Total:     Resources{CPU: 4, MemoryMB: 8192, DiskGB: 50, BandwidthMbps: 1000},
-				Available: Resources{CPU: 4, MemoryMB: 8192, DiskGB: 50, BandwidthMbps: 1000},
+				Total:     fleet.Resources{CPU: 4, MemoryMB: 8192, DiskGB: 50, BandwidthMbps: 1000},
+				Available: fleet.Resources{CPU: 4, MemoryMB: 8192, DiskGB: 50, BandwidthMbps: 1000},
 			},
 		},
 		{
 			name: "the smaller of configured and real",
 			node: Node{
-				Configured: Resources{CPU: 8, MemoryMB: 8192, DiskGB: 500, BandwidthMbps: 250},
+				Configured: fleet.Resources{CPU: 8, MemoryMB: 8192, DiskGB: 500, BandwidthMbps: 250},
 				Real:       Measured{CPU: 6, MemoryMB: 16384, DiskGB: 200},
 			},
 			want: Capacity{
-				Total:     Resources{CPU: 6, MemoryMB: 8192, DiskGB: 200, BandwidthMbps: 250},
-				Available: Resources{CPU: 6, MemoryMB: 8192, DiskGB: 200, BandwidthMbps: 250},
+				Total:     fleet.Resources{CPU: 6, MemoryMB: 8192, DiskGB: 200, BandwidthMbps: 250},
+				Available: fleet.Resources{CPU: 6, MemoryMB: 8192, DiskGB: 200, BandwidthMbps: 250},
 			},
 		},
 		{
 			name: "reserved is taken off, and real free caps memory and disk",
 			node: Node{
-				Configured: Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100},
+				Configured: fleet.Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100},
 				Real:       Measured{MemoryFreeMB: 2048, DiskFreeGB: 70},
-				Reserved:   Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100},
+				Reserved:   fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100},
 			},
 			want: Capacity{
-				Total:     Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100, BandwidthMbps: 1000},
-				Available: Resources{CPU: 6, MemoryMB: 2048, DiskGB: 70, BandwidthMbps: 900},
+				Total:     fleet.Resources{CPU: 8, MemoryMB: 16384, DiskGB: 100, BandwidthMbps: 1000},
+				Available: fleet.Resources{CPU: 6, MemoryMB: 2048, DiskGB: 70, BandwidthMbps: 900},
 			},
 		},
 		{
 			name: "real free above what is left does not raise it",
 			node: Node{
-				Configured: Resources{MemoryMB: 16384, DiskGB: 100},
+				Configured: fleet.Resources{MemoryMB: 16384, DiskGB: 100},
 				Real:       Measured{MemoryFreeMB: 16000, DiskFreeGB: 100},
-				Reserved:   Resources{MemoryMB: 12288, DiskGB: 60},
+				Reserved:   fleet.Resources{MemoryMB: 12288, DiskGB: 60},
 			},
 			want: Capacity{
-				Total:     Resources{MemoryMB: 16384, DiskGB: 100, BandwidthMbps: 1000},
-				Available: Resources{MemoryMB: 4096, DiskGB: 40, BandwidthMbps: 1000},
+				Total:     fleet.Resources{MemoryMB: 16384, DiskGB: 100, BandwidthMbps: 1000},
+				Available: fleet.Resources{MemoryMB: 4096, DiskGB: 40, BandwidthMbps: 1000},
 			},
 		},
 		{
 			name: "overcommitted is never below zero",
 			node: Node{
-				Configured: Resources{CPU: 4, MemoryMB: 4096, DiskGB: 10, BandwidthMbps: 100},
-				Reserved:   Resources{CPU: 6, MemoryMB: 8192, DiskGB: 20, BandwidthMbps: 200},
+				Configured: fleet.Resources{CPU: 4, MemoryMB: 4096, DiskGB: 10, BandwidthMbps: 100},
+				Reserved:   fleet.Resources{CPU: 6, MemoryMB: 8192, DiskGB: 20, BandwidthMbps: 200},
 			},
 			want: Capacity{
-				Total: Resources{CPU: 4, MemoryMB: 4096, DiskGB: 10, BandwidthMbps: 100},
+				Total: fleet.Resources{CPU: 4, MemoryMB: 4096, DiskGB: 10, BandwidthMbps: 100},
 			},
 		},
 	}
@@ -745,9 +748,9 @@ func TestPlaceDoesNotChangeInput(t *testing.T) {
 	}
 }
 
-// fleet returns n nodes with a realistic mix: mostly healthy servers of mixed
+// mixedFleet returns n nodes with a realistic mix: mostly healthy servers of mixed
 // load in three regions, some full, some draining or unhealthy, some GPU.
-func fleet(n int) []Node {
+func mixedFleet(n int) []Node {
 	regions := []string{"eu", "us", "ap"}
 	nodes := make([]Node, n)
 	for i := range nodes {
@@ -758,11 +761,11 @@ func fleet(n int) []Node {
 		nodes[i].Real = Measured{CPU: 16, MemoryMB: 65536, MemoryFreeMB: 65536 - int64(used)*4096, DiskGB: 500, DiskFreeGB: 400}
 		switch {
 		case i%10 == 3: // full
-			nodes[i].Reserved = Resources{CPU: 16, MemoryMB: 65536, DiskGB: 100}
+			nodes[i].Reserved = fleet.Resources{CPU: 16, MemoryMB: 65536, DiskGB: 100}
 		case i%20 == 7:
-			nodes[i].State = StateDraining
+			nodes[i].State = fleet.StateDraining
 		case i%25 == 11:
-			nodes[i].Health = HealthUnreachable
+			nodes[i].Health = fleet.HealthUnreachable
 		case i%50 == 13:
 			nodes[i].GPUType, nodes[i].GPUCount = gpuStarterType, 1
 		}
@@ -777,7 +780,7 @@ func BenchmarkPlace(b *testing.B) {
 		r.Labels = map[string]string{"pool": "general"}
 	})
 	for _, n := range []int{10, 1_000, 10_000} {
-		nodes := fleet(n)
+		nodes := mixedFleet(n)
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

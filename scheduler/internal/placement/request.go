@@ -1,6 +1,10 @@
 package placement
 
-import "strings"
+import (
+	"strings"
+
+	"berth/scheduler/internal/fleet"
+)
 
 // Strategy is how placement ranks the nodes that fit a request (contract §11.2).
 type Strategy string
@@ -31,11 +35,13 @@ func ParseStrategy(s string) Strategy {
 // Request is what a workspace needs from its server, and how to choose among
 // the servers that have it.
 type Request struct {
-	Resources // required; each must fit the node's available capacity
+	// Resources are required; each must fit the node's available capacity.
+	// Resources.GPUCount is the GPUs required when GPU is set (0 counts as
+	// 1), and ignored when it is not.
+	fleet.Resources
 
-	GPU      bool   // a GPU is required; workspaces without one may still land on GPU nodes
-	GPUType  string // exact GPU type required; empty = any
-	GPUCount int    // GPUs required on the node; 0 counts as 1 when GPU is set
+	GPU     bool   // a GPU is required; workspaces without one may still land on GPU nodes
+	GPUType string // exact GPU type required; empty = any
 
 	Architecture string            // required architecture, any spelling; empty = any
 	Region       string            // required region, compared exactly; empty = any

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 )
 
@@ -44,11 +45,11 @@ func New(base, token string, log hclog.Logger) *Client {
 
 // APIStatus maps a workspace status to what the API's sync-status endpoint
 // takes (§7): creating is "starting"; pending_deletion is not reported.
-func APIStatus(s registry.Status) (string, bool) {
+func APIStatus(s fleet.Status) (string, bool) {
 	switch s {
-	case registry.StatusRunning, registry.StatusStopped, registry.StatusError:
+	case fleet.StatusRunning, fleet.StatusStopped, fleet.StatusError:
 		return string(s), true
-	case registry.StatusCreating:
+	case fleet.StatusCreating:
 		return "starting", true
 	}
 	return "", false

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 )
 
@@ -29,13 +30,13 @@ func TestWorkspaceStatusSync(t *testing.T) {
 	go c.Run(ctx)
 
 	tests := []struct {
-		status registry.Status
+		status fleet.Status
 		want   string // "" = not sent
 	}{
-		{registry.StatusPendingDeletion, ""},
-		{registry.StatusError, "error"},
-		{registry.StatusCreating, "starting"},
-		{registry.StatusStopped, "stopped"},
+		{fleet.StatusPendingDeletion, ""},
+		{fleet.StatusError, "error"},
+		{fleet.StatusCreating, "starting"},
+		{fleet.StatusStopped, "stopped"},
 	}
 	for _, tt := range tests {
 		c.WorkspaceStatus(ctx, registry.Workspace{ID: "w-" + string(tt.status), Status: tt.status})
@@ -64,10 +65,10 @@ func TestWorkspaceStatusSync(t *testing.T) {
 // Updates queued while the API is slow collapse to the latest per workspace.
 func TestWorkspaceStatusCoalesces(t *testing.T) {
 	c := New("http://unused", "t", hclog.NewNullLogger())
-	for _, s := range []registry.Status{registry.StatusRunning, registry.StatusStopped, registry.StatusError} {
+	for _, s := range []fleet.Status{fleet.StatusRunning, fleet.StatusStopped, fleet.StatusError} {
 		c.WorkspaceStatus(context.Background(), registry.Workspace{ID: "a", Status: s})
 	}
-	c.WorkspaceStatus(context.Background(), registry.Workspace{ID: "b", Status: registry.StatusRunning})
+	c.WorkspaceStatus(context.Background(), registry.Workspace{ID: "b", Status: fleet.StatusRunning})
 	var got []statusUpdate
 	for u, ok := c.next(); ok; u, ok = c.next() {
 		got = append(got, u)

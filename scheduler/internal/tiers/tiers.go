@@ -7,6 +7,8 @@ package tiers
 import (
 	"slices"
 	"strings"
+
+	"berth/scheduler/internal/fleet"
 )
 
 // Spec is one tier.
@@ -39,6 +41,24 @@ var builtin = []Spec{
 	{"gpu_starter", "GPU Starter", "amd64", 8, 65536, 100, 500, true, "NVIDIA RTX 4000 SFF Ada", 1, 40, "pro", 8},
 	{"gpu_pro", "GPU Pro", "amd64", 24, 262144, 500, 1000, true, "NVIDIA RTX 6000 Blackwell", 1, 180, "max", 9},
 }
+
+// DefaultBandwidthMbps is what a tier without a bandwidth reserves
+// (contract §9.3: "spec value or 100").
+const DefaultBandwidthMbps = 100
+
+// Resources is what a workspace of this tier reserves on its server. It is
+// the only translation of a tier into resources.
+func (s Spec) Resources() fleet.Resources {
+	bw := s.BandwidthMbps
+	if bw == 0 {
+		bw = DefaultBandwidthMbps
+	}
+	return fleet.Resources{CPU: s.VCPU, MemoryMB: s.MemoryMB, DiskGB: s.StorageGB, BandwidthMbps: bw, GPUCount: s.GPUCount}
+}
+
+// NeedsGPU tells whether a workspace of this tier needs a GPU server
+// (§9.1): a GPU tier, or a spec naming a GPU type and count.
+func (s Spec) NeedsGPU() bool { return s.IsGPU || (s.GPUType != "" && s.GPUCount > 0) }
 
 // Fallback is what an unknown tier reserves (contract §3.1).
 var Fallback = Spec{Tier: "", VCPU: 2, MemoryMB: 4096, StorageGB: 20, BandwidthMbps: 100}

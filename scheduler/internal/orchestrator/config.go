@@ -1,0 +1,114 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/fleet"
+	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/registry"
+	"berth/scheduler/internal/tiers"
+	"berth/shared/gossip"
+)
+
+// Config are the orchestrator's settings.
+type Config struct {
+	Strategy       placement.Strategy
+	ClusterID      string        // put on every container (wire.LabelCluster); reconciliation touches no other
+	CPUOvercommit  float64       // vCPUs placeable per real core; below 1 counts as 1
+	WorkspaceImage string        // the image when neither request nor server names one (COMPUTE_WORKSPACE_IMAGE)
+	Runtime        string        // container runtime; "" = the daemon's default
+	CreateTimeout  time.Duration // one agent create call
+
+	ReconcileInterval time.Duration // a full pass over every server
+	OrphanGrace       time.Duration // a container without a record is removed after this long (stopped at once)
+	LostGrace         time.Duration // a server down this long loses its workspaces (server_lost)
+	CleanupInterval   time.Duration // how often pending_deletion workspaces are purged
+}
+
+// Default returns the settings berth runs with unless told otherwise.
+func Default() Config {
+	return Config{
+		Strategy: placement.Spread, ClusterID: "berth", CPUOvercommit: 1, WorkspaceImage: "berth/workspace:dev",
+		CreateTimeout:     2 * time.Minute,
+		ReconcileInterval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute,
+		CleanupInterval: 5 * time.Second,
+	}
+}
+
+// Validate reports every setting that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ClusterID == "" {
+		errs = append(errs, errors.New("cluster id is empty"))
+	}
+	for name, d := range map[string]time.Duration{"create timeout": c.CreateTimeout, "reconcile interval": c.ReconcileInterval,
+		"cleanup interval": c.CleanupInterval} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	if c.OrphanGrace < 0 || c.LostGrace < 0 {
+		errs = append(errs, errors.New("grace periods must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Agents returns the client of a server's agent.
+type Agents interface {
+	Client(serverID, addr string) *agentclient.Client
+}
+
+// Members is the gossip view: live capacity and liveness of agents.
+type Members interface {
+	Members() []gossip.Member
+}
+
+// HealthView tells a server's current health; ok is false when the tracker
+// has no opinion yet.
+type HealthView interface {
+	Health(serverID string) (fleet.Health, bool)
+}
+
+// DownView tells since when a server has been down.
+type DownView interface {
+	DownSince(serverID string) (time.Time, bool)
+}
+
+// Notifier hears of workspace status changes (the podex API's sync-status
+// endpoint, when configured).
+type Notifier interface {
+	WorkspaceStatus(ctx context.Context, ws registry.Workspace)
+}
+
+// Observer hears of placement decisions (metrics).
+type Observer interface {
+	Placement(result, strategy string, took time.Duration)
+}
+
+// Deps are what the orchestrator reads and drives. DB and Agents are
+// required; the others may be nil (Tiers: the built-in catalogue; Health:
+// the registry's recorded health; Down: servers are never declared lost).
+type Deps struct {
+	DB       *registry.DB
+	Agents   Agents
+	Members  Members
+	Health   HealthView
+	Down     DownView
+	Notifier Notifier
+	Observer Observer
+	Tiers    Catalog
+	Log      hclog.Logger
+}
+
+// Catalog is the tier catalogue: tier name → spec (tiers.Catalog).
+type Catalog interface {
+	Lookup(name string) (tiers.Spec, bool)
+	Resolve(name string) tiers.Spec
+	All() []tiers.Spec
+}

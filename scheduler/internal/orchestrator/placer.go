@@ -1,0 +1,414 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/fleet"
+	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/registry"
+	"berth/scheduler/internal/tiers"
+	"berth/shared/wire"
+)
+
+// Placer decides where a workspace runs and starts it there: Create for a
+// new workspace, move for one that must leave its server. Both go through
+// launch. Safe for concurrent use.
+type Placer struct {
+	*core
+	rrSeq atomic.Uint64 // the round-robin counter placement takes as input
+}
+
+// Request turns a tier and config into a placement request.
+func (p *Placer) Request(cfg WorkspaceConfig) (placement.Request, tiers.Spec) {
+	spec := p.Tiers.Resolve(cfg.Tier)
+	return placement.Request{
+		Resources:    spec.Resources(),
+		GPU:          spec.NeedsGPU(),
+		GPUType:      spec.GPUType,
+		Architecture: spec.Architecture,
+		Region:       cfg.Settings.RegionPreference,
+		Strategy:     p.cfg.Strategy,
+	}, spec
+}
+
+// Create places and starts a workspace. It is idempotent per workspace id:
+// the same owner gets the existing workspace back, another owner
+// ErrOwnedByOther; concurrent creates of one id wait for the first and get
+// its outcome. The work runs to its end even if ctx is cancelled (a client
+// that hangs up must not leave a half-made workspace); ctx's values are kept.
+func (p *Placer) Create(ctx context.Context, r CreateRequest) (registry.Workspace, error) {
+	ctx = context.WithoutCancel(ctx)
+	if r.WorkspaceID == "" {
+		r.WorkspaceID = uuid.NewString()
+	}
+	defer p.locks.lock(r.WorkspaceID)()
+	if ws, err := p.DB.GetWorkspace(ctx, r.WorkspaceID); err == nil {
+		return owned(ws, r.UserID)
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		return registry.Workspace{}, err
+	}
+
+	req, spec := p.Request(r.Config)
+	snap, dec, err := p.place(ctx, req, "")
+	if err != nil {
+		var perr *PlacementError
+		if errors.As(err, &perr) {
+			p.event(ctx, registry.Event{Kind: "placement.failed", WorkspaceID: r.WorkspaceID, Message: err.Error(),
+				Data: map[string]any{"summary": perr.Summary, "tier": spec.Tier}})
+		}
+		return registry.Workspace{}, err
+	}
+	now := time.Now().UTC()
+	ws, err := p.launch(ctx, r.WorkspaceID, snap, dec, spec, r.Config.Environment, launchSteps{
+		reserve: func(server registry.Server, node placement.Node) (registry.Workspace, error) {
+			ws := registry.Workspace{
+				ID: r.WorkspaceID, UserID: r.UserID, SessionID: r.SessionID, Tier: r.Config.Tier,
+				Port: registry.DefaultPort, ServerID: server.ID, CreatedAt: now, LastActivity: now,
+				Image: p.image(r.Config.Settings.BaseImage, spec, server), Repositories: r.Config.Repos,
+				Environment: r.Config.Environment, Settings: r.Config.Settings, Reservation: spec.Resources(),
+			}
+			creds := registry.Credentials{Git: r.Config.GitCredentials}
+			if err := p.DB.ReserveAndInsert(ctx, ws, creds, limits(node)); err != nil {
+				return registry.Workspace{}, err
+			}
+			return p.DB.GetWorkspace(ctx, ws.ID) // the epoch was assigned in the transaction
+		},
+		undo: func(ws registry.Workspace, _ error) {
+			if err := p.DB.DeleteWorkspace(ctx, ws.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
+				p.log.Error("could not release reservation of failed create", "workspace_id", ws.ID, "error", err)
+			}
+		},
+	})
+	if errors.Is(err, registry.ErrExists) { // another scheduler made it meanwhile
+		existing, gerr := p.DB.GetWorkspace(ctx, r.WorkspaceID)
+		if gerr != nil {
+			return registry.Workspace{}, gerr
+		}
+		return owned(existing, r.UserID)
+	}
+	if err != nil {
+		return registry.Workspace{}, err
+	}
+	p.log.Info("workspace created", "workspace_id", ws.ID, "server", ws.ServerID, "epoch", ws.Epoch)
+	return ws, nil
+}
+
+func owned(ws registry.Workspace, userID string) (registry.Workspace, error) {
+	if ws.UserID != userID {
+		return registry.Workspace{}, ErrOwnedByOther
+	}
+	return ws, nil
+}
+
+// Explain is a dry run of placement: how a workspace with cfg would be
+// placed right now, with every server's reason or score. Nothing is
+// reserved, and the round-robin counter does not move.
+func (p *Placer) Explain(ctx context.Context, cfg WorkspaceConfig) (placement.Decision, error) {
+	req, _ := p.Request(cfg)
+	req.Sequence = p.rrSeq.Load()
+	snap, err := p.Snapshot(ctx)
+	if err != nil {
+		return placement.Decision{}, err
+	}
+	if len(snap.Nodes) == 0 {
+		return placement.Decision{}, ErrNoServers
+	}
+	return placement.Place(snap.Nodes, req)
+}
+
+// place takes a snapshot and ranks its servers for req, leaving out the
+// server avoid (the one a moving workspace leaves). A failure is
+// ErrNoServers or a *PlacementError.
+func (p *Placer) place(ctx context.Context, req placement.Request, avoid string) (Snapshot, placement.Decision, error) {
+	req.Sequence = p.rrSeq.Add(1) - 1
+	strategy := string(placement.ParseStrategy(string(req.Strategy)))
+	start := time.Now()
+	snap, err := p.Snapshot(ctx)
+	if err != nil {
+		return Snapshot{}, placement.Decision{}, err
+	}
+	if len(snap.Nodes) == 0 {
+		p.observe("no_servers", strategy, start)
+		return Snapshot{}, placement.Decision{}, ErrNoServers
+	}
+	for i := range snap.Nodes {
+		if snap.Nodes[i].ID == avoid {
+			snap.Nodes[i].Health = fleet.HealthUnreachable
+		}
+	}
+	dec, err := placement.Place(snap.Nodes, req)
+	p.observe(placementResult(err), strategy, start)
+	if err != nil {
+		return snap, dec, &PlacementError{Cause: err, Region: req.Region, Summary: dec.Summary()}
+	}
+	return snap, dec, nil
+}
+
+func (p *Placer) observe(result, strategy string, start time.Time) {
+	if p.Observer != nil {
+		p.Observer.Placement(result, strategy, time.Since(start))
+	}
+}
+
+func placementResult(err error) string {
+	switch {
+	case err == nil:
+		return "placed"
+	case errors.Is(err, placement.ErrNoHealthyServers):
+		return "no_healthy_servers"
+	case errors.Is(err, placement.ErrNoRegionCapacity):
+		return "no_region_capacity"
+	case errors.Is(err, placement.ErrNoCapacity):
+		return "no_capacity"
+	}
+	return "failed"
+}
+
+// launchSteps are what differs between a create and a move.
+type launchSteps struct {
+	// reserve holds room on server for the workspace (a new row, or the
+	// row moved) and returns the row as stored, with its new epoch.
+	reserve func(server registry.Server, node placement.Node) (registry.Workspace, error)
+	// undo runs after the agent failed on ws (any container it made is
+	// already removed); why is the agent's error.
+	undo func(ws registry.Workspace, why error)
+	// finish adds to the write that records the running container.
+	finish func(w *registry.Workspace)
+}
+
+// launch tries the decision's candidates in order: reserve, then the agent
+// creates and starts the container, then the row records it as running and
+// acknowledged. A candidate that lost its room meanwhile (another create,
+// an operator's drain) is skipped; an agent failure removes what the agent
+// may have made when its answer was lost, undoes the reservation, records a
+// placement.retry event and tries the next candidate. The caller holds the
+// workspace's lock.
+func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec placement.Decision, spec tiers.Spec,
+	env map[string]string, steps launchSteps) (registry.Workspace, error) {
+	var lastErr error
+	for _, cand := range dec.Candidates {
+		server, _ := snap.Server(cand.NodeID)
+		node, _ := snap.Node(cand.NodeID)
+		ws, err := steps.reserve(server, node)
+		switch {
+		case errors.Is(err, registry.ErrExists):
+			return registry.Workspace{}, err
+		case errors.Is(err, registry.ErrInsufficientCapacity), errors.Is(err, registry.ErrServerNotActive), errors.Is(err, registry.ErrNotFound):
+			// Another create took the room, or an operator drained or removed
+			// the server, between snapshot and reservation.
+			p.event(ctx, registry.Event{Kind: "placement.retry", ServerID: server.ID, WorkspaceID: id, Message: err.Error()})
+			if lastErr == nil {
+				lastErr = &PlacementError{Cause: placement.ErrNoCapacity, Summary: dec.Summary()}
+			}
+			continue
+		case err != nil:
+			return registry.Workspace{}, err
+		}
+		creds, err := p.DB.GetCredentials(ctx, ws.ID)
+		if err != nil {
+			p.log.Warn("read workspace credentials", "workspace_id", ws.ID, "error", err)
+		}
+		client := p.agent(server)
+		actx, cancel := context.WithTimeout(ctx, p.cfg.CreateTimeout)
+		ctr, err := client.Create(actx, p.containerSpec(ws, env, creds, spec, node))
+		cancel()
+		if err != nil {
+			// The agent finishes a create its caller gave up on: when the
+			// answer was lost rather than refused, remove what it may have
+			// made, by name.
+			if errors.Is(err, agentclient.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+				if rerr := removeContainer(ctx, client, ContainerName(ws.ID), 30*time.Second); rerr != nil {
+					p.log.Error("could not remove container of failed create; reconciliation will", "workspace_id", ws.ID, "error", rerr)
+				}
+			}
+			steps.undo(ws, err)
+			p.log.Warn("create failed on server, trying next", "workspace_id", ws.ID, "server", server.ID, "error", err)
+			p.event(ctx, registry.Event{Kind: "placement.retry", ServerID: server.ID, WorkspaceID: ws.ID, Message: err.Error()})
+			lastErr = agentCreateError(err, ws.Image, server.ID)
+			continue
+		}
+		ws, err = p.DB.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
+			w.ContainerID, w.LastActivity = ctr.ID, time.Now().UTC()
+			if w.Status != fleet.StatusPendingDeletion { // marked while it was being made: stays marked
+				w.Status, w.StatusReason = fleet.StatusRunning, ""
+			}
+			if w.AcknowledgedAt.IsZero() {
+				w.AcknowledgedAt = time.Now().UTC()
+			}
+			if steps.finish != nil {
+				steps.finish(w)
+			}
+			return nil
+		})
+		if err != nil {
+			if rerr := removeContainer(ctx, client, ctr.ID, 30*time.Second); rerr != nil {
+				p.log.Error("could not remove container of failed create; reconciliation will", "workspace_id", ws.ID, "error", rerr)
+			}
+			steps.undo(ws, err)
+			return registry.Workspace{}, err
+		}
+		return ws, nil
+	}
+	if lastErr == nil {
+		lastErr = ErrCreateFailed
+	}
+	return registry.Workspace{}, lastErr
+}
+
+// moveLocked moves a workspace to another server and starts a new
+// container there (restart of a workspace whose server is lost or
+// draining). The caller holds the workspace's lock.
+func (p *Placer) moveLocked(ctx context.Context, ws registry.Workspace) error {
+	ctx = context.WithoutCancel(ctx)
+	cfg := WorkspaceConfig{Tier: ws.Tier, Repos: ws.Repositories, Environment: ws.Environment, Settings: ws.Settings}
+	req, spec := p.Request(cfg)
+	snap, dec, err := p.place(ctx, req, ws.ServerID) // never back onto the server it is leaving
+	if err != nil {
+		return err
+	}
+	oldServer := ws.ServerID
+	p.retire(ctx, oldServer, ws.ContainerID) // never two copies: the old one goes first, if its agent answers
+	_, err = p.launch(ctx, ws.ID, snap, dec, spec, ws.Environment, launchSteps{
+		reserve: func(server registry.Server, node placement.Node) (registry.Workspace, error) {
+			return p.DB.MoveWorkspace(ctx, ws.ID, server.ID, limits(node))
+		},
+		undo: func(moved registry.Workspace, why error) {
+			p.setStatusLocked(ctx, moved.ID, fleet.StatusError, "re-placement failed: "+why.Error())
+		},
+		finish: func(w *registry.Workspace) {
+			if w.Metadata == nil {
+				w.Metadata = map[string]any{}
+			}
+			w.Metadata["home_reset"] = true
+			w.Metadata["previous_server_id"] = oldServer
+			w.Metadata["replaced_at"] = time.Now().UTC().Format(time.RFC3339)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	moved, _ := p.DB.GetWorkspace(ctx, ws.ID)
+	p.log.Info("workspace re-placed with a new home", "workspace_id", ws.ID, "from", oldServer, "to", moved.ServerID)
+	p.event(ctx, registry.Event{Kind: "workspace.replaced", ServerID: moved.ServerID, WorkspaceID: ws.ID,
+		Message: fmt.Sprintf("re-placed from %s to %s; the home directory is new", oldServer, moved.ServerID)})
+	p.notify(ctx, ws.ID)
+	return nil
+}
+
+// retire removes the container a workspace left behind on its old server,
+// if that server answers; otherwise reconciliation stops and removes it when
+// the server is back. The old home directory is kept.
+func (p *Placer) retire(ctx context.Context, serverID, containerID string) {
+	if containerID == "" {
+		return
+	}
+	s, err := p.DB.GetServer(ctx, serverID)
+	if err != nil {
+		return
+	}
+	if err := removeContainer(ctx, p.agent(s), containerID, 15*time.Second); err != nil {
+		p.log.Info("old container not removed now; reconciliation will", "server", serverID, "error", err)
+	}
+}
+
+func agentCreateError(err error, image, serverID string) error {
+	switch {
+	case errors.Is(err, agentclient.ErrImageNotFound):
+		return &ImageMissingError{Image: image, ServerID: serverID}
+	case errors.Is(err, agentclient.ErrStartFailed):
+		return fmt.Errorf("%w: %w", ErrStartFailed, err)
+	}
+	return fmt.Errorf("%w: %w", ErrCreateFailed, err)
+}
+
+// image picks the workspace image (contract §9.4, with §15's decision that
+// base_image wins over server images).
+func (p *Placer) image(baseImage string, spec tiers.Spec, s registry.Server) string {
+	switch {
+	case baseImage != "":
+		return baseImage
+	case spec.IsGPU && s.WorkspaceImageGPU != "":
+		return s.WorkspaceImageGPU
+	case wire.NormalizeArch(s.Architecture) == "arm64" && s.WorkspaceImageARM64 != "":
+		return s.WorkspaceImageARM64
+	case wire.NormalizeArch(s.Architecture) == "amd64" && s.WorkspaceImageAMD64 != "":
+		return s.WorkspaceImageAMD64
+	case s.WorkspaceImage != "":
+		return s.WorkspaceImage
+	}
+	return p.cfg.WorkspaceImage
+}
+
+// containerSpec is contract §9.3: name, environment, home mount, limits.
+func (p *Placer) containerSpec(ws registry.Workspace, env map[string]string, creds registry.Credentials, spec tiers.Spec, node placement.Node) wire.CreateContainerRequest {
+	all := map[string]string{
+		"WORKSPACE_ID": ws.ID, "USER_ID": ws.UserID, "SESSION_ID": ws.SessionID, "WORKSPACE_TIER": ws.Tier,
+	}
+	for k, v := range env {
+		all[k] = v
+	}
+	set := func(k, v string) {
+		if v != "" {
+			all[k] = v
+		}
+	}
+	set("GIT_REPOS", strings.Join(ws.Repositories, ","))
+	set("GIT_CREDENTIALS", creds.Git)
+	set("GIT_BRANCH", ws.Settings.GitBranch)
+	set("GIT_USER_NAME", ws.Settings.GitName)
+	set("GIT_USER_EMAIL", ws.Settings.GitEmail)
+	if spec.IsGPU {
+		if _, ok := all["NVIDIA_VISIBLE_DEVICES"]; !ok {
+			all["NVIDIA_VISIBLE_DEVICES"] = "all"
+		}
+		if _, ok := all["NVIDIA_DRIVER_CAPABILITIES"]; !ok {
+			all["NVIDIA_DRIVER_CAPABILITIES"] = "compute,utility"
+		}
+	}
+	return wire.CreateContainerRequest{
+		Name:  ContainerName(ws.ID),
+		Image: ws.Image,
+		Env:   all,
+		Labels: map[string]string{
+			wire.LabelUserID: ws.UserID, wire.LabelSessionID: ws.SessionID, wire.LabelTier: ws.Tier,
+			wire.LabelCluster: p.cfg.ClusterID,
+		},
+		Mounts:      []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev"}},
+		Resources:   wire.Resources{CPU: p.cpuLimit(spec.VCPU, node), MemoryMB: spec.MemoryMB},
+		Hostname:    "workspace",
+		Runtime:     p.cfg.Runtime,
+		Start:       true,
+		WorkspaceID: ws.ID,
+		Epoch:       ws.Epoch,
+	}
+}
+
+// cpuLimit is the CPU limit to give a container: the tier's vCPUs, but no
+// more than the server's real cores when they are known. Placement counts
+// overcommitted vCPUs (CPUOvercommit), while Docker refuses a limit above
+// the host's core count; a limit of every core is no limit anyway.
+func (c *core) cpuLimit(vcpu float64, n placement.Node) float64 {
+	cores := n.Real.CPU / max(c.cfg.CPUOvercommit, 1)
+	if cores > 0 && vcpu > cores {
+		return cores
+	}
+	return vcpu
+}
+
+// limits are the ceilings the registry checks a reservation against: the
+// node's effective totals (the smaller of admin-configured and measured).
+func limits(n placement.Node) registry.Limits {
+	eff := n.Effective()
+	return registry.Limits{
+		CPU: eff.Total.CPU, MemoryMB: eff.Total.MemoryMB, DiskGB: eff.Total.DiskGB,
+		BandwidthMbps: eff.Total.BandwidthMbps, MaxWorkspaces: n.MaxWorkspaces, GPUCount: n.GPUCount,
+	}
+}

@@ -1,0 +1,355 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/fleet"
+	"berth/scheduler/internal/registry"
+	"berth/shared/wire"
+)
+
+// Reconciler keeps the registry true to what runs: it applies the agents'
+// container events, compares registry and containers server by server,
+// turns the workspaces of lost servers to server_lost, and purges
+// workspaces marked for deletion. It only tries workspace locks: a
+// workspace someone is changing is left to the next round. Safe for
+// concurrent use.
+type Reconciler struct {
+	*core
+	orphans sync.Map // "server/container" → time.Time first seen
+}
+
+// errChanged aborts an update whose premise no longer holds.
+var errChanged = errors.New("workspace changed meanwhile")
+
+// Run reconciles every server every ReconcileInterval and purges marked
+// workspaces every CleanupInterval, until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	reconcile := time.NewTicker(r.cfg.ReconcileInterval)
+	defer reconcile.Stop()
+	cleanup := time.NewTicker(r.cfg.CleanupInterval)
+	defer cleanup.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-reconcile.C:
+			r.ReconcileOnce(ctx)
+		case <-cleanup.C:
+			r.CleanupOnce(ctx)
+		}
+	}
+}
+
+// ContainerEvent applies one Docker event of a berth container (health.Sink):
+// a container that dies (stopped; error when Docker says it was OOM-killed),
+// is paused or removed outside berth changes its workspace's status at once.
+func (r *Reconciler) ContainerEvent(ctx context.Context, serverID string, ev wire.ContainerEvent) {
+	if ev.WorkspaceID == "" || ev.Labels[wire.LabelCluster] != r.cfg.ClusterID {
+		return
+	}
+	unlock, ok := r.locks.tryLock(ev.WorkspaceID)
+	if !ok {
+		return // berth itself is changing it
+	}
+	defer unlock()
+	ws, err := r.DB.GetWorkspace(ctx, ev.WorkspaceID)
+	if err != nil || ws.ServerID != serverID || ws.ContainerID != ev.ContainerID ||
+		ws.Status == fleet.StatusPendingDeletion || ws.Status == fleet.StatusCreating {
+		return // not the container the record names: reconciliation deals with it
+	}
+	switch ev.Action {
+	case "oom":
+		// A process of the workspace hit its memory limit. The workspace
+		// may well live on; the die event that may follow says.
+		r.event(ctx, registry.Event{Kind: "workspace.oom", ServerID: serverID, WorkspaceID: ws.ID,
+			Message: "a process in the workspace was OOM-killed"})
+	case "die":
+		status, reason := fleet.StatusStopped, fmt.Sprintf("container exited with code %d", ev.ExitCode)
+		if s, err := r.DB.GetServer(ctx, serverID); err == nil {
+			ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if c, err := r.agent(s).Inspect(ictx, ev.ContainerID); err == nil {
+				if st, why, ok := liveStatus(c); ok {
+					status, reason = st, why
+				}
+			}
+			cancel()
+		}
+		r.setStatusLocked(ctx, ws.ID, status, reason)
+	case "destroy":
+		r.setStatusLocked(ctx, ws.ID, fleet.StatusError, "container removed outside berth")
+	case "pause":
+		r.setStatusLocked(ctx, ws.ID, fleet.StatusError, "container paused outside berth")
+	case "start", "unpause":
+		r.setStatusLocked(ctx, ws.ID, fleet.StatusRunning, "")
+	}
+}
+
+// StreamOpened reconciles a server whose event stream (re)opened (health.Sink).
+func (r *Reconciler) StreamOpened(ctx context.Context, serverID string) {
+	if err := r.ReconcileServer(ctx, serverID); err != nil {
+		r.log.Debug("reconcile after stream open", "server", serverID, "error", err)
+	}
+}
+
+// ReconcileOnce makes one pass over every server.
+func (r *Reconciler) ReconcileOnce(ctx context.Context) {
+	servers, err := r.DB.ListServers(ctx)
+	if err != nil {
+		r.log.Warn("reconcile: list servers", "error", err)
+		return
+	}
+	for _, s := range servers {
+		if r.Down != nil {
+			if since, ok := r.Down.DownSince(s.ID); ok && time.Since(since) > r.cfg.LostGrace {
+				r.markLost(ctx, s.ID, since)
+				continue
+			}
+		}
+		if err := r.ReconcileServer(ctx, s.ID); err != nil {
+			r.log.Debug("reconcile", "server", s.ID, "error", err)
+		}
+	}
+}
+
+// markLost turns every workspace of a lost server to error/server_lost.
+func (r *Reconciler) markLost(ctx context.Context, serverID string, since time.Time) {
+	rows, err := r.DB.ListWorkspaces(ctx, registry.WorkspaceFilter{ServerID: serverID})
+	if err != nil {
+		return
+	}
+	for _, ws := range rows {
+		if ws.Status == fleet.StatusPendingDeletion || (ws.Status == fleet.StatusError && ws.StatusReason == ReasonServerLost) {
+			continue
+		}
+		unlock, ok := r.locks.tryLock(ws.ID)
+		if !ok {
+			continue
+		}
+		r.log.Warn("server lost: workspace in error", "workspace_id", ws.ID, "server", serverID, "down_since", since)
+		r.setStatusLocked(ctx, ws.ID, fleet.StatusError, ReasonServerLost)
+		unlock()
+	}
+}
+
+// ReconcileServer compares the registry with the containers on one server:
+//   - a creating record that no create is working on: adopt its container
+//     if one exists (a scheduler crash between agent and registry), else
+//     drop the never-acknowledged record;
+//   - a record whose container vanished becomes error;
+//   - a record whose container runs in another state than recorded is
+//     brought in line (§8.2);
+//   - a container with no record, or left over from an older placement of
+//     a workspace that now lives elsewhere, is stopped at once if it runs
+//     (a workspace must never run twice), reported, and removed after
+//     OrphanGrace. Its data is never touched.
+func (r *Reconciler) ReconcileServer(ctx context.Context, serverID string) error {
+	s, err := r.DB.GetServer(ctx, serverID)
+	if err != nil {
+		return err
+	}
+	client := r.agent(s)
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	all, err := client.List(lctx)
+	if err != nil {
+		return err
+	}
+	containers := map[string]wire.Container{} // by workspace id
+	byID := map[string]bool{}
+	for _, c := range all {
+		if c.Labels[wire.LabelCluster] != r.cfg.ClusterID || c.Labels[wire.LabelWorkspaceID] == "" {
+			continue
+		}
+		containers[c.Labels[wire.LabelWorkspaceID]] = c
+		byID[c.ID] = true
+	}
+	rows, err := r.DB.ListWorkspaces(ctx, registry.WorkspaceFilter{ServerID: serverID})
+	if err != nil {
+		return err
+	}
+	recorded := map[string]bool{}
+	for _, ws := range rows {
+		c, ok := containers[ws.ID]
+		if ok && containerEpoch(c) < ws.Epoch {
+			ok = false // a leftover of an older placement: handled as an orphan below
+		} else if ok {
+			recorded[c.ID] = true
+		}
+		if unlock, free := r.locks.tryLock(ws.ID); free {
+			r.reconcileRowLocked(ctx, ws, c, ok)
+			unlock()
+		}
+	}
+	for _, c := range containers {
+		if !recorded[c.ID] && !r.locks.held(c.Labels[wire.LabelWorkspaceID]) {
+			r.orphan(ctx, client, serverID, c)
+		}
+	}
+	r.forgetOrphans(serverID, byID)
+	return nil
+}
+
+// reconcileRowLocked brings one record in line with its container; the
+// caller holds the workspace's lock, so no create or move is under way.
+func (r *Reconciler) reconcileRowLocked(ctx context.Context, ws registry.Workspace, c wire.Container, exists bool) {
+	ws, err := r.DB.GetWorkspace(ctx, ws.ID) // as it is now that the lock is held
+	if err != nil || ws.Status == fleet.StatusPendingDeletion {
+		return
+	}
+	if ws.Status == fleet.StatusCreating {
+		if !exists {
+			if !ws.AcknowledgedAt.IsZero() { // a move that was interrupted: never drop an answered workspace
+				r.setStatusLocked(ctx, ws.ID, fleet.StatusError, "re-placement interrupted; restart it to try again")
+				return
+			}
+			dropped, err := r.DB.DeleteWorkspaceIf(ctx, ws.ID, func(now registry.Workspace) bool {
+				return now.Status == fleet.StatusCreating && now.ContainerID == "" && now.AcknowledgedAt.IsZero()
+			})
+			if err == nil && dropped {
+				r.log.Warn("dropped a create that never finished", "workspace_id", ws.ID, "server", ws.ServerID)
+				r.event(ctx, registry.Event{Kind: "workspace.create_abandoned", ServerID: ws.ServerID, WorkspaceID: ws.ID,
+					Message: "create was interrupted before its container existed; record dropped (it was never acknowledged)"})
+			}
+			return
+		}
+		status, _ := StatusFromDocker(c.State)
+		if status == "" {
+			status = fleet.StatusStopped
+		}
+		r.log.Info("re-adopting container of an interrupted create", "workspace_id", ws.ID, "container", c.ID)
+		if _, err := r.DB.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
+			if w.Status != fleet.StatusCreating {
+				return errChanged
+			}
+			w.ContainerID, w.Status, w.StatusReason = c.ID, status, "re-adopted from labels"
+			return nil
+		}); err == nil {
+			r.event(ctx, registry.Event{Kind: "workspace.adopted", ServerID: ws.ServerID, WorkspaceID: ws.ID, Message: "container re-adopted from its labels"})
+		}
+		return
+	}
+	if !exists {
+		if ws.ContainerID != "" && ws.Status != fleet.StatusError {
+			r.setStatusLocked(ctx, ws.ID, fleet.StatusError, "container vanished from its server")
+		}
+		return
+	}
+	if c.ID != ws.ContainerID {
+		r.log.Info("re-adopting container from labels", "workspace_id", ws.ID, "container", c.ID)
+		if _, err := r.DB.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error { w.ContainerID = c.ID; return nil }); err != nil {
+			r.log.Warn("re-adopt container", "workspace_id", ws.ID, "error", err)
+		}
+	}
+	if ws.Status == fleet.StatusError && ws.StatusReason == ReasonServerLost {
+		return // the server came back: the user decides (restart re-places or resumes)
+	}
+	if status, reason, ok := liveStatus(c); ok && status != ws.Status {
+		r.setStatusLocked(ctx, ws.ID, status, reason)
+	}
+}
+
+// orphan handles a berth container no record accounts for.
+func (r *Reconciler) orphan(ctx context.Context, client *agentclient.Client, serverID string, c wire.Container) {
+	key := serverID + "/" + c.ID
+	first, seen := r.orphans.LoadOrStore(key, time.Now())
+	if !seen {
+		r.log.Warn("orphan container", "server", serverID, "container", c.Name, "workspace_id", c.Labels[wire.LabelWorkspaceID])
+		r.event(ctx, registry.Event{Kind: "workspace.orphan", ServerID: serverID, WorkspaceID: c.Labels[wire.LabelWorkspaceID],
+			Message: fmt.Sprintf("container %s has no record here; stopped now, removed after %s", c.Name, r.cfg.OrphanGrace)})
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if c.State == "running" {
+		if err := client.Stop(cctx, c.ID, 10*time.Second); err != nil {
+			r.log.Warn("stop orphan", "container", c.Name, "error", err)
+		}
+	}
+	if time.Since(first.(time.Time)) < r.cfg.OrphanGrace {
+		return
+	}
+	if err := removeContainer(cctx, client, c.ID, 30*time.Second); err != nil {
+		r.log.Warn("remove orphan", "container", c.Name, "error", err)
+		return
+	}
+	r.orphans.Delete(key)
+	r.event(ctx, registry.Event{Kind: "workspace.orphan_removed", ServerID: serverID, WorkspaceID: c.Labels[wire.LabelWorkspaceID],
+		Message: "orphan container " + c.Name + " removed (data kept)"})
+}
+
+// forgetOrphans drops the first-seen times of containers no longer there.
+func (r *Reconciler) forgetOrphans(serverID string, present map[string]bool) {
+	prefix := serverID + "/"
+	r.orphans.Range(func(k, _ any) bool {
+		key := k.(string)
+		if len(key) > len(prefix) && key[:len(prefix)] == prefix && !present[key[len(prefix):]] {
+			r.orphans.Delete(k)
+		}
+		return true
+	})
+}
+
+func containerEpoch(c wire.Container) int64 {
+	n, _ := strconv.ParseInt(c.Labels[wire.LabelEpoch], 10, 64)
+	return n
+}
+
+// CleanupOnce purges the workspaces marked pending_deletion — container,
+// then data directory, then the record — and returns how many it removed.
+// It is the only code that deletes a workspace's data. A workspace whose
+// agent cannot be reached, or that someone is changing, stays pending for
+// the next round.
+func (r *Reconciler) CleanupOnce(ctx context.Context) int {
+	pending, err := r.DB.ListWorkspaces(ctx, registry.WorkspaceFilter{Statuses: []fleet.Status{fleet.StatusPendingDeletion}})
+	if err != nil {
+		r.log.Warn("cleanup: list", "error", err)
+		return 0
+	}
+	done := 0
+	for _, ws := range pending {
+		unlock, ok := r.locks.tryLock(ws.ID)
+		if !ok {
+			continue
+		}
+		err := r.purgeLocked(ctx, ws)
+		unlock()
+		if err != nil {
+			r.log.Warn("cleanup: will retry", "workspace_id", ws.ID, "error", err)
+			continue
+		}
+		done++
+	}
+	return done
+}
+
+func (r *Reconciler) purgeLocked(ctx context.Context, ws registry.Workspace) error {
+	if ws.ServerID != "" {
+		s, err := r.DB.GetServer(ctx, ws.ServerID)
+		if err != nil {
+			return err
+		}
+		client := r.agent(s)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if ws.ContainerID != "" {
+			if err := removeContainer(cctx, client, ws.ContainerID, 30*time.Second); err != nil {
+				return err
+			}
+		}
+		if err := client.RemoveData(cctx, DataDir(ws.ID)); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
+			return err
+		}
+	}
+	if err := r.DB.DeleteWorkspace(ctx, ws.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		return err
+	}
+	r.event(ctx, registry.Event{Kind: "workspace.deleted", ServerID: ws.ServerID, WorkspaceID: ws.ID, Message: "container and data removed by cleanup"})
+	r.log.Info("workspace purged", "workspace_id", ws.ID, "server", ws.ServerID)
+	return nil
+}
