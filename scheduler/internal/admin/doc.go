@@ -18,8 +18,12 @@
 // where an agent stands in for podex's Docker daemon.
 //
 // It sits beside the compute API: it reads the fleet through the
-// orchestrator's snapshot (the same view placement uses), writes servers
-// through the registry, and reaches agents through the agent client. Errors
+// orchestrator's snapshot (the same view placement uses) and judges servers
+// with the fleet package (Usable, Schedulable), writes servers through the
+// registry, removes a server's workspaces only through the orchestrator
+// (EvictServer, which takes each workspace's lock), and reaches agents
+// through the agent client. A placement dry run words its failure as a
+// create would (computeapi.PlacementDetail). Errors
 // become HTTP statuses in one place (errors.go). An API is safe for
 // concurrent use.
 package admin

@@ -13,7 +13,9 @@
 //     order (§1.2): malformed JSON, X-User-ID, token.
 //   - validate.go: the pydantic-style 422 list format.
 //   - errors.go: the one place that maps errors to status/detail, and exec
-//     failures to exit codes (§3.9); ErrorHandler for echo.
+//     failures to exit codes (§3.9); ErrorHandler for echo. The layers below
+//     return sentinels, typed errors and enums; every contract text is
+//     written here (and in scale.go for scale's answers), nowhere else.
 //   - info.go: response shapes (WorkspaceInfo, resources) and the
 //     pydantic JSON formats of datetimes and floats.
 //   - workspaces.go, exec.go, files.go: the handlers.

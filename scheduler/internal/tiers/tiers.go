@@ -1,7 +1,3 @@
-// Package tiers maps a workspace tier name to the resources it reserves:
-// the built-in hardware-spec table of the compute contract (§9.1), used
-// while berth runs without the podex API. Architecture names are normalised
-// (x86_64 → amd64, aarch64 → arm64), so the table and the servers agree.
 package tiers
 
 import (
