@@ -275,7 +275,7 @@ func execRequest(ws registry.Workspace, req ExecRequest) (wire.ExecRequest, erro
 // execError classifies an agent failure of an exec.
 func execError(err error) error {
 	if errors.Is(err, agentclient.ErrUnreachable) || errors.Is(err, agentclient.ErrUnavailable) {
-		return errors.Join(ErrServerUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrServerUnavailable, err)
 	}
 	return err
 }

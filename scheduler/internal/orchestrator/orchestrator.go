@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -67,7 +68,7 @@ func (c *core) client(ctx context.Context, ws registry.Workspace) (*agentclient.
 	}
 	s, err := c.DB.GetServer(ctx, ws.ServerID)
 	if err != nil {
-		return nil, ctx, errors.Join(ErrServerUnavailable, err)
+		return nil, ctx, fmt.Errorf("%w: %w", ErrServerUnavailable, err)
 	}
 	return c.agent(s), agentclient.WithEpoch(ctx, ws.Epoch), nil
 }
