@@ -1,14 +1,32 @@
 # berth: binaries, images and the local two-host cluster. The recipes only call
 # go, docker and scripts/; the logic lives in the scripts.
-#   make run     build everything and start the cluster (2 DinD hosts + scheduler)
-#   make down    stop it, keeping its volumes;  make clean  remove everything
+#   make run        build everything and start the cluster (2 DinD hosts + scheduler)
+#   make test       vet, lint, unit + integration tests, then e2e/browser/fault suites on the cluster
+#   make test-unit  vet and the unit tests only: no images, no cluster, no root
+#   make lint       golangci-lint (.golangci.yml), fetched through the Go module proxy
+#   make down       stop the cluster, keeping its volumes;  make clean  remove everything
 # BERTH_DIND=privileged uses privileged DinD hosts where the engine allows it.
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X berth/shared/version.Version=$(VERSION)
 COMPOSE := scripts/compose.sh
+# Pinned; `go run pkg@version` builds it once into the Go build cache and
+# leaves go.mod alone (as a go.mod tool it would add ~200 indirect lines).
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
-.PHONY: build certs images run load-workspace-images-dind down clean test test-faults bench logs
+# Go lives in /usr/local/go on the project's machines, not always on PATH.
+ifeq ($(shell command -v go 2>/dev/null),)
+export PATH := $(PATH):/usr/local/go/bin
+endif
+
+.PHONY: deps build certs images run load-workspace-images-dind down clean vet lint test-unit test test-faults bench logs
+
+# What this machine lacks for run/test (debootstrap, openssl, docker-compose,
+# gcc; chromium for `make test`): installed with apt-get when running as
+# root, otherwise named in one line. Also checks that Docker answers.
+deps:
+	scripts/ensure-deps.sh $(DEPS_FLAGS)
 
 # bin/agent is static (it runs on any host); bin/scheduler needs cgo for SQLite.
 build:
@@ -16,11 +34,11 @@ build:
 	CGO_ENABLED=1 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/scheduler ./scheduler
 
 # Development CA, agent and scheduler certificates, gossip key, in .dev/.
-certs:
+certs: deps
 	scripts/dev-certs.sh
 
 # berth/{base,workspace,host,scheduler} from Debian packages: no registry needed.
-images: build
+images: deps build
 	scripts/build-images.sh
 
 run: certs images
@@ -38,11 +56,23 @@ clean:
 	rm -rf bin .dev
 	docker image ls --format '{{.Repository}}:{{.Tag}}' 'berth/*' | xargs -r docker rmi
 
-# Everything: vet; unit and integration tests (real SQLite, real Docker, real
-# mTLS, real gossip between processes); then the end-to-end suites against
-# the compose cluster, which this target brings up (it stays up afterwards).
-test: certs images
+vet:
 	go vet ./...
+
+lint:
+	$(GOLANGCI_LINT) run ./...
+
+# Vet and the unit tests, without Docker images or the cluster: -short skips
+# the tests that need Docker, images, or take long.
+test-unit: vet
+	go test -race -short -count=1 ./...
+
+# Everything: vet; lint; unit and integration tests (real SQLite, real Docker,
+# real mTLS, real gossip between processes); then the end-to-end suites
+# against the compose cluster, which this target brings up (it stays up
+# afterwards). The browser tests need chromium: `deps` installs it here.
+test: DEPS_FLAGS = --browser
+test: deps vet lint certs images
 	scripts/test-summary.sh --reset
 	go test -race -count=1 -v ./... 2>&1 | scripts/test-summary.sh unit+integration
 	scripts/cluster-up.sh
