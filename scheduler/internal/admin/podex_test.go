@@ -107,7 +107,7 @@ func TestImages(t *testing.T) {
 
 func TestPullImage(t *testing.T) {
 	r := newRig(t, "ws-1", "ws-2")
-	r.agents["ws-2"].FailPull.Store("pull access denied for nope")
+	r.agents["ws-2"].FailPull("pull access denied for nope")
 	tests := []struct {
 		name string
 		path string
@@ -138,27 +138,59 @@ func TestPullImage(t *testing.T) {
 		t.Errorf("images after pull = %+v, want alpine:latest added", imgs)
 	}
 
-	// Streamed: progress lines, then the final answer.
-	res := r.service("POST", "/servers/ws-1/images/pull?stream=1", map[string]any{"image": "busybox", "tag": "1.36"})
-	wantStatus(t, res, 200)
-	if ct := res.header.Get("Content-Type"); ct != "application/x-ndjson" {
-		t.Errorf("Content-Type = %q, want application/x-ndjson", ct)
+	// Streamed: the agent's progress lines, then the final answer; the
+	// agent's own final line (done or error) is not passed on.
+	streamed := []struct {
+		name         string
+		path         string
+		body         any
+		wantProgress []admin.PullProgress
+		wantFinal    admin.PullResponse
+	}{
+		{"success", "/servers/ws-1/images/pull?stream=1", map[string]any{"image": "busybox", "tag": "1.36"},
+			[]admin.PullProgress{{Status: "Pulling from busybox", ID: "1.36"},
+				{Status: "Downloading", ID: "layer1", Progress: "[=====>    ] 5MB/10MB"},
+				{Status: "Status: Downloaded newer image for busybox:1.36"}},
+			admin.PullResponse{Success: true, Message: "Successfully pulled busybox:1.36", Image: "busybox:1.36", ServerID: "ws-1"}},
+		{"docker error", "/servers/ws-2/images/pull?stream=true", map[string]any{"image": "nope", "tag": "1"},
+			[]admin.PullProgress{{Status: "Pulling from nope", ID: "1"},
+				{Status: "Downloading", ID: "layer1", Progress: "[=====>    ] 5MB/10MB"}},
+			admin.PullResponse{Message: "Docker API error: pull access denied for nope", Image: "nope:1", ServerID: "ws-2"}},
 	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(res.body))
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) != 3 {
-		t.Fatalf("lines = %q, want 2 progress lines and the answer", lines)
-	}
-	var p admin.PullProgress
-	if err := json.Unmarshal([]byte(lines[1]), &p); err != nil || p.Status != "Downloading" || p.Progress == "" {
-		t.Errorf("progress line = %s (%v)", lines[1], err)
-	}
-	var final admin.PullResponse
-	if err := json.Unmarshal([]byte(lines[2]), &final); err != nil || !final.Success || final.Image != "busybox:1.36" {
-		t.Errorf("final line = %s (%v)", lines[2], err)
+	for _, tt := range streamed {
+		t.Run("streamed "+tt.name, func(t *testing.T) {
+			res := r.service("POST", tt.path, tt.body)
+			wantStatus(t, res, 200)
+			if ct := res.header.Get("Content-Type"); ct != "application/x-ndjson" {
+				t.Errorf("Content-Type = %q, want application/x-ndjson", ct)
+			}
+			var lines []string
+			sc := bufio.NewScanner(bytes.NewReader(res.body))
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+			}
+			if len(lines) == 0 {
+				t.Fatal("no lines, want progress lines and the answer")
+			}
+			var progress []admin.PullProgress
+			for _, l := range lines[:len(lines)-1] {
+				var p admin.PullProgress
+				if err := json.Unmarshal([]byte(l), &p); err != nil {
+					t.Fatalf("progress line %s: %v", l, err)
+				}
+				progress = append(progress, p)
+			}
+			if diff := cmp.Diff(tt.wantProgress, progress); diff != "" {
+				t.Errorf("progress lines (-want +got):\n%s", diff)
+			}
+			var final admin.PullResponse
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &final); err != nil {
+				t.Fatalf("final line %s: %v", lines[len(lines)-1], err)
+			}
+			if diff := cmp.Diff(tt.wantFinal, final); diff != "" {
+				t.Errorf("final line (-want +got):\n%s", diff)
+			}
+		})
 	}
 
 	wantStatus(t, r.service("POST", "/servers/ws-1/images/pull", map[string]any{"tag": "x"}), 422)

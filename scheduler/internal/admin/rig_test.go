@@ -17,10 +17,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
 
+	"berth/agent/agenttest"
 	"berth/scheduler/internal/admin"
 	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/computeapi"
-	"berth/scheduler/internal/fakeagent"
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
@@ -38,20 +38,20 @@ const (
 )
 
 // rig is the admin API over real HTTP, on a real registry in a temp dir,
-// with the real orchestrator's snapshot and in-process fake agents reached
-// over real mTLS. Gossip is a hand-written fake.
+// with the real orchestrator and in-process agents (the real agent API
+// over an in-memory Docker, agenttest) reached over real mTLS. Gossip is a hand-written fake.
 type rig struct {
 	t       *testing.T
 	db      *registry.DB
 	pki     *testutil.PKI
 	dialer  *agentclient.Dialer
 	gossip  *fakeGossip
-	agents  map[string]*fakeagent.Agent
+	agents  map[string]*agenttest.Agent
 	handler http.Handler // every route, for tests that serve it themselves
 	url     string
 }
 
-// newRig registers a healthy fake agent for each id, with 8 cores, 16 GiB
+// newRig registers a healthy agent for each id, with 8 cores, 16 GiB
 // and 100 GB configured.
 func newRig(t *testing.T, servers ...string) *rig {
 	t.Helper()
@@ -67,12 +67,17 @@ func newRig(t *testing.T, servers ...string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, db: db, pki: pki, dialer: dialer, gossip: newFakeGossip(t), agents: map[string]*fakeagent.Agent{}}
+	r := &rig{t: t, db: db, pki: pki, dialer: dialer, gossip: newFakeGossip(t), agents: map[string]*agenttest.Agent{}}
 	for _, id := range servers {
 		r.addServer(id, registry.Server{TotalCPU: 8, TotalMemoryMB: 16384, TotalDiskGB: 100}, fleet.HealthHealthy)
 	}
-	orch := orchestrator.New(db, dialer, r.gossip, nil, tiers.Builtin(),
-		orchestrator.Options{Strategy: placement.Spread}, hclog.NewNullLogger())
+	cfg := orchestrator.Default()
+	cfg.Strategy = placement.Spread
+	orch, err := orchestrator.New(cfg, orchestrator.Deps{DB: db, Agents: dialer, Members: r.gossip, Tiers: tiers.Builtin(),
+		Log: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := echo.New()
 	e.HTTPErrorHandler = computeapi.ErrorHandler
 	admin.New(admin.Deps{Token: adminToken, ServiceToken: serviceToken, Registry: db, Fleet: orch, Agents: dialer,
@@ -83,14 +88,14 @@ func newRig(t *testing.T, servers ...string) *rig {
 	return r
 }
 
-// startAgent starts a fake agent whose certificate names id.
-func (r *rig) startAgent(id string) *fakeagent.Agent {
-	a := fakeagent.Start(r.t, r.pki, id)
+// startAgent starts an agent whose certificate names id.
+func (r *rig) startAgent(id string) *agenttest.Agent {
+	a := agenttest.Start(r.t, r.pki, id)
 	r.agents[id] = a
 	return a
 }
 
-// addServer starts a fake agent for id and registers it directly in the
+// addServer starts an agent for id and registers it directly in the
 // registry with s's capacity and the given health.
 func (r *rig) addServer(id string, s registry.Server, h fleet.Health) {
 	r.t.Helper()
@@ -114,7 +119,7 @@ func (r *rig) reserve(id, server string, cpu float64, memMB int64) {
 	r.t.Helper()
 	err := r.db.ReserveAndInsert(context.Background(), registry.Workspace{ID: id, UserID: "u1", SessionID: "s1",
 		Tier: "starter", ServerID: server, Reservation: fleet.Resources{CPU: cpu, MemoryMB: memMB, DiskGB: 10, BandwidthMbps: 100}},
-		registry.Limits{})
+		registry.Credentials{}, registry.Limits{})
 	if err != nil {
 		r.t.Fatal(err)
 	}

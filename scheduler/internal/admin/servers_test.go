@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"berth/scheduler/internal/admin"
 	"berth/scheduler/internal/fleet"
@@ -283,9 +284,46 @@ func TestDeleteServer(t *testing.T) {
 	if n := len(r.agents["ws-1"].Containers()); n != 0 {
 		t.Errorf("containers left on the force-deleted server = %d, want 0", n)
 	}
+	// The eviction is on the record: one workspace.evicted per workspace,
+	// after each record was dropped with the reason as its last status.
+	events, err := r.db.ListEvents(ctx, registry.EventFilter{ServerID: "ws-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type evicted struct{ Server, Workspace, Message string }
+	var gotEvicted []evicted
+	for _, e := range events {
+		if e.Kind == "workspace.evicted" {
+			gotEvicted = append(gotEvicted, evicted{e.ServerID, e.WorkspaceID, e.Message})
+		}
+	}
+	const msg = "server removed by an operator: container removed, record dropped (data kept)"
+	wantEvicted := []evicted{{"ws-1", "w1", msg}, {"ws-1", "w2", msg}}
+	less := func(a, b evicted) bool { return a.Workspace < b.Workspace }
+	if diff := cmp.Diff(wantEvicted, gotEvicted, cmpopts.SortSlices(less)); diff != "" {
+		t.Errorf("workspace.evicted events (-want +got):\n%s", diff)
+	}
+	if !hasEvent(events, registry.EventServerDeleted, "") {
+		t.Errorf("no %s event for ws-1 in %+v", registry.EventServerDeleted, events)
+	}
+	for _, id := range []string{"w1", "w2"} {
+		if !hasEvent(events, registry.EventWorkspaceDeleted, id) {
+			t.Errorf("no %s event for %s", registry.EventWorkspaceDeleted, id)
+		}
+	}
 
 	wantStatus(t, r.admin("DELETE", "/admin/servers/ws-2", nil), 204) // no workspaces: no force needed
 	wantStatus(t, r.admin("DELETE", "/admin/servers/ws-2", nil), 404)
+}
+
+// hasEvent reports whether events has one of kind for workspace ("" = any).
+func hasEvent(events []registry.Event, kind, workspace string) bool {
+	for _, e := range events {
+		if e.Kind == kind && (workspace == "" || e.WorkspaceID == workspace) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestExplain(t *testing.T) {
@@ -457,7 +495,7 @@ func TestServerStats(t *testing.T) {
 	}
 
 	wantStatus(t, r.admin("GET", "/admin/servers/ws-9/stats", nil), 404)
-	r.agents["ws-1"].Server.Close()
+	r.agents["ws-1"].Close()
 	res = r.admin("GET", "/admin/servers/ws-1/stats", nil)
 	wantStatus(t, res, 502)
 	if d := res.detail(t); !strings.Contains(d, `agent of server "ws-1"`) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,8 +17,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"berth/agent/agenttest"
 	"berth/scheduler/internal/config"
-	"berth/scheduler/internal/fakeagent"
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 	"berth/shared/testutil"
@@ -25,15 +26,15 @@ import (
 )
 
 // benchApp is the whole scheduler (registry file, placement, orchestrator,
-// compute API over real HTTP) in front of n in-process fake agents reached
-// over real mTLS.
+// compute API over real HTTP) in front of n in-process agents (the real
+// agent API over an in-memory Docker, agenttest) reached over real mTLS.
 func benchApp(b testing.TB, n int) (*httptest.Server, *App) {
 	b.Helper()
 	pki := testutil.NewPKI(b)
 	var seeds []map[string]any
 	for i := range n {
 		id := fmt.Sprintf("ws-%02d", i)
-		a := fakeagent.Start(b, pki, id)
+		a := agenttest.Start(b, pki, id)
 		host, port, _ := net.SplitHostPort(a.Addr())
 		p, _ := strconv.Atoi(port)
 		seeds = append(seeds, map[string]any{"id": id, "hostname": id, "ip_address": host, "agent_port": p,
@@ -54,7 +55,7 @@ func benchApp(b testing.TB, n int) (*httptest.Server, *App) {
 	}
 	b.Cleanup(func() { cancel(); a.Close() })
 	a.Background(ctx)
-	testutil.Eventually(b, 10*time.Second, "all fake agents healthy", func() bool {
+	testutil.Eventually(b, 10*time.Second, "all agents healthy", func() bool {
 		for i := range n {
 			if h, ok := a.tracker.Health(fmt.Sprintf("ws-%02d", i)); !ok || h != "healthy" {
 				return false
@@ -69,7 +70,18 @@ func benchApp(b testing.TB, n int) (*httptest.Server, *App) {
 
 var benchSeq atomic.Int64
 
-func postWorkspace(b testing.TB, url string) {
+// postWorkspace creates a workspace through the API and fails tb if that
+// does not answer 201.
+func postWorkspace(tb testing.TB, url string) {
+	tb.Helper()
+	if err := createWorkspace(url); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// createWorkspace is postWorkspace for goroutines that may not call Fatal
+// (RunParallel's).
+func createWorkspace(url string) error {
 	body, _ := json.Marshal(map[string]any{"session_id": "s", "workspace_id": fmt.Sprintf("bench-%d", benchSeq.Add(1)), "config": map[string]any{"tier": "starter"}})
 	req, _ := http.NewRequest(http.MethodPost, url+"/workspaces", bytes.NewReader(body))
 	req.Header.Set("X-Internal-Service-Token", "bench-token")
@@ -77,16 +89,18 @@ func postWorkspace(b testing.TB, url string) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		b.Fatalf("create: %d", resp.StatusCode)
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("create: got %d %s, want 201", resp.StatusCode, msg)
 	}
+	return nil
 }
 
 // BenchmarkCreate measures durable creates through the HTTP API against
-// fake agents (http_api), next to the bare durable registry insert it is
+// in-process agents (http_api), next to the bare durable registry insert it is
 // built on (registry_insert), measured in the same run: the ratio of the
 // two is the cost of everything berth adds around the one fsync'd
 // transaction (placement, agent round trip over mTLS, second write, HTTP).
@@ -105,7 +119,7 @@ func BenchmarkCreate(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			err := db.ReserveAndInsert(ctx, registry.Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s",
 				Status: fleet.StatusCreating, ServerID: fmt.Sprintf("ws-%02d", i%10),
-				Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}}, registry.Limits{})
+				Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}}, registry.Credentials{}, registry.Limits{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -124,7 +138,10 @@ func BenchmarkCreate(b *testing.B) {
 		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				postWorkspace(b, srv.URL)
+				if err := createWorkspace(srv.URL); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")

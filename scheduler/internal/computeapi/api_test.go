@@ -12,6 +12,8 @@ import (
 
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/placement"
+	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
 )
 
@@ -154,7 +156,7 @@ func TestCreate(t *testing.T) {
 	}{
 		{name: "minimal", body: `{"session_id":"s1"}`, wantStatus: 201, wantBody: createdJSON,
 			wantReq: &orchestrator.CreateRequest{UserID: "alice", SessionID: "s1",
-				Config: orchestrator.WorkspaceConfig{Tier: "starter_arm", Architecture: "arm64"}}},
+				Config: orchestrator.WorkspaceConfig{Tier: "starter_arm"}}},
 		{name: "what the API sends, mount_path ignored",
 			body: `{"session_id":"s1","workspace_id":"w-1","config":{"tier":"starter","repos":["r1","r2"],"git_branch":"dev",
 				"git_name":"A","git_email":"a@x","git_credentials":"u:t","base_image":"img:1","region_preference":"eu",
@@ -167,18 +169,18 @@ func TestCreate(t *testing.T) {
 				"auth_token":null,"image":"podex/workspace:latest","repositories":["r1","r2"],
 				"environment":{"GH_TOKEN":"***","ENABLE_SSHD":"true"}}`,
 			wantReq: &orchestrator.CreateRequest{UserID: "alice", SessionID: "s1", WorkspaceID: "w-1",
-				Config: orchestrator.WorkspaceConfig{Tier: "starter", Architecture: "arm64", Repos: []string{"r1", "r2"},
-					GitBranch: "dev", GitCredentials: "u:t", GitName: "A", GitEmail: "a@x",
-					Environment: map[string]string{"GH_TOKEN": "t", "ENABLE_SSHD": "true"}, BaseImage: "img:1",
-					RegionPreference: "eu"}}},
+				Config: orchestrator.WorkspaceConfig{Tier: "starter", Repos: []string{"r1", "r2"},
+					Environment: map[string]string{"GH_TOKEN": "t", "ENABLE_SSHD": "true"}, GitCredentials: "u:t",
+					Settings: registry.Settings{GitBranch: "dev", GitName: "A", GitEmail: "a@x", BaseImage: "img:1",
+						RegionPreference: "eu"}}}},
 		{name: "same owner again gets the existing record", body: `{"session_id":"other","workspace_id":"ws1"}`,
 			wantStatus: 201, wantBody: aliceJSON,
 			wantReq: &orchestrator.CreateRequest{UserID: "alice", SessionID: "other", WorkspaceID: "ws1",
-				Config: orchestrator.WorkspaceConfig{Tier: "starter_arm", Architecture: "arm64"}}},
+				Config: orchestrator.WorkspaceConfig{Tier: "starter_arm"}}},
 		{name: "another owner's id", body: `{"session_id":"s1","workspace_id":"bobs"}`,
 			wantStatus: 409, wantBody: detail("Workspace ID already in use"),
 			wantReq: &orchestrator.CreateRequest{UserID: "alice", SessionID: "s1", WorkspaceID: "bobs",
-				Config: orchestrator.WorkspaceConfig{Tier: "starter_arm", Architecture: "arm64"}}},
+				Config: orchestrator.WorkspaceConfig{Tier: "starter_arm"}}},
 
 		// 422s.
 		{name: "no body", wantStatus: 422,
@@ -229,17 +231,20 @@ func TestCreate(t *testing.T) {
 		// Orchestrator errors.
 		{name: "no servers", body: `{"session_id":"s1"}`, createErr: orchestrator.ErrNoServers,
 			wantStatus: 503, wantBody: detail("No servers available for workspace creation"), wantReq: defaultCreate()},
-		{name: "placement", body: `{"session_id":"s1"}`,
-			createErr:  fmt.Errorf("%w: %w", orchestrator.ErrPlacement, errors.New("No server has sufficient resources")),
+		{name: "placement: no room anywhere", body: `{"session_id":"s1"}`,
+			createErr:  &orchestrator.PlacementError{Cause: placement.ErrNoCapacity, Summary: "insufficient memory on 2 servers"},
 			wantStatus: 503, wantBody: detail("No server has sufficient resources"), wantReq: defaultCreate()},
-		{name: "placement wrapped again", body: `{"session_id":"s1"}`,
-			createErr:  fmt.Errorf("create w: %w", fmt.Errorf("%w: %w", orchestrator.ErrPlacement, errors.New("No server in region 'eu'"))),
-			wantStatus: 503, wantBody: detail("No server in region 'eu'"), wantReq: defaultCreate()},
+		{name: "placement: no room in the region, wrapped again", body: `{"session_id":"s1"}`,
+			createErr: fmt.Errorf("create w: %w", &orchestrator.PlacementError{Cause: &placement.RegionError{Region: "eu"},
+				Region: "eu", Summary: "region mismatch on 1 server"}),
+			wantStatus: 503, wantBody: detail("No capacity available in eu region"), wantReq: defaultCreate()},
+		{name: "placement: no healthy servers", body: `{"session_id":"s1"}`,
+			createErr:  &orchestrator.PlacementError{Cause: placement.ErrNoHealthyServers, Summary: "unhealthy on 3 servers"},
+			wantStatus: 503, wantBody: detail("No healthy servers available"), wantReq: defaultCreate()},
 		{name: "image missing", body: `{"session_id":"s1"}`,
-			createErr: fmt.Errorf("%w: Workspace image 'img:1' not found on server 'srv-1'. Run 'make load-workspace-images-dind' to load workspace images into the development servers.",
-				orchestrator.ErrImageNotFound),
+			createErr:  fmt.Errorf("launch: %w", &orchestrator.ImageMissingError{Image: "berth/workspace:dev", ServerID: "ws-1"}),
 			wantStatus: 503,
-			wantBody:   detail("Workspace image 'img:1' not found on server 'srv-1'. Run 'make load-workspace-images-dind' to load workspace images into the development servers."),
+			wantBody:   detail("Workspace image 'berth/workspace:dev' not found on server 'ws-1'. Run 'make load-workspace-images-dind' to load workspace images into the development servers."),
 			wantReq:    defaultCreate()},
 		{name: "create failed", body: `{"session_id":"s1"}`,
 			createErr:  fmt.Errorf("%w (%v)", orchestrator.ErrCreateFailed, errors.New("agent: name conflict")),
@@ -262,9 +267,7 @@ func TestCreate(t *testing.T) {
 			if tt.wantReq != nil {
 				want = append(want, *tt.wantReq)
 			}
-			if diff := cmp.Diff(want, f.creates, cmp.FilterPath(func(p cmp.Path) bool {
-				return p.Last().String() == ".Raw"
-			}, cmp.Ignore())); diff != "" {
+			if diff := cmp.Diff(want, f.creates); diff != "" {
 				t.Errorf("create requests (-want +got):\n%s", diff)
 			}
 		})
@@ -273,21 +276,7 @@ func TestCreate(t *testing.T) {
 
 func defaultCreate() *orchestrator.CreateRequest {
 	return &orchestrator.CreateRequest{UserID: "alice", SessionID: "s1",
-		Config: orchestrator.WorkspaceConfig{Tier: "starter_arm", Architecture: "arm64"}}
-}
-
-func TestCreateKeepsRawConfig(t *testing.T) {
-	f := newFake()
-	body := `{"session_id":"s1","config":{"tier":"pro","mount_path":"/x","storage_gb":30}}`
-	rec := req{method: "POST", path: "/workspaces", body: body}.send(newTestEcho(f, testToken))
-	if rec.Code != 201 {
-		t.Fatalf("status: got %d, want 201 (%s)", rec.Code, rec.Body)
-	}
-	got := decodeJSON(t, string(f.creates[0].Config.Raw))
-	want := decodeJSON(t, `{"tier":"pro","mount_path":"/x","storage_gb":30}`)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("raw config (-want +got):\n%s", diff)
-	}
+		Config: orchestrator.WorkspaceConfig{Tier: "starter_arm"}}
 }
 
 func TestGetAndList(t *testing.T) {
@@ -385,6 +374,43 @@ func TestLifecycle(t *testing.T) {
 			rec := req{method: tt.method, path: tt.path}.send(newTestEcho(f, testToken))
 			checkJSON(t, rec, tt.wantStatus, tt.wantBody)
 			if diff := cmp.Diff(tt.wantCalls, f.calls); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRestartFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantBody   string
+	}{
+		{"no container", orchestrator.ErrNoContainer, 404, detail("Workspace has no assigned server or container")},
+		{"no container, wrapped", fmt.Errorf("restart ws1: %w", orchestrator.ErrNoContainer), 404,
+			detail("Workspace has no assigned server or container")},
+		{"no servers", orchestrator.ErrNoServers, 404,
+			detail("Failed to start workspace: No servers available for workspace creation")},
+		{"no room in the region", &orchestrator.PlacementError{Cause: &placement.RegionError{Region: "eu"}, Region: "eu"}, 404,
+			detail("Failed to start workspace: No capacity available in eu region")},
+		{"no healthy servers", fmt.Errorf("move: %w", &orchestrator.PlacementError{Cause: placement.ErrNoHealthyServers}), 404,
+			detail("Failed to start workspace: No healthy servers available")},
+		{"no room", &orchestrator.PlacementError{Cause: placement.ErrNoCapacity}, 404,
+			detail("Failed to start workspace: No server has sufficient resources")},
+		{"image missing", &orchestrator.ImageMissingError{Image: "berth/workspace:dev", ServerID: "ws-1"}, 404,
+			detail("Failed to start workspace: Workspace image 'berth/workspace:dev' not found on server 'ws-1'. Run 'make load-workspace-images-dind' to load workspace images into the development servers.")},
+		{"anything else keeps its text", fmt.Errorf("start: %w", orchestrator.ErrStartFailed), 404,
+			detail("Failed to start workspace: start: container created but did not start")},
+		{"record gone", orchestrator.ErrNotFound, 404, detail("Workspace not found")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(aliceWS())
+			f.opErr = map[string]error{"Restart": tt.err}
+			rec := req{method: "POST", path: "/workspaces/ws1/restart"}.send(newTestEcho(f, testToken))
+			checkJSON(t, rec, tt.wantStatus, tt.wantBody)
+			if diff := cmp.Diff([]string{"Restart ws1"}, f.calls); diff != "" {
 				t.Errorf("calls (-want +got):\n%s", diff)
 			}
 		})

@@ -86,7 +86,7 @@ func (f *fakeWorkspaces) Create(_ context.Context, req orchestrator.CreateReques
 		ID: req.WorkspaceID, UserID: req.UserID, SessionID: req.SessionID, Status: fleet.StatusRunning,
 		Tier: req.Config.Tier, Host: "host-a", Port: registry.DefaultPort, ServerID: "srv-1", ContainerID: "ctr-new",
 		CreatedAt: t0, LastActivity: t0, Image: "podex/workspace:latest",
-		Repositories: req.Config.Repos, Environment: req.Config.Environment,
+		Repositories: req.Config.Repos, Environment: req.Config.Environment, Settings: req.Config.Settings,
 	}
 	f.ws[w.ID] = w
 	return w, nil

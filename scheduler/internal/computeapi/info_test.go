@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"berth/scheduler/internal/orchestrator"
+	"berth/scheduler/internal/placement"
 )
 
 func TestFormatTime(t *testing.T) {
@@ -78,28 +79,33 @@ type placementError struct{ msg string }
 
 func (e placementError) Error() string { return e.msg }
 
-func TestDetailOf(t *testing.T) {
-	inner := placementError{"No server matches architecture arm64"}
+func TestPlacementDetail(t *testing.T) {
 	tests := []struct {
-		name     string
-		err      error
-		sentinel error
-		want     string
+		name string
+		err  error
+		want string
 	}{
-		{"%w: %w", fmt.Errorf("%w: %w", orchestrator.ErrPlacement, inner), orchestrator.ErrPlacement, inner.msg},
-		{"wrapped outside", fmt.Errorf("create: %w", fmt.Errorf("%w: %w", orchestrator.ErrPlacement, inner)), orchestrator.ErrPlacement, inner.msg},
-		{"%w: text", fmt.Errorf("%w: Workspace image 'x' not found", orchestrator.ErrImageNotFound), orchestrator.ErrImageNotFound,
-			"Workspace image 'x' not found"},
-		{"%w: text wrapped outside", fmt.Errorf("on srv-1: %w", fmt.Errorf("%w: Workspace image 'x' not found", orchestrator.ErrImageNotFound)),
-			orchestrator.ErrImageNotFound, "Workspace image 'x' not found"},
-		{"the sentinel alone", orchestrator.ErrPlacement, orchestrator.ErrPlacement, "placement failed"},
-		{"another shape keeps the whole message", fmt.Errorf("%w (details)", orchestrator.ErrPlacement), orchestrator.ErrPlacement,
-			"placement failed (details)"},
+		{"no servers registered", orchestrator.ErrNoServers, "No servers available for workspace creation"},
+		{"no servers registered, wrapped", fmt.Errorf("create: %w", orchestrator.ErrNoServers),
+			"No servers available for workspace creation"},
+		{"region", &orchestrator.PlacementError{Cause: &placement.RegionError{Region: "eu"}, Region: "eu"},
+			"No capacity available in eu region"},
+		{"region, wrapped", fmt.Errorf("launch: %w", &orchestrator.PlacementError{Cause: &placement.RegionError{Region: "us-east"}}),
+			"No capacity available in us-east region"},
+		{"placement's region error alone", &placement.RegionError{Region: "eu"}, "No capacity available in eu region"},
+		{"no healthy servers", &orchestrator.PlacementError{Cause: placement.ErrNoHealthyServers, Summary: "unhealthy on 2 servers"},
+			"No healthy servers available"},
+		{"no healthy servers, sentinel alone", placement.ErrNoHealthyServers, "No healthy servers available"},
+		{"no capacity", &orchestrator.PlacementError{Cause: placement.ErrNoCapacity, Summary: "insufficient memory on 3 servers"},
+			"No server has sufficient resources"},
+		{"empty node list", &orchestrator.PlacementError{Cause: placement.ErrNoServers}, "No servers available"},
+		{"the summary never leaks", &orchestrator.PlacementError{Cause: placement.ErrNoCapacity, Summary: "No capacity available in eu region"},
+			"No server has sufficient resources"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := detailOf(tt.err, tt.sentinel); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
+			if got := PlacementDetail(tt.err); got != tt.want {
+				t.Errorf("PlacementDetail(%v): got %q, want %q", tt.err, got, tt.want)
 			}
 		})
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"berth/agent/agenttest"
 	"berth/scheduler/internal/agentclient"
-	"berth/scheduler/internal/fakeagent"
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 	"berth/shared/gossip"
@@ -58,11 +58,13 @@ func (m *memRegistry) SetServerHealth(_ context.Context, id string, h fleet.Heal
 	return true, nil
 }
 
-// A probed agent that stops answering goes healthy → unreachable, and back
-// when it answers again; every transition is written to the registry.
+// A probed agent whose dockerd fails, or that answers 503, goes healthy →
+// unhealthy; one that stops listening goes unreachable; each comes back
+// when the agent serves again, and every transition is written to the
+// registry.
 func TestTrackerProbes(t *testing.T) {
 	pki := testutil.NewPKI(t)
-	a := fakeagent.Start(t, pki, "ws-1")
+	a := agenttest.Start(t, pki, "ws-1")
 	host, port, _ := net.SplitHostPort(a.Addr())
 	p, _ := strconv.Atoi(port)
 	reg := &memRegistry{servers: []registry.Server{{ID: "ws-1", IPAddress: host, AgentPort: p}}, changes: make(chan string, 16)}
@@ -75,18 +77,36 @@ func TestTrackerProbes(t *testing.T) {
 	opts.ProbeInterval = 50 * time.Millisecond
 	tr := New(reg, d, nil, func(s registry.Server) string { return net.JoinHostPort(s.IPAddress, strconv.Itoa(s.AgentPort)) }, opts, hclog.NewNullLogger())
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go tr.Run(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for { // the tracker may be writing a transition: let it finish
+			select {
+			case <-done:
+				return
+			case <-reg.changes:
+			}
+		}
+	})
 
+	// expect waits for the transition to want. The only writes allowed on
+	// the way are the initial unknown and a re-write of the current health
+	// (a failing server's reason changes with every failed probe).
+	last := "ws-1=unknown"
 	expect := func(want string) {
 		t.Helper()
 		for {
 			select {
 			case got := <-reg.changes:
 				if got == want {
+					last = got
 					return
 				}
-				if got != "ws-1=unknown" {
+				if got != last && got != "ws-1=unknown" {
 					t.Fatalf("transition %s, want %s", got, want)
 				}
 			case <-time.After(5 * time.Second):
@@ -94,20 +114,28 @@ func TestTrackerProbes(t *testing.T) {
 			}
 		}
 	}
-	expect("ws-1=healthy")
-	a.Down.Store(true) // answers 503: the agent is there but unavailable
-	expect("ws-1=unhealthy")
-	if _, down := tr.DownSince("ws-1"); down {
-		t.Error("DownSince reports a reachable (unhealthy) server as gone")
+	steps := []struct {
+		name     string
+		act      func()
+		want     string
+		wantDown bool // DownSince reports the server gone
+	}{
+		{"first probe", func() {}, "ws-1=healthy", false},
+		{"dockerd down: the agent answers, unhealthy", func() { a.SetDockerDown(true) }, "ws-1=unhealthy", false},
+		{"dockerd back", func() { a.SetDockerDown(false) }, "ws-1=healthy", false},
+		{"agent answers 503: there but unavailable", func() { a.SetDown(true) }, "ws-1=unhealthy", false},
+		{"agent serves again", func() { a.SetDown(false) }, "ws-1=healthy", false},
+		{"nothing listens any more: gone (no gossip)", a.Close, "ws-1=unreachable", true},
 	}
-	a.Down.Store(false)
-	expect("ws-1=healthy")
-	a.Server.Close() // nothing listens any more
-	expect("ws-1=unreachable")
-	if h, _ := tr.Health("ws-1"); h != fleet.HealthUnreachable {
-		t.Errorf("Health = %s, want unreachable", h)
-	}
-	if _, down := tr.DownSince("ws-1"); !down {
-		t.Error("DownSince: an unreachable server (no gossip) is not reported gone")
+	for _, st := range steps {
+		st.act()
+		expect(st.want)
+		want := fleet.Health(st.want[len("ws-1="):])
+		if h, _ := tr.Health("ws-1"); h != want {
+			t.Errorf("%s: Health = %s, want %s", st.name, h, want)
+		}
+		if _, down := tr.DownSince("ws-1"); down != st.wantDown {
+			t.Errorf("%s: DownSince reports gone = %v, want %v", st.name, down, st.wantDown)
+		}
 	}
 }
