@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"berth/scheduler/internal/agentclient"
-	"berth/scheduler/internal/agenttest"
+	"berth/scheduler/internal/agentproc"
 	"berth/shared/wire"
 )
 
@@ -29,11 +29,11 @@ type agentProc struct {
 }
 
 func startAgent(t *testing.T) *agentProc {
-	a := agenttest.Start(t, "ws-test")
+	a := agentproc.Start(t, "ws-test")
 	return &agentProc{client: a.Client, dataDir: a.DataDir}
 }
 
-func testImage() string { return agenttest.Image() }
+func testImage() string { return agentproc.Image() }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

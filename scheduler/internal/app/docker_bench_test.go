@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"berth/scheduler/internal/agenttest"
+	"berth/scheduler/internal/agentproc"
 	"berth/scheduler/internal/config"
 	"berth/shared/testutil"
 )
@@ -60,7 +60,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs Docker")
 	}
-	image := agenttest.Image()
+	image := agentproc.Image()
 	b.Run("docker_api", func(b *testing.B) {
 		c := dockerAPI()
 		home := b.TempDir()
@@ -81,7 +81,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 		}
 	})
 	b.Run("berth", func(b *testing.B) {
-		ag := agenttest.Start(b, "ws-bench")
+		ag := agentproc.Start(b, "ws-bench")
 		seeds, _ := json.Marshal([]map[string]any{{"id": "ws-bench", "hostname": "ws-bench", "ip_address": "127.0.0.1",
 			"agent_port": mustPort(ag.Addr), "architecture": "amd64"}})
 		cfg := config.Default()

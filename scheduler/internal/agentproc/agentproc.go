@@ -1,4 +1,4 @@
-package agenttest
+package agentproc
 
 import (
 	"bufio"
@@ -43,6 +43,9 @@ func Image() string {
 // when there is no Docker daemon.
 func Start(t testing.TB, serverID string) *Agent {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the agent binary against real Docker: not in -short")
+	}
 	if _, err := os.Stat("/var/run/docker.sock"); err != nil {
 		t.Skip("no Docker daemon on /var/run/docker.sock")
 	}
