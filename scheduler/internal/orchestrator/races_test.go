@@ -3,31 +3,12 @@ package orchestrator_test
 import (
 	"context"
 	"errors"
-	"net/http"
-	"sync"
 	"testing"
 
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
-	"berth/shared/wire"
 )
-
-// holdCreates makes the fake agent of server block every container create
-// until release is closed; entered receives one value per create.
-func holdCreates(r *rig, server string) (entered chan struct{}, release chan struct{}) {
-	entered, release = make(chan struct{}, 8), make(chan struct{})
-	a := r.agents[server]
-	h := a.Server.Config.Handler
-	a.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
-		if q.Method == http.MethodPost && q.URL.Path == wire.PathContainers {
-			entered <- struct{}{}
-			<-release
-		}
-		h.ServeHTTP(w, q)
-	})
-	return entered, release
-}
 
 // A re-placement interrupted by a crash (row moved, no container yet) must
 // not be dropped as a never-acknowledged create.
@@ -38,74 +19,101 @@ func TestInterruptedMoveKeepsWorkspace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	to := map[string]string{"ws-1": "ws-2", "ws-2": "ws-1"}[ws.ServerID]
-	if _, err := r.db.MoveWorkspace(ctx, "w1", to, registry.Limits{}); err != nil { // what replace does first; then a crash
+	to := other(ws.ServerID)
+	if _, err := r.db.MoveWorkspace(ctx, "w1", to, registry.Limits{}); err != nil { // what a move does first; then a crash
 		t.Fatal(err)
 	}
-	r.orch.ReconcileServer(ctx, to)
+	if err := r.orch.ReconcileServer(ctx, to); err != nil {
+		t.Fatal(err)
+	}
 	got, err := r.orch.Get(ctx, "w1")
 	if err != nil || got.Status != fleet.StatusError {
-		t.Fatalf("after reconcile: %v, status %s; want the workspace kept, in error", err, got.Status)
+		t.Fatalf("after reconcile: got %v, status %s; want the workspace kept, in error", err, got.Status)
 	}
 }
 
-// pending_deletion is sticky: a restart does not undo it, and a mark made
-// while the create is still running survives the create's end.
+// pending_deletion is sticky: a restart does not undo it, and a mark asked
+// for while the create is still running waits for the create and survives
+// it.
 func TestPendingDeletionIsSticky(t *testing.T) {
 	ctx := context.Background()
 	t.Run("restart after mark", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		ws, _ := r.orch.Create(ctx, createReq("w1", "u1"))
-		r.orch.MarkForDeletion(ctx, ws)
+		ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.orch.MarkForDeletion(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
 		ws, _ = r.orch.Get(ctx, "w1")
 		if err := r.orch.Restart(ctx, ws); !errors.Is(err, orchestrator.ErrMarkedForDeletion) {
-			t.Errorf("Restart = %v, want ErrMarkedForDeletion", err)
+			t.Errorf("Restart: got %v, want ErrMarkedForDeletion", err)
 		}
 		if n := r.orch.CleanupOnce(ctx); n != 1 {
-			t.Errorf("cleanup removed %d, want 1", n)
+			t.Errorf("cleanup: got %d removed, want 1", n)
 		}
 	})
 	t.Run("mark during create", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		entered, release := holdCreates(r, "ws-1")
-		done := make(chan error, 1)
-		go func() { _, err := r.orch.Create(ctx, createReq("w1", "u1")); done <- err }()
+		entered, release := hold(t, r.agents["ws-1"], isCreate)
+		created := make(chan error, 1)
+		go func() { _, err := r.orch.Create(ctx, createReq("w1", "u1")); created <- err }()
 		<-entered
-		ws, _ := r.orch.Get(ctx, "w1")
-		if err := r.orch.MarkForDeletion(ctx, ws); err != nil {
+		ws, err := r.orch.Get(ctx, "w1")
+		if err != nil {
 			t.Fatal(err)
 		}
-		close(release)
-		if err := <-done; err != nil {
+		marked := make(chan error, 1)
+		go func() { marked <- r.orch.MarkForDeletion(ctx, ws) }()
+		waitFor(t, "the mark to wait for the create's lock", func() bool { return r.orch.LockUsers("w1") == 2 })
+		if got, _ := r.orch.Get(ctx, "w1"); got.Status != fleet.StatusCreating {
+			t.Errorf("while the create runs: got %s, want creating (the mark waits)", got.Status)
+		}
+		release()
+		if err := <-created; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-marked; err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := r.orch.Get(ctx, "w1"); got.Status != fleet.StatusPendingDeletion || got.ContainerID == "" {
-			t.Errorf("after create: status %s, container %q; want pending_deletion with its container recorded", got.Status, got.ContainerID)
+			t.Errorf("after create and mark: got status %s, container %q; want pending_deletion with its container recorded", got.Status, got.ContainerID)
 		}
 	})
 }
 
-// A retried POST for a workspace still being created, and a reconcile pass
-// meanwhile, do not lose the first create.
+// A retried POST for a workspace still being created waits for the first
+// and gets its workspace; a reconcile pass meanwhile does not lose the
+// first create.
 func TestDuplicateCreateDuringCreate(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, 4, "ws-1")
-	entered, release := holdCreates(r, "ws-1")
-	var wg sync.WaitGroup
-	var firstErr error
-	wg.Add(1)
-	go func() { defer wg.Done(); _, firstErr = r.orch.Create(ctx, createReq("w1", "u1")) }()
+	entered, release := hold(t, r.agents["ws-1"], isCreate)
+	type result struct {
+		ws  registry.Workspace
+		err error
+	}
+	first, retried := make(chan result, 1), make(chan result, 1)
+	go func() { ws, err := r.orch.Create(ctx, createReq("w1", "u1")); first <- result{ws, err} }()
 	<-entered
-	if _, err := r.orch.Create(ctx, createReq("w1", "u1")); err != nil {
-		t.Errorf("retried create: %v", err)
+	go func() { ws, err := r.orch.Create(ctx, createReq("w1", "u1")); retried <- result{ws, err} }()
+	waitFor(t, "the retried create to wait for the first", func() bool { return r.orch.LockUsers("w1") == 2 })
+	if err := r.orch.ReconcileServer(ctx, "ws-1"); err != nil {
+		t.Fatal(err)
 	}
-	r.orch.ReconcileServer(ctx, "ws-1")
-	close(release)
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("first create failed after a retry and a reconcile pass: %v", firstErr)
+	if got, err := r.orch.Get(ctx, "w1"); err != nil || got.Status != fleet.StatusCreating {
+		t.Errorf("after a reconcile pass during the create: got %s, %v; want the creating row kept", got.Status, err)
 	}
-	if got, err := r.orch.Get(ctx, "w1"); err != nil || got.Status != fleet.StatusRunning {
-		t.Errorf("final: %v %s, want running", err, got.Status)
+	release()
+	a, b := <-first, <-retried
+	if a.err != nil || b.err != nil {
+		t.Fatalf("first create: %v, retried create: %v; want both to succeed", a.err, b.err)
+	}
+	if a.ws.Status != fleet.StatusRunning || b.ws.Status != fleet.StatusRunning || a.ws.ContainerID == "" || a.ws.ContainerID != b.ws.ContainerID {
+		t.Errorf("first: %s %q, retried: %s %q; want both running with one container", a.ws.Status, a.ws.ContainerID, b.ws.Status, b.ws.ContainerID)
+	}
+	if n := len(r.agents["ws-1"].Containers()); n != 1 {
+		t.Errorf("containers: got %d, want 1", n)
 	}
 }

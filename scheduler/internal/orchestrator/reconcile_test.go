@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,12 +13,8 @@ import (
 	"berth/shared/wire"
 )
 
-type downView map[string]time.Time
-
-func (d downView) DownSince(id string) (time.Time, bool) { t, ok := d[id]; return t, ok }
-
-// fakeContainer puts a berth container on a fake agent, as a create that
-// the scheduler never recorded would leave it.
+// fakeContainer puts a berth container on an agent, as a create that the
+// scheduler never recorded would leave it.
 func (r *rig) fakeContainer(t *testing.T, server, workspaceID string, epoch int64) wire.Container {
 	t.Helper()
 	c, err := r.client(server).Create(context.Background(), wire.CreateContainerRequest{
@@ -38,92 +35,179 @@ func status(t *testing.T, r *rig, id string) (fleet.Status, string) {
 	return ws.Status, ws.StatusReason
 }
 
+// reserveCreating records a workspace being created on server, as a
+// scheduler that crashed before its agent answered leaves it.
+func reserveCreating(t *testing.T, r *rig, server, id string) {
+	t.Helper()
+	if err := r.db.ReserveAndInsert(context.Background(), registry.Workspace{ID: id, UserID: "u", SessionID: "s", ServerID: server},
+		registry.Credentials{}, registry.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestReconcile(t *testing.T) {
 	ctx := context.Background()
 	t.Run("interrupted create is adopted from labels", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		if err := r.db.ReserveAndInsert(ctx, registry.Workspace{ID: "w1", UserID: "u", SessionID: "s", Status: fleet.StatusCreating, ServerID: "ws-1"}, registry.Limits{}); err != nil {
+		reserveCreating(t, r, "ws-1", "w1")
+		c := r.fakeContainer(t, "ws-1", "w1", 1)
+		if err := r.orch.ReconcileServer(ctx, "ws-1"); err != nil {
 			t.Fatal(err)
 		}
-		c := r.fakeContainer(t, "ws-1", "w1", 1)
-		r.orch.ReconcileServer(ctx, "ws-1")
-		ws, _ := r.db.GetWorkspace(ctx, "w1")
-		if ws.Status != fleet.StatusRunning || ws.ContainerID != c.ID {
-			t.Errorf("after reconcile: %s %s, want running with container %s", ws.Status, ws.ContainerID, c.ID)
+		ws, err := r.db.GetWorkspace(ctx, "w1")
+		if err != nil || ws.Status != fleet.StatusRunning || ws.ContainerID != c.ID {
+			t.Errorf("after reconcile: got %s %s (%v), want running with container %s", ws.Status, ws.ContainerID, err, c.ID)
+		}
+		if evs := r.events("w1"); !slices.Contains(evs, "workspace.adopted@ws-1") {
+			t.Errorf("events: got %q, want workspace.adopted", evs)
 		}
 	})
 	t.Run("interrupted create without container is dropped", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		r.db.ReserveAndInsert(ctx, registry.Workspace{ID: "w1", UserID: "u", SessionID: "s", Status: fleet.StatusCreating, ServerID: "ws-1"}, registry.Limits{})
-		r.orch.ReconcileServer(ctx, "ws-1")
-		if got, _ := status(t, r, "w1"); got != "" {
-			t.Errorf("status = %q, want the never-acknowledged row gone", got)
+		reserveCreating(t, r, "ws-1", "w1")
+		if err := r.orch.ReconcileServer(ctx, "ws-1"); err != nil {
+			t.Fatal(err)
+		}
+		if got, reason := status(t, r, "w1"); got != "" {
+			t.Errorf("status: got %q (%s), want the never-acknowledged row gone", got, reason)
+		}
+		if evs := r.events("w1"); !slices.Contains(evs, "workspace.create_abandoned@ws-1") {
+			t.Errorf("events: got %q, want workspace.create_abandoned", evs)
 		}
 	})
 	t.Run("vanished container turns error", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		ws, _ := r.orch.Create(ctx, createReq("w1", "u1"))
-		r.client("ws-1").Remove(ctx, ws.ContainerID, true)
-		r.orch.ReconcileServer(ctx, "ws-1")
+		ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.client("ws-1").Remove(ctx, ws.ContainerID, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.orch.ReconcileServer(ctx, "ws-1"); err != nil {
+			t.Fatal(err)
+		}
 		if got, reason := status(t, r, "w1"); got != fleet.StatusError || reason != "container vanished from its server" {
-			t.Errorf("status = %s (%s), want error: container vanished", got, reason)
+			t.Errorf("status: got %s (%s), want error: container vanished from its server", got, reason)
 		}
 	})
 	t.Run("orphan is stopped at once and removed after the grace", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		r.orch.SetReconcile(orchestrator.ReconcileOptions{Interval: time.Second, OrphanGrace: time.Hour, LostGrace: time.Hour}, nil, nil)
+		patient := r.with(func(c *orchestrator.Config, _ *orchestrator.Deps) { c.OrphanGrace = time.Hour })
 		c := r.fakeContainer(t, "ws-1", "ghost", 1)
-		r.orch.ReconcileServer(ctx, "ws-1")
-		got, _ := r.client("ws-1").Inspect(ctx, c.ID)
-		if got.State != "exited" {
-			t.Errorf("orphan state = %q, want stopped at once", got.State)
+		for pass := range 2 { // the grace holds over passes
+			if err := patient.ReconcileServer(ctx, "ws-1"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.client("ws-1").Inspect(ctx, c.ID)
+			if err != nil || got.State != "exited" {
+				t.Errorf("pass %d: orphan state got %q, %v; want stopped at once and kept for the grace", pass, got.State, err)
+			}
 		}
-		r.orch.SetReconcile(orchestrator.ReconcileOptions{Interval: time.Second, OrphanGrace: 0, LostGrace: time.Hour}, nil, nil)
-		r.orch.ReconcileServer(ctx, "ws-1")
+		if evs := r.events("ghost"); !slices.Contains(evs, "workspace.orphan@ws-1") || slices.Contains(evs, "workspace.orphan_removed@ws-1") {
+			t.Errorf("events during the grace: got %q, want workspace.orphan only", evs)
+		}
+		if err := r.with(func(c *orchestrator.Config, _ *orchestrator.Deps) { c.OrphanGrace = 0 }).ReconcileServer(ctx, "ws-1"); err != nil {
+			t.Fatal(err)
+		}
 		if n := len(r.agents["ws-1"].Containers()); n != 0 {
-			t.Errorf("containers = %d, want the orphan removed after the grace", n)
+			t.Errorf("containers: got %d, want the orphan removed after the grace", n)
 		}
-		if len(r.agents["ws-1"].RemovedData()) != 0 {
-			t.Error("orphan removal touched data")
+		if got := r.agents["ws-1"].RemovedData(); len(got) != 0 {
+			t.Errorf("data removed: got %q, want none (orphan removal keeps data)", got)
+		}
+		if evs := r.events("ghost"); !slices.Contains(evs, "workspace.orphan_removed@ws-1") {
+			t.Errorf("events: got %q, want workspace.orphan_removed", evs)
 		}
 	})
 	t.Run("containers of another cluster are never touched", func(t *testing.T) {
 		r := newRig(t, 4, "ws-1")
-		r.orch.SetReconcile(orchestrator.ReconcileOptions{Interval: time.Second, OrphanGrace: 0, LostGrace: time.Hour}, nil, nil)
-		c, _ := r.client("ws-1").Create(ctx, wire.CreateContainerRequest{Name: "other", Image: "img", Start: true, WorkspaceID: "x",
+		eager := r.with(func(c *orchestrator.Config, _ *orchestrator.Deps) { c.OrphanGrace = 0 })
+		c, err := r.client("ws-1").Create(ctx, wire.CreateContainerRequest{Name: "other", Image: "img", Start: true, WorkspaceID: "x",
 			Labels: map[string]string{wire.LabelCluster: "someone-else"}})
-		r.orch.ReconcileServer(ctx, "ws-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eager.ReconcileServer(ctx, "ws-1"); err != nil {
+			t.Fatal(err)
+		}
 		if got, err := r.client("ws-1").Inspect(ctx, c.ID); err != nil || got.State != "running" {
-			t.Errorf("foreign container: %v %s, want left running", err, got.State)
+			t.Errorf("foreign container: got %v %s, want left running", err, got.State)
 		}
 	})
 }
 
 func TestContainerEvents(t *testing.T) {
 	ctx := context.Background()
+	stop := func(r *rig, ws registry.Workspace) error {
+		return r.client("ws-1").Stop(ctx, ws.ContainerID, time.Second)
+	}
+	oom := func(r *rig, ws registry.Workspace) error { return r.agents["ws-1"].OOM(ws.ContainerID) }
 	tests := []struct {
 		action     string
 		start      fleet.Status
+		before     func(*rig, registry.Workspace) error // what Docker did before it sent the event
 		wantStatus fleet.Status
+		wantReason string
 	}{
-		{"die", fleet.StatusRunning, fleet.StatusStopped},
-		{"oom", fleet.StatusRunning, fleet.StatusRunning}, // a process, not the workspace
-		{"destroy", fleet.StatusRunning, fleet.StatusError},
-		{"start", fleet.StatusStopped, fleet.StatusRunning},
-		{"die", fleet.StatusPendingDeletion, fleet.StatusPendingDeletion},
+		{"die", fleet.StatusRunning, stop, fleet.StatusStopped, "container exited"},
+		{"die", fleet.StatusRunning, oom, fleet.StatusError, "container was OOM-killed"},
+		{"oom", fleet.StatusRunning, nil, fleet.StatusRunning, ""}, // a process, not the workspace
+		{"destroy", fleet.StatusRunning, nil, fleet.StatusError, "container removed outside berth"},
+		{"pause", fleet.StatusRunning, nil, fleet.StatusError, "container paused outside berth"},
+		{"start", fleet.StatusStopped, nil, fleet.StatusRunning, ""},
+		{"die", fleet.StatusPendingDeletion, stop, fleet.StatusPendingDeletion, ""},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s on %s", tt.action, tt.start), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s on %s (%s)", tt.action, tt.start, tt.wantReason), func(t *testing.T) {
 			r := newRig(t, 4, "ws-1")
-			ws, _ := r.orch.Create(ctx, createReq("w1", "u1"))
-			r.db.SetWorkspaceStatus(ctx, "w1", tt.start, "")
-			if tt.action == "die" { // as Docker has it when it sends die
-				r.client("ws-1").Stop(ctx, ws.ContainerID, time.Second)
+			ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.db.SetWorkspaceStatus(ctx, "w1", tt.start, ""); err != nil {
+				t.Fatal(err)
+			}
+			if tt.before != nil {
+				if err := tt.before(r, ws); err != nil {
+					t.Fatal(err)
+				}
 			}
 			r.orch.ContainerEvent(ctx, "ws-1", wire.ContainerEvent{ContainerID: ws.ContainerID, WorkspaceID: "w1", Action: tt.action,
 				ExitCode: 137, Labels: map[string]string{wire.LabelCluster: "berth"}})
-			if got, _ := status(t, r, "w1"); got != tt.wantStatus {
-				t.Errorf("status = %s, want %s", got, tt.wantStatus)
+			if got, reason := status(t, r, "w1"); got != tt.wantStatus || reason != tt.wantReason {
+				t.Errorf("status: got %s (%q), want %s (%q)", got, reason, tt.wantStatus, tt.wantReason)
+			}
+		})
+	}
+}
+
+// Events of another cluster's containers, or of a container that is not
+// the one the record names, change nothing.
+func TestContainerEventsIgnored(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, 4, "ws-1")
+	ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	berth := map[string]string{wire.LabelCluster: "berth"}
+	tests := []struct {
+		name   string
+		server string
+		ev     wire.ContainerEvent
+	}{
+		{"other cluster", "ws-1", wire.ContainerEvent{ContainerID: ws.ContainerID, WorkspaceID: "w1", Action: "destroy",
+			Labels: map[string]string{wire.LabelCluster: "someone-else"}}},
+		{"other container", "ws-1", wire.ContainerEvent{ContainerID: "not-the-one", WorkspaceID: "w1", Action: "destroy", Labels: berth}},
+		{"other server", "ws-9", wire.ContainerEvent{ContainerID: ws.ContainerID, WorkspaceID: "w1", Action: "destroy", Labels: berth}},
+		{"no workspace", "ws-1", wire.ContainerEvent{ContainerID: ws.ContainerID, Action: "destroy", Labels: berth}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r.orch.ContainerEvent(ctx, tt.server, tt.ev)
+			if got, reason := status(t, r, "w1"); got != fleet.StatusRunning {
+				t.Errorf("status: got %s (%s), want running", got, reason)
 			}
 		})
 	}
@@ -138,35 +222,50 @@ func TestServerLostAndReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost := ws.ServerID
-	other := map[string]string{"ws-1": "ws-2", "ws-2": "ws-1"}[lost]
-	r.orch.SetReconcile(orchestrator.ReconcileOptions{Interval: time.Second, OrphanGrace: time.Hour, LostGrace: time.Second},
-		downView{lost: time.Now().Add(-time.Minute)}, nil)
-	r.agents[lost].Down.Store(true)
+	lost, to := ws.ServerID, other(ws.ServerID)
+	r.down.set(lost, time.Now().Add(-orchestrator.Default().LostGrace-time.Minute))
+	r.agents[lost].SetDown(true)
 	r.orch.ReconcileOnce(ctx)
 	if got, reason := status(t, r, "w1"); got != fleet.StatusError || reason != orchestrator.ReasonServerLost {
-		t.Fatalf("status = %s (%s), want error/server_lost", got, reason)
+		t.Fatalf("status: got %s (%s), want error/server_lost", got, reason)
+	}
+	if notes := r.notes.all(); !slices.Contains(notes, note{"w1", fleet.StatusError, orchestrator.ReasonServerLost}) {
+		t.Errorf("notifier: got %+v, want w1 server_lost", notes)
 	}
 	ws, _ = r.orch.Get(ctx, "w1")
 	if err := r.orch.Restart(ctx, ws); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
 	ws, _ = r.orch.Get(ctx, "w1")
-	if ws.ServerID != other || ws.Status != fleet.StatusRunning || ws.Metadata["home_reset"] != true || ws.Epoch <= 0 {
-		t.Errorf("after restart: server %s status %s metadata %v, want running on %s with home_reset", ws.ServerID, ws.Status, ws.Metadata, other)
+	if ws.ServerID != to || ws.Status != fleet.StatusRunning || ws.Metadata["home_reset"] != true ||
+		ws.Metadata["previous_server_id"] != lost || ws.Epoch <= 0 {
+		t.Errorf("after restart: server %s status %s epoch %d metadata %v, want running on %s with home_reset and an epoch",
+			ws.ServerID, ws.Status, ws.Epoch, ws.Metadata, to)
 	}
-	usage, _ := r.db.ServerUsage(ctx)
-	if usage[lost].Workspaces != 0 || usage[other].Workspaces != 1 {
-		t.Errorf("usage = %+v, want the reservation moved", usage)
+	if cs := r.agents[to].Containers(); len(cs) != 1 || cs[0].ID != ws.ContainerID || cs[0].Labels[wire.LabelEpoch] != fmt.Sprint(ws.Epoch) {
+		t.Errorf("containers on %s: got %+v, want the recorded %s with epoch %d", to, cs, ws.ContainerID, ws.Epoch)
+	}
+	usage, err := r.db.ServerUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if usage[lost].Workspaces != 0 || usage[to].Workspaces != 1 {
+		t.Errorf("usage: got %+v, want the reservation moved", usage)
+	}
+	if evs := r.events("w1"); !slices.Contains(evs, "workspace.replaced@"+to) {
+		t.Errorf("events: got %q, want workspace.replaced on %s", evs, to)
 	}
 	// The lost server comes back with the old container still running: it is stopped.
-	r.agents[lost].Down.Store(false)
-	r.orch.SetReconcile(orchestrator.ReconcileOptions{Interval: time.Second, OrphanGrace: time.Hour, LostGrace: time.Hour}, downView{}, nil)
+	r.agents[lost].SetDown(false)
+	r.down.set(lost, time.Time{})
 	r.orch.ReconcileOnce(ctx)
 	for _, c := range r.agents[lost].Containers() {
 		if c.State == "running" {
 			t.Errorf("stale container %s still runs on %s", c.Name, lost)
 		}
+	}
+	if got, _ := r.orch.Get(ctx, "w1"); got.ServerID != to || got.Status != fleet.StatusRunning {
+		t.Errorf("after the lost server came back: got %s on %s, want running on %s", got.Status, got.ServerID, to)
 	}
 }
 
@@ -179,14 +278,10 @@ func TestDrainingServerMovesAtRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	from := ws.ServerID
-	to := map[string]string{"ws-1": "ws-2", "ws-2": "ws-1"}[from]
-	draining := fleet.StateDraining
-	if _, err := r.db.UpdateServer(ctx, from, registry.ServerPatch{State: &draining}); err != nil {
-		t.Fatal(err)
-	}
+	from, to := ws.ServerID, other(ws.ServerID)
+	r.setState(from, fleet.StateDraining)
 	if next, err := r.orch.Create(ctx, createReq("w2", "u1")); err != nil || next.ServerID != to {
-		t.Errorf("new workspace while %s drains: %v on %s, want %s", from, err, next.ServerID, to)
+		t.Errorf("new workspace while %s drains: got %v on %s, want %s", from, err, next.ServerID, to)
 	}
 	if err := r.orch.Restart(ctx, ws); err != nil {
 		t.Fatal(err)
@@ -196,6 +291,6 @@ func TestDrainingServerMovesAtRestart(t *testing.T) {
 		t.Errorf("after restart: on %s (%s), metadata %v; want moved to %s", ws.ServerID, ws.Status, ws.Metadata, to)
 	}
 	if n := len(r.agents[from].Containers()); n != 0 {
-		t.Errorf("%d containers left on the drained server, want the old one removed", n)
+		t.Errorf("containers left on the drained server: got %d, want the old one removed", n)
 	}
 }

@@ -4,18 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hashicorp/go-hclog"
 
+	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
-	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
 	"berth/scheduler/internal/tiers"
-	"berth/shared/gossip"
 	"berth/shared/wire"
 )
 
@@ -27,7 +26,7 @@ func place(t *testing.T, r *rig, server, id, tier string) registry.Workspace {
 	s := tiers.Builtin().Resolve(tier)
 	ws := registry.Workspace{ID: id, UserID: "u1", SessionID: "s1", Tier: tier, ServerID: server,
 		Reservation: fleet.Resources{CPU: s.VCPU, MemoryMB: s.MemoryMB, DiskGB: s.StorageGB, BandwidthMbps: s.BandwidthMbps}}
-	if err := r.db.ReserveAndInsert(ctx, ws, registry.Limits{}); err != nil {
+	if err := r.db.ReserveAndInsert(ctx, ws, registry.Credentials{}, registry.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	ws, err := r.db.GetWorkspace(ctx, id)
@@ -37,18 +36,17 @@ func place(t *testing.T, r *rig, server, id, tier string) registry.Workspace {
 	return ws
 }
 
-// optionSummary is each option as "tier ok" or "tier: reason", in order.
+// optionSummary is each option as "tier ok" or "tier: resource need N, have
+// M" (the shortfall), in order.
 func optionSummary(opts []orchestrator.TierOption) []string {
 	out := []string{}
 	for _, o := range opts {
-		switch {
-		case o.CanScale && o.Reason == "":
+		if o.Shortfall == nil {
 			out = append(out, o.Tier+" ok")
-		case o.CanScale:
-			out = append(out, o.Tier+" ok with reason "+o.Reason)
-		default:
-			out = append(out, o.Tier+": "+o.Reason)
+			continue
 		}
+		s := o.Shortfall
+		out = append(out, fmt.Sprintf("%s: %s need %g, have %g", o.Tier, s.Resource, s.Need, s.Have))
 	}
 	return out
 }
@@ -63,19 +61,19 @@ func TestScaleOptions(t *testing.T) {
 		{name: "cpu runs out first",
 			server: registry.Server{Architecture: "amd64", TotalCPU: 6, TotalMemoryMB: 100000, TotalDiskGB: 1000},
 			tier:   "starter",
-			want:   []string{"pro ok", "power: Insufficient CPU (need 6.0, have 4.0)", "enterprise: Insufficient CPU (need 14.0, have 4.0)"}},
+			want:   []string{"pro ok", "power: cpu need 6, have 4", "enterprise: cpu need 14, have 4"}},
 		{name: "memory: an exact fit fits",
 			server: registry.Server{Architecture: "amd64", TotalCPU: 100, TotalMemoryMB: 8192, TotalDiskGB: 1000},
 			tier:   "starter",
-			want:   []string{"pro ok", "power: Insufficient memory (need 12288MB, have 4096MB)", "enterprise: Insufficient memory (need 28672MB, have 4096MB)"}},
+			want:   []string{"pro ok", "power: memory need 12288, have 4096", "enterprise: memory need 28672, have 4096"}},
 		{name: "disk",
 			server: registry.Server{Architecture: "amd64", TotalCPU: 100, TotalMemoryMB: 100000, TotalDiskGB: 40},
 			tier:   "starter",
-			want:   []string{"pro: Insufficient disk (need 30GB, have 20GB)", "power: Insufficient disk (need 80GB, have 20GB)", "enterprise: Insufficient disk (need 180GB, have 20GB)"}},
+			want:   []string{"pro: disk need 30, have 20", "power: disk need 80, have 20", "enterprise: disk need 180, have 20"}},
 		{name: "downscaling always fits, on a full server",
 			server: registry.Server{Architecture: "amd64", TotalCPU: 4, TotalMemoryMB: 8192, TotalDiskGB: 50},
 			tier:   "pro",
-			want:   []string{"starter ok", "power: Insufficient CPU (need 4.0, have 0.0)", "enterprise: Insufficient CPU (need 12.0, have 0.0)"}},
+			want:   []string{"starter ok", "power: cpu need 4, have 0", "enterprise: cpu need 12, have 0"}},
 		{name: "x86_64 is amd64; the GPU tier of the server's type is listed, sorted by price",
 			server: registry.Server{Architecture: "x86_64", TotalCPU: 100, TotalMemoryMB: 1 << 20, TotalDiskGB: 1000,
 				GPUType: "NVIDIA RTX 4000 SFF Ada", GPUCount: 1},
@@ -88,7 +86,7 @@ func TestScaleOptions(t *testing.T) {
 		{name: "unknown tier counts from the fallback",
 			server: registry.Server{Architecture: "amd64", TotalCPU: 4, TotalMemoryMB: 100000, TotalDiskGB: 1000},
 			tier:   "mystery",
-			want:   []string{"starter ok", "pro ok", "power: Insufficient CPU (need 6.0, have 2.0)", "enterprise: Insufficient CPU (need 14.0, have 2.0)"}},
+			want:   []string{"starter ok", "pro ok", "power: cpu need 6, have 2", "enterprise: cpu need 14, have 2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,11 +101,11 @@ func TestScaleOptions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ScaleOptions: %v", err)
 			}
-			if got.Error != "" || got.ServerID != "srv" || got.CurrentTier != tt.tier {
-				t.Errorf("got error %q, server %q, tier %q; want no error, srv, %s", got.Error, got.ServerID, got.CurrentTier, tt.tier)
+			if got.Problem != orchestrator.ScaleOK || got.ServerID != "srv" || got.CurrentTier != tt.tier {
+				t.Errorf("got problem %v, server %q, tier %q; want none, srv, %s", got.Problem, got.ServerID, got.CurrentTier, tt.tier)
 			}
-			if diff := cmp.Diff(tt.want, optionSummary(got.AvailableTiers)); diff != "" {
-				t.Errorf("options (-want +got):\n%s", diff)
+			if d := cmp.Diff(tt.want, optionSummary(got.AvailableTiers)); d != "" {
+				t.Errorf("options (-want +got):\n%s", d)
 			}
 		})
 	}
@@ -124,23 +122,27 @@ func TestScaleOptionsInfoAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantInfo := &orchestrator.TierInfo{Tier: "starter", DisplayName: "Starter", CPU: 2, MemoryMB: 4096, StorageGB: 20,
-		BandwidthMbps: 100, HourlyRateCents: 3}
-	if diff := cmp.Diff(wantInfo, got.CurrentTierInfo); diff != "" {
-		t.Errorf("current tier info (-want +got):\n%s", diff)
+	wantCurrent := &tiers.Spec{Tier: "starter", DisplayName: "Starter", Architecture: "amd64", VCPU: 2, MemoryMB: 4096,
+		StorageGB: 20, BandwidthMbps: 100, HourlyRateCents: 3, SortOrder: 4}
+	if d := cmp.Diff(wantCurrent, got.Current); d != "" {
+		t.Errorf("current tier (-want +got):\n%s", d)
 	}
-	if len(got.AvailableTiers) == 0 || got.AvailableTiers[0].TierInfo != (orchestrator.TierInfo{Tier: "pro", DisplayName: "Pro",
-		CPU: 4, MemoryMB: 8192, StorageGB: 50, BandwidthMbps: 250, HourlyRateCents: 6}) {
-		t.Errorf("first option: got %+v, want pro's spec", got.AvailableTiers)
+	wantFirst := orchestrator.TierOption{Spec: tiers.Spec{Tier: "pro", DisplayName: "Pro", Architecture: "amd64", VCPU: 4,
+		MemoryMB: 8192, StorageGB: 50, BandwidthMbps: 250, HourlyRateCents: 6, RequiresSubscription: "pro", SortOrder: 5}}
+	if len(got.AvailableTiers) == 0 {
+		t.Fatal("no options, want pro first")
+	}
+	if d := cmp.Diff(wantFirst, got.AvailableTiers[0]); d != "" {
+		t.Errorf("first option (-want +got):\n%s", d)
 	}
 
 	tests := []struct {
-		name      string
-		server    string
-		wantError string
+		name        string
+		server      string
+		wantProblem orchestrator.ScaleProblem
 	}{
-		{"no server", "", "Workspace has no server assignment"},
-		{"unknown server", "gone", "Server not found or unhealthy"},
+		{"no server", "", orchestrator.ScaleNoServer},
+		{"unknown server", "gone", orchestrator.ScaleServerUnusable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,60 +152,73 @@ func TestScaleOptionsInfoAndErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := orchestrator.ScaleOptions{CurrentTier: "starter", ServerID: tt.server, AvailableTiers: []orchestrator.TierOption{}, Error: tt.wantError}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("options (-want +got):\n%s", diff)
+			want := orchestrator.ScaleOptions{CurrentTier: "starter", ServerID: tt.server, AvailableTiers: []orchestrator.TierOption{},
+				Problem: tt.wantProblem}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("options (-want +got):\n%s", d)
 			}
 		})
 	}
+	t.Run("unhealthy server", func(t *testing.T) {
+		r.health.set("ws-1", fleet.HealthUnhealthy)
+		got, err := r.orch.ScaleOptions(ctx, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Problem != orchestrator.ScaleServerUnusable || len(got.AvailableTiers) != 0 || got.Current != nil {
+			t.Errorf("got %+v, want ScaleServerUnusable with no tier info", got)
+		}
+	})
 }
 
 func TestScale(t *testing.T) {
 	starterRes := fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}
 	proRes := fleet.Resources{CPU: 4, MemoryMB: 8192, DiskGB: 50, BandwidthMbps: 250}
+	pro, _ := tiers.Builtin().Lookup("pro")
 	tests := []struct {
 		name      string
 		slots     int
 		tier      string
 		prepare   func(r *rig, ws *registry.Workspace)
 		want      orchestrator.ScaleResult
-		wantErr   error
-		wantMsg   string // the error's text, when wantErr is set
+		wantErr   error // matchError
+		alsoErr   error // a second error err must also be (errors.Is)
 		wantTier  string
 		wantRes   fleet.Resources
 		wantLimit wire.Resources // the container's limits on the agent
+		wantEvent bool           // a workspace.scaled event
 	}{
 		{name: "success updates the container and the reservation", slots: 3, tier: "pro",
-			want: orchestrator.ScaleResult{Success: true, Message: "Successfully scaled workspace to pro tier",
-				NewTier: "pro", OldTier: "starter", EstimatedCostPerHour: "0.06"},
-			wantTier: "pro", wantRes: proRes, wantLimit: wire.Resources{CPU: 4, MemoryMB: 8192}},
+			want:     orchestrator.ScaleResult{Outcome: orchestrator.Scaled, NewTier: "pro", OldTier: "starter", ServerID: "ws-1", New: &pro},
+			wantTier: "pro", wantRes: proRes, wantLimit: wire.Resources{CPU: 4, MemoryMB: 8192}, wantEvent: true},
 		{name: "unknown tier scales to the fallback, cost unknown", slots: 3, tier: "mystery",
-			want: orchestrator.ScaleResult{Success: true, Message: "Successfully scaled workspace to mystery tier",
-				NewTier: "mystery", OldTier: "starter"},
-			wantTier: "mystery", wantRes: starterRes, wantLimit: wire.Resources{CPU: 2, MemoryMB: 4096}},
+			want:     orchestrator.ScaleResult{Outcome: orchestrator.Scaled, NewTier: "mystery", OldTier: "starter", ServerID: "ws-1"},
+			wantTier: "mystery", wantRes: starterRes, wantLimit: wire.Resources{CPU: 2, MemoryMB: 4096}, wantEvent: true},
 		{name: "same tier", slots: 3, tier: "starter",
-			want: orchestrator.ScaleResult{Message: "Workspace is already on starter tier", NewTier: "starter",
-				OldTier: "starter", RequiresRestart: true},
+			want:     orchestrator.ScaleResult{Outcome: orchestrator.AlreadyOnTier, NewTier: "starter", OldTier: "starter", ServerID: "ws-1"},
 			wantTier: "starter", wantRes: starterRes, wantLimit: wire.Resources{CPU: 2, MemoryMB: 4096}},
 		{name: "insufficient capacity", slots: 1, tier: "pro",
-			want: orchestrator.ScaleResult{Message: "Insufficient capacity on server ws-1 for pro tier", NewTier: "pro",
-				OldTier: "starter", RequiresRestart: true},
+			want:     orchestrator.ScaleResult{Outcome: orchestrator.NoRoom, NewTier: "pro", OldTier: "starter", ServerID: "ws-1"},
 			wantTier: "starter", wantRes: starterRes, wantLimit: wire.Resources{CPU: 2, MemoryMB: 4096}},
 		{name: "agent update failure rolls the reservation back", slots: 3, tier: "pro",
-			prepare:  func(r *rig, _ *registry.Workspace) { r.agents["ws-1"].FailUpdate.Store(wire.CodeDocker) },
-			wantErr:  orchestrator.ErrScaleFailed,
+			prepare: func(r *rig, _ *registry.Workspace) { r.agents["ws-1"].FailUpdate(wire.CodeDocker) },
+			wantErr: orchestrator.ErrScaleFailed, alsoErr: agentclient.ErrDocker,
 			wantTier: "starter", wantRes: starterRes, wantLimit: wire.Resources{CPU: 2, MemoryMB: 4096}},
 		{name: "no server", slots: 3, tier: "pro",
-			prepare: func(_ *rig, ws *registry.Workspace) { ws.ServerID = "" },
-			wantErr: orchestrator.ErrNoServerAssignment, wantMsg: "Workspace has no server assignment",
+			prepare:  func(r *rig, ws *registry.Workspace) { r.detachServer(ws.ID) },
+			wantErr:  orchestrator.ErrNoServerAssignment,
 			wantTier: "starter", wantRes: starterRes, wantLimit: wire.Resources{CPU: 2, MemoryMB: 4096}},
-		{name: "unknown server", slots: 3, tier: "pro",
-			prepare: func(_ *rig, ws *registry.Workspace) { ws.ServerID = "gone" },
-			wantErr: orchestrator.ErrServerUnhealthy, wantMsg: "Server gone not found or unhealthy",
+		{name: "unhealthy server", slots: 3, tier: "pro",
+			prepare:  func(r *rig, _ *registry.Workspace) { r.health.set("ws-1", fleet.HealthUnhealthy) },
+			wantErr:  &orchestrator.ServerUnusableError{ServerID: "ws-1"},
 			wantTier: "starter", wantRes: starterRes, wantLimit: wire.Resources{CPU: 2, MemoryMB: 4096}},
 		{name: "no container", slots: 3, tier: "pro",
-			prepare: func(_ *rig, ws *registry.Workspace) { ws.ContainerID = "" },
-			wantErr: orchestrator.ErrScaleNoContainer, wantMsg: "Failed to scale workspace: Workspace has no container",
+			prepare: func(r *rig, ws *registry.Workspace) {
+				if _, err := r.db.UpdateWorkspace(context.Background(), ws.ID, func(w *registry.Workspace) error { w.ContainerID = ""; return nil }); err != nil {
+					r.t.Fatal(err)
+				}
+			},
+			wantErr:  orchestrator.ErrScaleNoContainer,
 			wantTier: "starter", wantRes: starterRes, wantLimit: wire.Resources{CPU: 2, MemoryMB: 4096}},
 	}
 	for _, tt := range tests {
@@ -219,15 +234,15 @@ func TestScale(t *testing.T) {
 			}
 			got, err := r.orch.Scale(ctx, ws, tt.tier)
 			switch {
-			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+			case tt.wantErr != nil && !matchError(err, tt.wantErr):
 				t.Errorf("Scale: got error %v, want %v", err, tt.wantErr)
-			case tt.wantErr != nil && tt.wantMsg != "" && fmt.Sprint(err) != tt.wantMsg:
-				t.Errorf("Scale: got error text %q, want %q", err, tt.wantMsg)
+			case tt.alsoErr != nil && !errors.Is(err, tt.alsoErr):
+				t.Errorf("Scale: got error %v, want it to be %v as well", err, tt.alsoErr)
 			case tt.wantErr == nil && err != nil:
 				t.Errorf("Scale: got error %v, want none", err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("result (-want +got):\n%s", diff)
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("result (-want +got):\n%s", d)
 			}
 			stored, err := r.db.GetWorkspace(ctx, "w1")
 			if err != nil {
@@ -236,29 +251,18 @@ func TestScale(t *testing.T) {
 			if stored.Tier != tt.wantTier || stored.Reservation != tt.wantRes {
 				t.Errorf("stored: got tier %q, reservation %+v; want %q, %+v", stored.Tier, stored.Reservation, tt.wantTier, tt.wantRes)
 			}
-			if stored.Epoch != 1 {
+			if stored.Epoch != ws.Epoch {
 				t.Errorf("epoch: got %d, want 1 (a resize keeps the placement)", stored.Epoch)
 			}
 			cs := r.agents["ws-1"].Containers()
 			if len(cs) != 1 || cs[0].Resources != tt.wantLimit {
 				t.Errorf("containers on agent: got %+v, want one with limits %+v", cs, tt.wantLimit)
 			}
+			if got := slices.Contains(r.events("w1"), "workspace.scaled@ws-1"); got != tt.wantEvent {
+				t.Errorf("workspace.scaled event: got %v, want %v", got, tt.wantEvent)
+			}
 		})
 	}
-}
-
-// members is a gossip view in which every server reports cores real cores.
-type members struct {
-	servers []string
-	cores   int64
-}
-
-func (m members) Members() []gossip.Member {
-	out := []gossip.Member{}
-	for _, s := range m.servers {
-		out = append(out, gossip.Member{Name: s, State: gossip.StateAlive, Meta: wire.NodeMeta{CPUMilli: m.cores * 1000}})
-	}
-	return out
 }
 
 // Placement counts overcommitted vCPUs, but Docker refuses a CPU limit
@@ -267,15 +271,17 @@ func (m members) Members() []gossip.Member {
 func TestScaleCapsCPULimitAtRealCores(t *testing.T) {
 	r := newRig(t, 3, "ws-1")
 	ctx := context.Background()
-	orch := orchestrator.New(r.db, r.dialer, members{servers: []string{"ws-1"}, cores: 2}, allHealthy{}, tiers.Builtin(),
-		orchestrator.Options{Strategy: placement.Spread, WorkspaceImage: "berth/workspace:dev", CPUOvercommit: 8}, hclog.NewNullLogger())
+	orch := r.with(func(c *orchestrator.Config, d *orchestrator.Deps) {
+		c.CPUOvercommit = 8
+		d.Members = members{servers: []string{"ws-1"}, cores: 2}
+	})
 	ws, err := orch.Create(ctx, createReq("w1", "u1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := orch.Scale(ctx, ws, "pro")
-	if err != nil || !res.Success {
-		t.Fatalf("Scale: got %+v, %v; want success", res, err)
+	if err != nil || res.Outcome != orchestrator.Scaled {
+		t.Fatalf("Scale: got %+v, %v; want scaled", res, err)
 	}
 	if cs := r.agents["ws-1"].Containers(); len(cs) != 1 || cs[0].Resources != (wire.Resources{CPU: 2, MemoryMB: 8192}) {
 		t.Errorf("containers: got %+v, want one limited to 2 CPU (the real cores) and 8192 MB", cs)
@@ -303,15 +309,18 @@ func TestConcurrentScalesAgree(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := r.orch.Scale(ctx, ws, tier); err != nil {
-				t.Errorf("scale to %s: %v", tier, err)
+			if res, err := r.orch.Scale(ctx, ws, tier); err != nil || res.Outcome != orchestrator.Scaled {
+				t.Errorf("scale to %s: got %+v, %v; want scaled", tier, res, err)
 			}
 		}()
 	}
 	wg.Wait()
-	got, _ := r.orch.Get(ctx, "w1")
+	got, err := r.orch.Get(ctx, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]int64{"pro": 8192, "power": 16384}[got.Tier]
-	if got.Reservation.MemoryMB != want {
+	if want == 0 || got.Reservation.MemoryMB != want {
 		t.Errorf("tier %s with a %d MB reservation, want %d", got.Tier, got.Reservation.MemoryMB, want)
 	}
 	for _, c := range r.agents["ws-1"].Containers() {
