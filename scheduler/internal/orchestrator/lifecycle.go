@@ -222,18 +222,24 @@ func (l *Lifecycle) touch(ctx context.Context, id string) error {
 // answers; data is kept) and its record, with an event and a status
 // notification. It returns how many workspaces it removed.
 func (l *Lifecycle) EvictServer(ctx context.Context, serverID string, force bool) (int, error) {
-	rows, err := l.DB.ListWorkspaces(ctx, registry.WorkspaceFilter{ServerID: serverID})
-	if err != nil {
-		return 0, err
-	}
-	if len(rows) == 0 {
+	if !force {
+		rows, err := l.DB.ListWorkspaces(ctx, registry.WorkspaceFilter{ServerID: serverID})
+		if err != nil {
+			return 0, err
+		}
+		if len(rows) > 0 {
+			return 0, &ServerInUseError{ServerID: serverID, Workspaces: len(rows)}
+		}
 		return 0, nil
 	}
-	if !force {
-		return 0, &ServerInUseError{ServerID: serverID, Workspaces: len(rows)}
-	}
+	// Cordon first, then list: a create that reserved before the cordon is
+	// in the list, and none can reserve after it.
 	cordoned := fleet.StateCordoned
 	if _, err := l.DB.UpdateServer(ctx, serverID, registry.ServerPatch{State: &cordoned}); err != nil {
+		return 0, err
+	}
+	rows, err := l.DB.ListWorkspaces(ctx, registry.WorkspaceFilter{ServerID: serverID})
+	if err != nil {
 		return 0, err
 	}
 	removed := 0
