@@ -17,6 +17,13 @@ const (
 	CodeDocker      = "docker_error"    // 502: the local dockerd failed
 	CodeUnavailable = "unavailable"     // 503: the agent is shutting down or fenced
 	CodeInternal    = "internal"        // 500
+
+	// Streams (proxy and TTY, see streams.go).
+	CodeNotRunning         = "not_running"          // 409: the container is not running or has no address
+	CodeUpstreamRefused    = "upstream_refused"     // 502: nothing listens on the container's port
+	CodeUpstreamTimeout    = "upstream_timeout"     // 504: the container's app did not answer in time
+	CodeUpstreamError      = "upstream_error"       // 502: any other failure reaching the container's app
+	CodeTooManyConnections = "too_many_connections" // 429: the container's proxy connections are at their cap
 )
 
 // Error is the JSON body of every agent error answer.
