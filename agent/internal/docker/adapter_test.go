@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 	"berth/shared/wire"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/network"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -193,6 +196,11 @@ func TestOwnedGate(t *testing.T) {
 			return err
 		}},
 		{"Stats", func(c *Client, id string) error { _, err := c.Stats(context.Background(), id); return err }},
+		{"ExecTTY", func(c *Client, id string) error {
+			_, err := c.ExecTTY(context.Background(), id, wire.TTYRequest{Cmd: []string{"bash"}})
+			return err
+		}},
+		{"Address", func(c *Client, id string) error { _, err := c.Address(context.Background(), id); return err }},
 	}
 	cases := []struct {
 		name    string
@@ -268,6 +276,34 @@ func TestMethodFailures(t *testing.T) {
 			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{Cmd: []string{"true"}}, nil, nil)
 			return err
 		}, ErrDocker},
+		{"tty into a stopped container", false, nil, func(c *Client) error {
+			_, err := c.ExecTTY(ctx, "c1", wire.TTYRequest{Cmd: []string{"bash"}})
+			return err
+		}, ErrConflict},
+		{"tty without a command", true, nil, func(c *Client) error {
+			_, err := c.ExecTTY(ctx, "c1", wire.TTYRequest{})
+			return err
+		}, ErrBadRequest},
+		{"tty with rows but no cols", true, nil, func(c *Client) error {
+			_, err := c.ExecTTY(ctx, "c1", wire.TTYRequest{Cmd: []string{"bash"}, Rows: 24})
+			return err
+		}, ErrBadRequest},
+		{"tty exec create fails", true, map[string]error{"ContainerExecCreate": errDaemon}, func(c *Client) error {
+			_, err := c.ExecTTY(ctx, "c1", wire.TTYRequest{Cmd: []string{"bash"}})
+			return err
+		}, ErrDocker},
+		{"tty exec attach fails", true, map[string]error{"ContainerExecAttach": errDaemon}, func(c *Client) error {
+			_, err := c.ExecTTY(ctx, "c1", wire.TTYRequest{Cmd: []string{"bash"}})
+			return err
+		}, ErrDocker},
+		{"address of a stopped container", false, nil, func(c *Client) error {
+			_, err := c.Address(ctx, "c1")
+			return err
+		}, ErrConflict},
+		{"address of a container without a network", true, nil, func(c *Client) error {
+			_, err := c.Address(ctx, "c1")
+			return err
+		}, ErrConflict},
 		{"stats fail", true, map[string]error{"ContainerStats": errDaemon}, func(c *Client) error {
 			_, err := c.Stats(ctx, "c1")
 			return err
@@ -367,6 +403,71 @@ func TestExecOverStub(t *testing.T) {
 	}
 	if code != 3 || timedOut || stdout.String() != "out\n" || stderr.String() != "err\n" {
 		t.Errorf("got exit %d timed out %v stdout %q stderr %q, want 3 false \"out\\n\" \"err\\n\"", code, timedOut, stdout.String(), stderr.String())
+	}
+}
+
+// A TTY exec is created with a terminal, stdin and berth's detach keys;
+// its output is the raw stream (no multiplexing), then io.EOF; the initial
+// size is applied; Wait reports the exit code.
+func TestExecTTYOverStub(t *testing.T) {
+	api := newStubAPI()
+	api.put("c1", "ws", true, true)
+	api.execOutput = []byte("$ hi\r\n")
+	api.execExit = 7
+	ctx := context.Background()
+	tty, err := newStubClient(t, api).ExecTTY(ctx, "c1", wire.TTYRequest{Cmd: []string{"bash"}, User: "dev", Rows: 40, Cols: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	out, err := io.ReadAll(tty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(out), "$ hi\r\n"; got != want {
+		t.Errorf("output: got %q, want %q", got, want)
+	}
+	code, err := tty.Wait(ctx)
+	if err != nil || code != 7 {
+		t.Errorf("Wait: got %d, %v, want 7, nil", code, err)
+	}
+	if err := tty.Resize(ctx, 0, 80); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("Resize to 0 rows: got %v, want ErrBadRequest", err)
+	}
+	opts := api.execOpts
+	if !opts.Tty || !opts.AttachStdin || !opts.AttachStdout || opts.User != "dev" || opts.DetachKeys != ttyDetachKeys ||
+		opts.ConsoleSize == nil || *opts.ConsoleSize != [2]uint{40, 120} {
+		t.Errorf("exec options: got %+v, want a 40x120 tty with stdin, user dev and berth's detach keys", opts)
+	}
+	want := []string{"ContainerExecCreate c1", "ContainerExecResize exec-1 40x120"}
+	if diff := cmp.Diff(want, api.recorded()); diff != "" {
+		t.Errorf("SDK calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestAddressOverStub(t *testing.T) {
+	tests := []struct {
+		name string
+		ns   *container.NetworkSettings
+		want string
+	}{
+		{"default bridge", &container.NetworkSettings{DefaultNetworkSettings: container.DefaultNetworkSettings{IPAddress: "172.17.0.5"}}, "172.17.0.5"},
+		{"first named network", &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{
+			"b-net": {IPAddress: "10.0.1.2"}, "a-net": {IPAddress: "10.0.0.2"}, "0-none": {},
+		}}, "10.0.0.2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newStubAPI()
+			api.put("c1", "ws", true, true)
+			ctr := api.containers["c1"]
+			ctr.NetworkSettings = tt.ns
+			api.containers["c1"] = ctr
+			got, err := newStubClient(t, api).Address(context.Background(), "c1")
+			if err != nil || got != tt.want {
+				t.Errorf("got %q, %v, want %q", got, err, tt.want)
+			}
+		})
 	}
 }
 

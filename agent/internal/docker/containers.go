@@ -288,23 +288,30 @@ func toWireContainer(ctr container.InspectResponse, now time.Time) wire.Containe
 		out.Image = ctr.Config.Image
 		out.Labels = ctr.Config.Labels
 	}
-	if ns := ctr.NetworkSettings; ns != nil {
-		out.IPAddress = ns.IPAddress
-		if out.IPAddress == "" {
-			names := make([]string, 0, len(ns.Networks))
-			for name := range ns.Networks {
-				names = append(names, name)
-			}
-			sort.Strings(names)
-			for _, name := range names {
-				if ep := ns.Networks[name]; ep != nil && ep.IPAddress != "" {
-					out.IPAddress = ep.IPAddress
-					break
-				}
-			}
+	out.IPAddress = containerIP(ctr.NetworkSettings)
+	return out
+}
+
+// containerIP is a container's address: the default bridge's, else that of
+// the first of its networks (by name) that gave it one; "" for none.
+func containerIP(ns *container.NetworkSettings) string {
+	if ns == nil {
+		return ""
+	}
+	if ns.IPAddress != "" {
+		return ns.IPAddress
+	}
+	names := make([]string, 0, len(ns.Networks))
+	for name := range ns.Networks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if ep := ns.Networks[name]; ep != nil && ep.IPAddress != "" {
+			return ep.IPAddress
 		}
 	}
-	return out
+	return ""
 }
 
 // parseDockerTime parses Docker's RFC 3339 times; Docker's zero time

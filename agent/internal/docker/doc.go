@@ -21,6 +21,11 @@
 // are refused with ErrBadRequest. Create then also refuses a mount that
 // leaves the data directory through a symlink, before anything is made.
 //
+// Interactive work: ExecTTY starts a process on a terminal and hands back the
+// hijacked connection of the exec (TTY), which hangs the process up when
+// closed; Address gives the container's bridge address for the agent's
+// proxy (tty.go).
+//
 // Errors are the sentinels of errors.go, always wrapped with %w and a
 // message: ErrBadRequest, ErrNotFound, ErrConflict, ErrImageNotFound,
 // ErrStartFailed, ErrTimeout and ErrDocker for any other daemon failure.

@@ -46,8 +46,9 @@ type stubAPI struct {
 
 	statsBody  string // the JSON ContainerStats answers
 	pullBody   string // the progress stream ImagePull answers
-	execOutput []byte // stdcopy-framed output of an exec
+	execOutput []byte // stdcopy-framed output of an exec (raw for a TTY exec)
 	execExit   int
+	execOpts   container.ExecOptions // of the last ContainerExecCreate
 
 	events    chan events.Message
 	eventErrs chan error
@@ -246,12 +247,20 @@ func (s *stubAPI) ContainerStats(_ context.Context, id string, _ bool) (containe
 	return container.StatsResponseReader{Body: io.NopCloser(bytes.NewBufferString(s.statsBody))}, nil
 }
 
-func (s *stubAPI) ContainerExecCreate(_ context.Context, id string, _ container.ExecOptions) (container.ExecCreateResponse, error) {
+func (s *stubAPI) ContainerExecCreate(_ context.Context, id string, opts container.ExecOptions) (container.ExecCreateResponse, error) {
 	s.record("ContainerExecCreate " + id)
+	s.mu.Lock()
+	s.execOpts = opts
+	s.mu.Unlock()
 	if err := s.err("ContainerExecCreate"); err != nil {
 		return container.ExecCreateResponse{}, err
 	}
 	return container.ExecCreateResponse{ID: "exec-1"}, nil
+}
+
+func (s *stubAPI) ContainerExecResize(_ context.Context, id string, opts container.ResizeOptions) error {
+	s.record(fmt.Sprintf("ContainerExecResize %s %dx%d", id, opts.Height, opts.Width))
+	return s.err("ContainerExecResize")
 }
 
 // ContainerExecAttach answers a connection that carries execOutput and

@@ -94,6 +94,26 @@ func ValidateExec(req wire.ExecRequest) error {
 	return nil
 }
 
+// ValidateTTY refuses a TTY exec without a command, or with only one of
+// rows and cols (ErrBadRequest).
+func ValidateTTY(req wire.TTYRequest) error {
+	if len(req.Cmd) == 0 {
+		return fmt.Errorf("%w: tty needs a command", ErrBadRequest)
+	}
+	if (req.Rows == 0) != (req.Cols == 0) {
+		return fmt.Errorf("%w: tty size %dx%d: give both rows and cols, or neither", ErrBadRequest, req.Rows, req.Cols)
+	}
+	return nil
+}
+
+// ValidateTTYSize refuses a terminal size with a zero side (ErrBadRequest).
+func ValidateTTYSize(rows, cols uint16) error {
+	if rows == 0 || cols == 0 {
+		return fmt.Errorf("%w: tty size %dx%d: rows and cols must be positive", ErrBadRequest, rows, cols)
+	}
+	return nil
+}
+
 // ValidateImageRef refuses a malformed image reference (ErrBadRequest).
 func ValidateImageRef(ref string) error {
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
