@@ -9,7 +9,11 @@
 // container events a real daemon would (create, start, kill, die with the
 // exit code, stop, oom, destroy) to every subscriber of Events. Exec runs
 // nothing: it answers from a hook (by default it echoes the command line on
-// stdout and exits 0). Stats and Info are fixed, plausible figures.
+// stdout and exits 0). ExecTTY runs a TTY hook on a Terminal (by default an
+// echo: what is written is read back) that records its sizes; stopping the
+// container ends it with exit 137. Address answers 127.0.0.1 (SetAddress
+// changes it), so the agent's proxy reaches a server the test runs. Stats
+// and Info are fixed, plausible figures.
 //
 // It decides what a request may ask for with the adapter's own validators
 // (docker.ValidateCreate and friends, checked against DataDir) and answers

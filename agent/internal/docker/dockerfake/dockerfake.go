@@ -62,11 +62,15 @@ type Fake struct {
 	failPull       string
 	requireImages  bool
 	exec           ExecFunc
+	tty            TTYFunc
+	address        string
+	terminals      []*Terminal
 }
 
 type entry struct {
-	c   wire.Container
-	seq int
+	c    wire.Container
+	seq  int
+	ttys []*fakeTTY // the TTY sessions opened since its last start
 }
 
 // New is an empty daemon for serverID (the berth.server_id label) holding
@@ -79,7 +83,9 @@ func New(serverID string) *Fake {
 		subs:       map[*subscriber]struct{}{},
 		images: []wire.Image{{ID: "sha256:" + strings.Repeat("ab", 32), Tags: []string{"berth/workspace:dev"},
 			Size: 300 << 20, Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}},
-		exec: EchoExec,
+		exec:    EchoExec,
+		tty:     EchoTTY,
+		address: DefaultAddress,
 	}
 }
 
@@ -578,6 +584,10 @@ func (f *Fake) exitLocked(e *entry, code int, oom bool) {
 	e.c.ExitCode, e.c.OOMKilled = code, oom
 	e.c.FinishedAt = f.now().UTC()
 	e.c.IPAddress = ""
+	for _, s := range e.ttys {
+		s.kill()
+	}
+	e.ttys = nil
 	f.emitLocked("die", e, code)
 }
 
