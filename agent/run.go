@@ -63,7 +63,10 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	api := server.New(cfg.ServerID, dc, latest.get, log.Named("api"))
+	api := server.New(cfg.ServerID, dc, latest.get, server.StreamConfig{
+		WriteTimeout: cfg.StreamWriteTimeout, ProxyMaxConns: cfg.ProxyMaxConns,
+		ProxyResponseHeaderTimeout: cfg.ProxyHeaderTimeout, ProxyIdleTimeout: cfg.ProxyIdleTimeout,
+	}, log.Named("api"))
 	log.Info("agent ready", "server_id", cfg.ServerID, "api", l.Addr().String(), "gossip", pool.LocalAddr(),
 		"cores", first.CPUCores, "memory_mb", first.MemoryTotalMB, "disk_gb", int(first.DiskTotalGB), "version", version.Version)
 

@@ -78,7 +78,7 @@ func Start(t testing.TB, pki *testutil.PKI, serverID string) *Agent {
 		capacity: DefaultCapacity(serverID),
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "agent." + serverID, Level: hclog.Warn, Output: a.log})
-	a.api = server.New(serverID, a.docker, a.Capacity, log.Named("api"))
+	a.api = server.New(serverID, a.docker, a.Capacity, server.StreamConfig{}, log.Named("api"))
 	a.api.Wrap(a.front)
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop = stop

@@ -36,6 +36,12 @@ type Config struct {
 	GPUType        string
 	GPUCount       int
 
+	// Streams (TTY and proxy): see the agent's server.StreamConfig.
+	StreamWriteTimeout time.Duration // a TTY output write blocked this long ends the stream
+	ProxyMaxConns      int           // proxied requests open at once per container
+	ProxyHeaderTimeout time.Duration // wait for a container app's answer headers
+	ProxyIdleTimeout   time.Duration // close a proxied connection idle this long
+
 	LogLevel string
 	LogJSON  bool
 }
@@ -49,8 +55,14 @@ func Default() Config {
 		DataDir:        "/var/lib/berth",
 		SampleInterval: 2 * time.Second,
 		FenceLease:     30 * time.Second,
-		LogLevel:       "info",
-		Labels:         map[string]string{},
+
+		StreamWriteTimeout: 30 * time.Second,
+		ProxyMaxConns:      256,
+		ProxyHeaderTimeout: 30 * time.Second,
+		ProxyIdleTimeout:   time.Hour,
+
+		LogLevel: "info",
+		Labels:   map[string]string{},
 	}
 }
 
@@ -102,6 +114,18 @@ func (c Config) Validate() error {
 	if c.GPUCount < 0 {
 		add("gpu count %d: must not be negative", c.GPUCount)
 	}
+	if c.StreamWriteTimeout < time.Second {
+		add("stream write timeout %s: must be at least 1s", c.StreamWriteTimeout)
+	}
+	if c.ProxyMaxConns < 1 {
+		add("proxy max conns %d: must be at least 1", c.ProxyMaxConns)
+	}
+	if c.ProxyHeaderTimeout < time.Second {
+		add("proxy header timeout %s: must be at least 1s", c.ProxyHeaderTimeout)
+	}
+	if c.ProxyIdleTimeout < time.Second {
+		add("proxy idle timeout %s: must be at least 1s", c.ProxyIdleTimeout)
+	}
 	return errors.Join(errs...)
 }
 
@@ -140,6 +164,22 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "BERTH_GPU_TYPE", Flag: "gpu-type", Help: "GPU model of this host", Set: envflag.String(&c.GPUType)},
 		{Env: "BERTH_GPU_COUNT", Flag: "gpu-count", Help: "number of GPUs", Set: func(v string) (err error) {
 			c.GPUCount, err = strconv.Atoi(v)
+			return err
+		}},
+		{Env: "BERTH_STREAM_WRITE_TIMEOUT", Flag: "stream-write-timeout", Help: "end a terminal stream whose output write blocks this long", Set: func(v string) (err error) {
+			c.StreamWriteTimeout, err = time.ParseDuration(v)
+			return err
+		}},
+		{Env: "BERTH_PROXY_MAX_CONNS", Flag: "proxy-max-conns", Help: "proxied requests open at once per container", Set: func(v string) (err error) {
+			c.ProxyMaxConns, err = strconv.Atoi(v)
+			return err
+		}},
+		{Env: "BERTH_PROXY_HEADER_TIMEOUT", Flag: "proxy-header-timeout", Help: "wait this long for a container app's answer headers", Set: func(v string) (err error) {
+			c.ProxyHeaderTimeout, err = time.ParseDuration(v)
+			return err
+		}},
+		{Env: "BERTH_PROXY_IDLE_TIMEOUT", Flag: "proxy-idle-timeout", Help: "close a proxied connection idle this long", Set: func(v string) (err error) {
+			c.ProxyIdleTimeout, err = time.ParseDuration(v)
 			return err
 		}},
 		{Env: "BERTH_LOG_LEVEL", Flag: "log-level", Help: "trace, debug, info, warn, error", Set: envflag.String(&c.LogLevel)},

@@ -37,6 +37,10 @@ func TestValidate(t *testing.T) {
 		{"relative data dir", func(c *Config) { c.DataDir = "data" }, "absolute"},
 		{"tiny sample interval", func(c *Config) { c.SampleInterval = time.Millisecond }, "sample interval"},
 		{"negative gpus", func(c *Config) { c.GPUCount = -1 }, "gpu count"},
+		{"no proxy connections", func(c *Config) { c.ProxyMaxConns = 0 }, "proxy max conns"},
+		{"tiny proxy header timeout", func(c *Config) { c.ProxyHeaderTimeout = time.Millisecond }, "proxy header timeout"},
+		{"tiny proxy idle timeout", func(c *Config) { c.ProxyIdleTimeout = 0 }, "proxy idle timeout"},
+		{"tiny stream write timeout", func(c *Config) { c.StreamWriteTimeout = time.Millisecond }, "stream write timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +79,8 @@ func TestLoadPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"BERTH_CONFIG": file, "BERTH_REGION": "us", "BERTH_LISTEN": ":9001", "BERTH_JOIN": "a:7946, b:7946,"}
-	got, err := Load([]string{"--listen", ":9002", "--sample-interval", "5s"}, func(k string) string { return env[k] })
+	env["BERTH_PROXY_MAX_CONNS"], env["BERTH_PROXY_IDLE_TIMEOUT"] = "64", "10m"
+	got, err := Load([]string{"--listen", ":9002", "--sample-interval", "5s", "--proxy-header-timeout", "1m"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +92,7 @@ func TestLoadPrecedence(t *testing.T) {
 	want.Listen = ":9002"
 	want.Join = []string{"a:7946", "b:7946"}
 	want.SampleInterval = 5 * time.Second
+	want.ProxyMaxConns, want.ProxyIdleTimeout, want.ProxyHeaderTimeout = 64, 10*time.Minute, time.Minute
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
 	}

@@ -18,6 +18,17 @@
 //
 // Streams (exec output, image pull progress, container events) are NDJSON,
 // flushed line by line, so output reaches the scheduler as it is produced.
+//
+// Two routes are interactive streams, one mTLS connection per user stream
+// (wire protocol in shared/wire/streams.go): /tty upgrades to a WebSocket
+// carrying a TTY exec (tty.go), /proxy/{port}/… reverse-proxies HTTP and
+// WebSocket upgrades to the container's bridge address (proxy.go); no
+// container port is ever published. Both are bounded (StreamConfig): a TTY
+// write blocked on a scheduler that stopped reading ends the stream, proxied
+// requests are capped per container, connections to apps time out when
+// idle. Shutdown ends them: http.Server.Shutdown does not end hijacked
+// connections, so Serve does (streams.go).
+//
 // A Server is safe for concurrent use; Serve owns the HTTP server until its
 // context ends.
 package server

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -36,6 +37,8 @@ type Docker interface {
 	Inspect(ctx context.Context, id string) (wire.Container, error)
 	List(ctx context.Context) ([]wire.Container, error)
 	Exec(ctx context.Context, id string, req wire.ExecRequest, stdout, stderr io.Writer) (int, bool, error)
+	ExecTTY(ctx context.Context, id string, req wire.TTYRequest) (docker.TTY, error)
+	Address(ctx context.Context, id string) (string, error)
 	Stats(ctx context.Context, id string) (wire.ContainerStats, error)
 	Update(ctx context.Context, id string, res wire.Resources) error
 	Images(ctx context.Context) ([]wire.Image, error)
@@ -49,20 +52,34 @@ type Server struct {
 	serverID string
 	docker   Docker
 	capacity func() wire.Capacity
+	cfg      StreamConfig
 	log      hclog.Logger
+	debugLog *log.Logger // log at debug level, for the standard library's logging
 	echo     *echo.Echo
 	handler  http.Handler // echo, possibly wrapped (Wrap)
 
 	lastContact atomic.Int64 // unix nanos of the last request from the scheduler
 
+	streams        *streams        // TTY sessions and proxied requests being served
+	proxyConns     connLimiter     // proxied requests open per container
+	proxyTransport *http.Transport // the agent's client of the containers' apps
+
 	metrics      *prometheus.Registry
 	reqDuration  *prometheus.HistogramVec
 	dockerErrors *prometheus.CounterVec
+	streamsOpen  *prometheus.GaugeVec
 }
 
-// New builds the API. capacity returns the latest capacity sample.
-func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Logger) *Server {
-	s := &Server{serverID: serverID, docker: d, capacity: capacity, log: log, echo: echo.New()}
+// New builds the API. capacity returns the latest capacity sample; streams
+// bounds the TTY and proxy streams (zero fields take the defaults; see
+// StreamConfig.Validate).
+func New(serverID string, d Docker, capacity func() wire.Capacity, streams StreamConfig, log hclog.Logger) *Server {
+	cfg := streams.withDefaults()
+	s := &Server{serverID: serverID, docker: d, capacity: capacity, cfg: cfg, log: log, echo: echo.New(),
+		debugLog:       log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+		streams:        newStreams(),
+		proxyTransport: newProxyTransport(cfg),
+	}
 	s.handler = s.echo
 	s.lastContact.Store(time.Now().UnixNano()) // the lease starts with the agent
 	s.initMetrics()
@@ -84,6 +101,9 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, log hclog.Log
 	c.POST("/exec", s.exec)
 	c.GET("/stats", s.stats)
 	c.POST("/update", s.update)
+	c.GET(wire.SuffixTTY, s.tty)
+	c.Match(proxyMethods, wire.SuffixProxy+"/:port", s.proxy)
+	c.Match(proxyMethods, wire.SuffixProxy+"/:port/*", s.proxy)
 	e.GET(wire.PathImages, s.images)
 	e.POST(wire.PathImagePull, s.pull)
 	e.GET(wire.PathEvents, s.events)
@@ -103,7 +123,10 @@ func (s *Server) initMetrics() {
 	s.dockerErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_agent_docker_errors_total", Help: "Requests that failed in the local dockerd, by route.",
 	}, []string{"route"})
-	s.metrics.MustRegister(s.reqDuration, s.dockerErrors, collectors.NewGoCollector(),
+	s.streamsOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "berth_agent_streams_open", Help: "TTY sessions and proxied requests being served, by kind (tty, proxy).",
+	}, []string{"kind"})
+	s.metrics.MustRegister(s.reqDuration, s.dockerErrors, s.streamsOpen, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
@@ -173,18 +196,24 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // fail at the HTTP level.
 func (s *Server) Wrap(mw func(http.Handler) http.Handler) { s.handler = mw(s.handler) }
 
-// Serve serves HTTPS on l until ctx ends, then shuts down gracefully.
+// Serve serves HTTPS on l until ctx ends, then shuts down gracefully:
+// requests in flight may finish, streams (TTY, proxy) are ended at once and
+// waited for. Serve is called once.
 func (s *Server) Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Config) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+		ErrorLog:          s.debugLog,
 	}
+	srv.RegisterOnShutdown(s.streams.close) // Shutdown ends no hijacked connection itself
+	defer s.proxyTransport.CloseIdleConnections()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(l, tlsConfig)) }()
 	select {
 	case err := <-errc:
+		s.streams.close()
+		s.streams.wait(5 * time.Second)
 		return err
 	case <-ctx.Done():
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -192,6 +221,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Confi
 		err := srv.Shutdown(shutdownCtx)
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = srv.Close() // long streams (events) do not end by themselves
+		}
+		if !s.streams.wait(5 * time.Second) {
+			s.log.Warn("streams still open after shutdown")
 		}
 		return err
 	}
@@ -423,6 +455,18 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch {
 	case errors.As(err, &stale):
 		status, body.Code = http.StatusConflict, wire.CodeStaleEpoch
+	case errors.Is(err, errNotRunning):
+		status, body.Code = http.StatusConflict, wire.CodeNotRunning
+	case errors.Is(err, errUpstreamRefused):
+		status, body.Code = http.StatusBadGateway, wire.CodeUpstreamRefused
+	case errors.Is(err, errUpstreamTimeout):
+		status, body.Code = http.StatusGatewayTimeout, wire.CodeUpstreamTimeout
+	case errors.Is(err, errUpstream):
+		status, body.Code = http.StatusBadGateway, wire.CodeUpstreamError
+	case errors.Is(err, errTooManyConnections):
+		status, body.Code = http.StatusTooManyRequests, wire.CodeTooManyConnections
+	case errors.Is(err, errShuttingDown):
+		status, body.Code = http.StatusServiceUnavailable, wire.CodeUnavailable
 	case errors.As(err, &he):
 		status = he.Code
 		body.Code = codeForStatus(he.Code)
@@ -444,12 +488,21 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.Is(err, docker.ErrDocker):
 		status, body.Code = http.StatusBadGateway, wire.CodeDocker
 	}
-	if status >= 500 {
+	switch {
+	case upstreamCodes[body.Code]: // the app's business, not the agent's
+		s.log.Debug("proxied request failed", "path", c.Request().URL.Path, "error", err)
+	case status >= 500:
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "error", err)
 	}
+	c.Response().Header().Set(wire.HeaderError, body.Code)
 	if err := c.JSON(status, body); err != nil {
 		s.log.Debug("write error response", "error", err)
 	}
+}
+
+// upstreamCodes are the codes of failures to reach a container's app.
+var upstreamCodes = map[string]bool{
+	wire.CodeUpstreamRefused: true, wire.CodeUpstreamTimeout: true, wire.CodeUpstreamError: true,
 }
 
 func codeForStatus(status int) string {
@@ -462,6 +515,8 @@ func codeForStatus(status int) string {
 		return wire.CodeConflict
 	case http.StatusServiceUnavailable:
 		return wire.CodeUnavailable
+	case http.StatusTooManyRequests:
+		return wire.CodeTooManyConnections
 	}
 	return wire.CodeInternal
 }

@@ -38,10 +38,13 @@ type rig struct {
 	url  string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { t.Helper(); return newRigWith(t, server.StreamConfig{}) }
+
+// newRigWith is a rig whose streams are bounded by cfg.
+func newRigWith(t *testing.T, cfg server.StreamConfig) *rig {
 	t.Helper()
 	fake := dockerfake.New("srv-1")
-	api := server.New("srv-1", fake, func() wire.Capacity { return testCapacity }, hclog.NewNullLogger())
+	api := server.New("srv-1", fake, func() wire.Capacity { return testCapacity }, cfg, hclog.NewNullLogger())
 	ts := httptest.NewServer(api.Handler())
 	t.Cleanup(ts.Close)
 	return &rig{t: t, fake: fake, api: api, url: ts.URL}
@@ -167,6 +170,9 @@ func TestErrorMapping(t *testing.T) {
 			e := a.wireError(t)
 			if e.Code != tt.wantCode {
 				t.Errorf("code: got %q, want %q", e.Code, tt.wantCode)
+			}
+			if got := a.header.Get(wire.HeaderError); got != tt.wantCode {
+				t.Errorf("%s header: got %q, want %q", wire.HeaderError, got, tt.wantCode)
 			}
 			if !strings.Contains(e.Message, "injected") {
 				t.Errorf("message: got %q, want the error's text", e.Message)
@@ -599,7 +605,7 @@ func TestLastContact(t *testing.T) {
 // Wrap's middleware sees every request before the API does.
 func TestWrap(t *testing.T) {
 	fake := dockerfake.New("srv-1")
-	api := server.New("srv-1", fake, func() wire.Capacity { return testCapacity }, hclog.NewNullLogger())
+	api := server.New("srv-1", fake, func() wire.Capacity { return testCapacity }, server.StreamConfig{}, hclog.NewNullLogger())
 	var seen []string
 	api.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
