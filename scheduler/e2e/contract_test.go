@@ -600,12 +600,12 @@ func TestContractExec(t *testing.T) {
 	})
 
 	t.Run("stream", func(t *testing.T) {
-		events, _, resp := streamExec(t, k, ws.ID, map[string]any{"command": `printf 'a\nb\n'; sleep 0.2; echo err >&2`})
+		events, _, header := streamExec(t, k, ws.ID, map[string]any{"command": `printf 'a\nb\n'; sleep 0.2; echo err >&2`})
 		for h, want := range map[string]string{
 			"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
 			"Connection": "keep-alive", "X-Accel-Buffering": "no",
 		} {
-			if got := resp.Header.Get(h); got != want {
+			if got := header.Get(h); got != want {
 				t.Errorf("header %s = %q, want %q", h, got, want)
 			}
 		}
@@ -653,7 +653,7 @@ func TestContractExec(t *testing.T) {
 // time each was read, and the response. It checks the framing: every event
 // is one `data: ` line followed by an empty line, and the stream ends at
 // [DONE].
-func streamExec(t *testing.T, k caller, id string, body map[string]any) ([]string, []time.Time, *http.Response) {
+func streamExec(t *testing.T, k caller, id string, body map[string]any) ([]string, []time.Time, http.Header) {
 	t.Helper()
 	resp := k.open(t, http.MethodPost, "/workspaces/"+id+"/exec-stream", body)
 	defer resp.Body.Close()
@@ -684,7 +684,7 @@ func streamExec(t *testing.T, k caller, id string, body map[string]any) ([]strin
 	if len(events) == 0 || events[len(events)-1] != "[DONE]" || len(lines) != 2*len(events) {
 		t.Errorf("stream %q: want events ending with data: [DONE] and nothing after", lines)
 	}
-	return events, times, resp
+	return events, times, resp.Header
 }
 
 // processesMatching lists the command lines of the processes in a

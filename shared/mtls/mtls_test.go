@@ -112,7 +112,10 @@ func TestClientRefusesServerWithoutAgentRole(t *testing.T) {
 	srv.TLS = cfg
 	srv.StartTLS()
 	defer srv.Close()
-	_, err = client(t, pki, "scheduler", wire.RoleScheduler, "ws-1").Get(srv.URL)
+	resp, err := client(t, pki, "scheduler", wire.RoleScheduler, "ws-1").Get(srv.URL)
+	if err == nil {
+		resp.Body.Close()
+	}
 	if !errors.Is(err, mtls.ErrWrongRole) {
 		t.Fatalf("err = %v, want ErrWrongRole", err)
 	}

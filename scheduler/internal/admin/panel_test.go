@@ -143,6 +143,7 @@ func sseEvents(t *testing.T, baseURL string) <-chan admin.Overview {
 		t.Fatal(err)
 	}
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body.Close()
 		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	out := make(chan admin.Overview, 100)

@@ -86,8 +86,8 @@ func Start(t testing.TB, serverID string) *Agent {
 		}
 	}()
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait() // an interrupted agent exits non-zero
 		if t.Failed() {
 			mu.Lock()
 			t.Logf("agent %s log:\n%s", serverID, buf.String())

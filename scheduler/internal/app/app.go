@@ -149,7 +149,7 @@ func (a *App) Background(ctx context.Context) {
 		run("gossip", func(ctx context.Context) error { a.pool.JoinRetry(ctx, a.cfg.Join); return nil })
 	}
 	run("health", a.tracker.Run)
-	run("reconcile", a.orch.Reconciler.Run)
+	run("reconcile", a.orch.Run)
 	run("events", a.watcher.Run)
 	if a.podex != nil {
 		run("podexapi", a.podex.Run)

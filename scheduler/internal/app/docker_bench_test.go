@@ -132,8 +132,13 @@ func BenchmarkCreateToRunning(b *testing.B) {
 			del, _ := http.NewRequest(http.MethodDelete, srv.URL+"/workspaces/"+id, nil)
 			del.Header.Set("X-Internal-Service-Token", "bench-token")
 			del.Header.Set("X-User-ID", "bench")
-			if resp, err := http.DefaultClient.Do(del); err != nil || resp.StatusCode != http.StatusNoContent {
-				b.Fatalf("delete: %v %v", err, resp)
+			resp, err = http.DefaultClient.Do(del)
+			if err != nil {
+				b.Fatalf("delete: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				b.Fatalf("delete: %d", resp.StatusCode)
 			}
 			b.StartTimer()
 		}

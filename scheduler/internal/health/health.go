@@ -232,7 +232,7 @@ func (t *Tracker) evaluate(ctx context.Context, id string) {
 	if old != h {
 		t.log.Info("server health changed", "server", id, "from", old, "to", h, "reason", reason)
 	}
-	if _, err := t.reg.SetServerHealth(ctx, id, fleet.Health(h), reason, time.Now()); err != nil && !errors.Is(err, registry.ErrNotFound) {
+	if _, err := t.reg.SetServerHealth(ctx, id, h, reason, time.Now()); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		t.log.Warn("record server health", "server", id, "error", err)
 	}
 }

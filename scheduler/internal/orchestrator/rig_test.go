@@ -256,7 +256,7 @@ func captureCreates(t *testing.T, a *agenttest.Agent) func() []wire.CreateContai
 // errors, errors.As and the same fields (a placement error's Summary, text
 // for people, only has to be there); otherwise errors.Is.
 func matchError(err, want error) bool {
-	switch w := want.(type) {
+	switch w := want.(type) { //nolint:errorlint // want is the test's own unwrapped value
 	case *orchestrator.PlacementError:
 		var got *orchestrator.PlacementError
 		return errors.As(err, &got) && errors.Is(got.Cause, w.Cause) && got.Region == w.Region && got.Summary != ""

@@ -82,23 +82,25 @@ func schemaOf(t *testing.T, path string) map[string][]string {
 	}
 	out := map[string][]string{}
 	for _, q := range queries {
-		rows, err := conn.Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var table, desc string
-			if err := rows.Scan(&table, &desc); err != nil {
+		func() {
+			rows, err := conn.Query(q)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if table != "schema_migrations" && !strings.HasPrefix(table, "sqlite_") {
-				out[table] = append(out[table], desc)
+			defer rows.Close()
+			for rows.Next() {
+				var table, desc string
+				if err := rows.Scan(&table, &desc); err != nil {
+					t.Fatal(err)
+				}
+				if table != "schema_migrations" && !strings.HasPrefix(table, "sqlite_") {
+					out[table] = append(out[table], desc)
+				}
 			}
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+		}()
 	}
 	for _, v := range out {
 		slices.Sort(v)

@@ -147,14 +147,14 @@ func fillRegistry(t *testing.T, db *DB) ([]Server, []Workspace) {
 	ctx := context.Background()
 	s1 := mustCreateServer(t, db, Server{ID: "ws-1", Hostname: "ws-1.local", Labels: map[string]string{"zone": "a"}})
 	s2 := mustCreateServer(t, db, Server{ID: "ws-2", Hostname: "ws-2.local", GPUType: "L4", GPUCount: 1})
-	w1 := mustReserve(t, db, Workspace{ID: "w1", UserID: "u1", SessionID: "s1", ServerID: "ws-1",
+	mustReserve(t, db, Workspace{ID: "w1", UserID: "u1", SessionID: "s1", ServerID: "ws-1",
 		Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096}, Environment: map[string]string{"A": "b"}}, Limits{})
 	w2 := mustReserve(t, db, Workspace{ID: "w2", UserID: "u2", SessionID: "s2", ServerID: "ws-2",
 		Reservation: fleet.Resources{CPU: 1, GPUCount: 1}, Repositories: []string{"https://x/y.git"}}, Limits{})
 	if _, err := db.SetWorkspaceStatus(ctx, "w1", fleet.StatusRunning, ""); err != nil {
 		t.Fatal(err)
 	}
-	w1, _ = db.GetWorkspace(ctx, "w1")
+	w1, _ := db.GetWorkspace(ctx, "w1")
 	s1, _ = db.GetServer(ctx, s1.ID)
 	s2, _ = db.GetServer(ctx, s2.ID)
 	return []Server{s1, s2}, []Workspace{w1, w2}
