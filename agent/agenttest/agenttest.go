@@ -28,6 +28,27 @@ import (
 // the output and returns the exit code.
 type ExecFunc = dockerfake.ExecFunc
 
+// TTYFunc plays the process of a terminal session (see SetTTY): it reads
+// the user's input from term, writes the terminal's output to it, and
+// returns the exit code, which the agent reports when closing the stream
+// ("exit N"). It must return when ctx ends (the session was closed, or the
+// container stopped).
+type TTYFunc = dockerfake.TTYFunc
+
+// Terminal is the process's side of a terminal session: its request, its
+// input and output (Read/Write), its sizes (Size, Resizes, Resized) and
+// whether the scheduler closed it (Closed).
+type Terminal = dockerfake.Terminal
+
+// TermSize is a terminal size.
+type TermSize = dockerfake.Size
+
+// StreamConfig bounds the agent's TTY and proxy streams (StartWith): the
+// TTY output write timeout, the proxied requests open per container, the
+// app's connect, answer-header and idle timeouts. Zero fields take the
+// agent's defaults.
+type StreamConfig = server.StreamConfig
+
 // Agent is one running agent: the real API over the in-memory Docker. It
 // is safe for concurrent use.
 type Agent struct {
@@ -58,6 +79,16 @@ type Agent struct {
 // until the test ends (or Close).
 func Start(t testing.TB, pki *testutil.PKI, serverID string) *Agent {
 	t.Helper()
+	return StartWith(t, pki, serverID, StreamConfig{})
+}
+
+// StartWith is Start with the streams bounded by streams (e.g. a short
+// ProxyResponseHeaderTimeout to see upstream_timeout quickly).
+func StartWith(t testing.TB, pki *testutil.PKI, serverID string, streams StreamConfig) *Agent {
+	t.Helper()
+	if err := streams.Validate(); err != nil {
+		t.Fatalf("agenttest: %v", err)
+	}
 	cert, key := pki.Issue(serverID, wire.RoleAgent, true, serverID, "127.0.0.1")
 	tlsConfig, err := mtls.ServerConfig(mtls.Files{Cert: cert, Key: key, CA: pki.CAFile}, wire.RoleScheduler)
 	if err != nil {
@@ -78,7 +109,7 @@ func Start(t testing.TB, pki *testutil.PKI, serverID string) *Agent {
 		capacity: DefaultCapacity(serverID),
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "agent." + serverID, Level: hclog.Warn, Output: a.log})
-	a.api = server.New(serverID, a.docker, a.Capacity, server.StreamConfig{}, log.Named("api"))
+	a.api = server.New(serverID, a.docker, a.Capacity, streams, log.Named("api"))
 	a.api.Wrap(a.front)
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop = stop
@@ -182,6 +213,21 @@ func (a *Agent) AddImage(img wire.Image) { a.docker.AddImage(img) }
 // echoes the command line on stdout and exits 0.
 func (a *Agent) SetExec(fn ExecFunc) { a.docker.SetExec(fn) }
 
+// SetTTY makes terminal sessions (the TTY stream) run fn; nil restores the
+// default, an echo terminal: what the scheduler writes is read back, and
+// closing it exits 0.
+func (a *Agent) SetTTY(fn TTYFunc) { a.docker.SetTTY(fn) }
+
+// Terminals lists every terminal session opened so far, oldest first.
+func (a *Agent) Terminals() []*Terminal { return a.docker.Terminals() }
+
+// SetAddress sets the address the agent's proxy reaches every running
+// container's ports at: by default 127.0.0.1, so a request for port P goes
+// to whatever the test serves on 127.0.0.1:P (an httptest.Server's port).
+// "" makes proxying answer 409 not_running, as for a container without a
+// network address.
+func (a *Agent) SetAddress(addr string) { a.docker.SetAddress(addr) }
+
 // Exit ends a running container as if its process exited with code (a
 // die event on the stream).
 func (a *Agent) Exit(containerID string, code int) error { return a.docker.Exit(containerID, code) }
@@ -263,6 +309,7 @@ func (a *Agent) front(next http.Handler) http.Handler {
 		ctx, done, ok := a.admit(r.Context())
 		if !ok {
 			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set(wire.HeaderError, wire.CodeUnavailable)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_ = json.NewEncoder(w).Encode(wire.Error{Code: wire.CodeUnavailable, Message: "agent " + a.ServerID + " is down (agenttest)"})
 			return

@@ -29,6 +29,13 @@
 // OOM (a workspace's process ends on its own: die/oom events on the
 // stream), SetExec, RequireImages, AddImage, LastContact.
 //
+// Streams: the TTY route runs a terminal hook (SetTTY; by default an echo
+// terminal) and records every session (Terminals: request, sizes, closed);
+// the proxy route reaches a running container's port P at 127.0.0.1:P, so a
+// test serves the "app" with an httptest.Server on that port (SetAddress
+// changes the address). StartWith bounds the streams (StreamConfig), e.g. a
+// short ProxyResponseHeaderTimeout. SetDown and Close end open streams.
+//
 // Because the API is the real one, it behaves as a real agent does where
 // fakeagent was looser:
 //   - an injected create failure answers with the API's status for its

@@ -222,7 +222,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Confi
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = srv.Close() // long streams (events) do not end by themselves
 		}
-		if !s.streams.wait(5 * time.Second) {
+		// A TTY's close handshake waits up to 5 s for the scheduler to
+		// write its close frame, after up to 5 s to write ours.
+		if !s.streams.wait(15 * time.Second) {
 			s.log.Warn("streams still open after shutdown")
 		}
 		return err
