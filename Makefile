@@ -29,9 +29,12 @@ deps:
 	scripts/ensure-deps.sh $(DEPS_FLAGS)
 
 # bin/agent is static (it runs on any host); bin/scheduler needs cgo for SQLite.
+# bin/cloudflared is the static stand-in for cloudflared in the workspace image
+# (tools/cloudflared-standin; the real one cannot be fetched here).
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/agent ./agent
 	CGO_ENABLED=1 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/scheduler ./scheduler
+	CGO_ENABLED=0 go build -trimpath -o bin/cloudflared ./tools/cloudflared-standin
 
 # Development CA, agent and scheduler certificates, gossip key, in .dev/.
 certs: deps

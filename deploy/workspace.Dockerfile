@@ -1,15 +1,19 @@
-# berth/workspace:dev: the container a user works in (terminal, git, previews).
-# Build context: the repository root (it needs nothing from it).
+# berth/workspace:dev: the container a user works in (terminal, git, previews,
+# tunnels). Build context: the repository root; it copies bin/cloudflared
+# (make build) and nothing else from it.
 #   docker build -f deploy/workspace.Dockerfile -t berth/workspace:dev .
 # Without a registry, scripts/build-images.sh passes
 # --build-arg BASE_IMAGE=berth/base:bookworm (a debootstrap rootfs).
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
+# iproute2 (ss) and procps (pgrep) are what the compute API's preview-ports
+# and tunnel routes run in here. bash, zsh and fish are the terminal's shells
+# (Debian's fish depends on python3, so python3 comes in with it).
 RUN set -eux; \
 	apt-get update; \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		bash ca-certificates coreutils curl git iproute2 less procps sudo tini tmux; \
+		bash ca-certificates coreutils curl fish git iproute2 less procps sudo tini tmux zsh; \
 	rm -rf /var/lib/apt/lists/*
 
 # The user every exec, file operation and terminal runs as (compute API
@@ -22,6 +26,12 @@ RUN set -eux; \
 	echo 'dev ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/dev; \
 	chmod 0440 /etc/sudoers.d/dev; \
 	visudo -cf /etc/sudoers.d/dev
+
+# The tunnel routes start `cloudflared tunnel run --token … [--url …]` as dev
+# (contract §3.19). This is berth's stand-in (tools/cloudflared-standin): same
+# command line, logs and metrics endpoint, but it connects to no Cloudflare
+# edge. After the package layers, so a rebuilt stand-in does not invalidate them.
+COPY bin/cloudflared /usr/local/bin/cloudflared
 
 ENV LANG=C.UTF-8
 USER dev

@@ -10,7 +10,9 @@
 #
 # The Dockerfiles start FROM ${BASE_IMAGE} (debian:bookworm-slim by default),
 # so where a registry is reachable they build the ordinary way too; here the
-# imported base stands in for it. Expects bin/agent and bin/scheduler (make build).
+# imported base stands in for it. Expects bin/agent, bin/scheduler and
+# bin/cloudflared (make build); docker build checksums the copied files, so a
+# changed binary rebuilds its image from that COPY on.
 #
 # Environment:
 #   IMAGES="workspace host scheduler"  which Dockerfile images to build ("" = base only)
@@ -156,7 +158,8 @@ build() {
 	fi
 }
 
-[[ -x bin/agent && -x bin/scheduler ]] || die "bin/agent and bin/scheduler are missing: run 'make build' first"
+[[ -x bin/agent && -x bin/scheduler && -x bin/cloudflared ]] ||
+	die "bin/agent, bin/scheduler or bin/cloudflared is missing: run 'make build' first"
 
 start=$(now)
 if [[ $BASE_IMAGE == berth/base:* ]]; then
