@@ -97,6 +97,13 @@ func (a *API) Register(e *echo.Echo) {
 	get("/workspaces/:id/resources", a.resources, user)
 	get("/workspaces/:id/scale-options", a.scaleOptions, user)
 	e.POST("/workspaces/:id/scale", a.scale, userJSON)
+	e.POST("/workspaces/:id/tunnels/start", a.startTunnel, userJSON)
+	e.POST("/workspaces/:id/tunnels/stop", a.stopTunnel, userJSON)
+	get("/workspaces/:id/tunnels/status", a.tunnelStatus, user)
+
+	// Preview (§3.20): the service token only, no X-User-ID.
+	get("/preview/:id", a.preview, a.tokenOnly)
+	get("/preview/:id/ports", a.previewPorts, a.tokenOnly)
 
 	get("/health", a.serviceHealth)
 	get("/ready", a.ready)

@@ -281,3 +281,80 @@ func fileFailure(action fileAction, path string, out execResponse) error {
 	}
 	return echo.NewHTTPError(http.StatusInternalServerError, "Failed to delete file: "+out.Stderr)
 }
+
+// Tunnels (§3.19). Python's manager raised "Workspace <id> has no
+// container/server" from start and stop (a 500 with the route's prefix);
+// status answered detailTunnelNoContainer in a 200 body.
+
+const detailTunnelNoContainer = "No container/server"
+
+// tunnelAction names a tunnel route for tunnelFailure.
+type tunnelAction int
+
+const (
+	tunnelStart tunnelAction = iota
+	tunnelStop
+)
+
+// tunnelExecDetail words a tunnel command that never ran to its end (any
+// kind but execDone): the manager's text for a record without container,
+// otherwise §3.9's (not running, server not available, timed out, the
+// Docker error).
+func tunnelExecDetail(ws registry.Workspace, err error, out execResponse) string {
+	if errors.Is(err, orchestrator.ErrNoContainer) {
+		return fmt.Sprintf("Workspace %s has no container/server", ws.ID)
+	}
+	return out.Stderr
+}
+
+// tunnelStatusDetail words a status command that never ran to its end:
+// Python answered detailTunnelNoContainer for a record without container.
+func tunnelStatusDetail(err error, out execResponse) string {
+	if errors.Is(err, orchestrator.ErrNoContainer) {
+		return detailTunnelNoContainer
+	}
+	return out.Stderr
+}
+
+// commandFailed words one of our own commands that ran and failed: its
+// stderr, or its exit code when it said nothing.
+func commandFailed(out execResponse) string {
+	if s := strings.TrimSpace(out.Stderr); s != "" {
+		return s
+	}
+	return fmt.Sprintf("exit code %d", out.ExitCode)
+}
+
+// tunnelFailure is the 500 of a start or stop that failed (§3.19).
+func tunnelFailure(action tunnelAction, detail string) error {
+	if action == tunnelStart {
+		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to start tunnel: "+detail)
+	}
+	return echo.NewHTTPError(http.StatusInternalServerError, "Failed to stop tunnel: "+detail)
+}
+
+// pidUnreadable is start's error when the command printed no PID. Python
+// dropped it from the answer (§14 #16); we return it. When stdout is empty
+// the command's stderr says why (cloudflared missing, log not writable).
+func pidUnreadable(out execResponse) string {
+	text := strings.TrimSpace(out.Stdout)
+	if text == "" {
+		text = commandFailed(out)
+	}
+	return "Failed to get PID: " + text
+}
+
+// detailTokenNUL refuses a token no command line can carry.
+const detailTokenNUL = "token contains a NUL byte"
+
+// Preview (§3.20): a listener whose process ss does not name is "unknown";
+// a PortInfo without a process name is labelled "Port N".
+
+const processUnknown = "unknown"
+
+func portLabel(port int, processName string) string {
+	if processName != "" {
+		return processName
+	}
+	return fmt.Sprintf("Port %d", port)
+}
