@@ -42,6 +42,7 @@ type App struct {
 	podex   *podexapi.Client // nil when COMPUTE_API_BASE_URL is unset
 	orch    *orchestrator.Orchestrator
 	metrics *metrics.Metrics
+	compute *computeapi.API
 	echo    *echo.Echo
 	loops   sync.WaitGroup // the Background loops
 	failed  chan error     // the first loop that ended with an error while it should have run on
@@ -119,7 +120,8 @@ func (a *App) build(ctx context.Context) error {
 		a.echo.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: true}))
 	}
 	a.echo.GET("/metrics", echo.WrapHandler(a.metrics.Handler()))
-	computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version}).Register(a.echo)
+	a.compute = computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version})
+	a.compute.Register(a.echo)
 	admin.New(admin.Deps{Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, Registry: a.db, Fleet: a.orch,
 		Agents: dialer, Members: healthPool, Log: log.Named("admin")}).Register(a.echo)
 	return nil
@@ -185,13 +187,14 @@ func Run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("scheduler ready", "listen", l.Addr().String(), "version", version.Version)
-	return serveHTTP(ctx, a.echo, l, cfg.ShutdownTimeout, a.failed, log)
+	return serveHTTP(ctx, a.echo, l, cfg.ShutdownTimeout, a.failed, a.compute.Shutdown, log)
 }
 
 // serveHTTP serves until ctx ends, the server fails or failed reports a
 // failed part, then shuts down gracefully.
-func serveHTTP(ctx context.Context, h http.Handler, l net.Listener, grace time.Duration, failed <-chan error, log hclog.Logger) error {
+func serveHTTP(ctx context.Context, h http.Handler, l net.Listener, grace time.Duration, failed <-chan error, onShutdown func(), log hclog.Logger) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(onShutdown) // the compute API's terminals and proxied WebSockets
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	var partErr error

@@ -48,13 +48,15 @@ type Deps struct {
 	Workspaces   Workspaces
 	ServiceToken string // INTERNAL_SERVICE_TOKEN; "" fails closed (500)
 	Log          hclog.Logger
-	Version      string // reported by GET /health
+	Version      string       // reported by GET /health
+	Streams      StreamLimits // zero: DefaultStreamLimits
 }
 
 // API serves the compute routes. Safe for concurrent use.
 type API struct {
-	d   Deps
-	log hclog.Logger
+	d       Deps
+	log     hclog.Logger
+	streams *streams // open terminals and proxied WebSockets
 }
 
 // New builds the compute API.
@@ -63,7 +65,10 @@ func New(d Deps) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &API{d: d, log: log}
+	if d.Streams == (StreamLimits{}) {
+		d.Streams = DefaultStreamLimits
+	}
+	return &API{d: d, log: log, streams: newStreams()}
 }
 
 // Register mounts the routes on e. Middleware is per route, never on a
