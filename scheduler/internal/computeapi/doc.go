@@ -1,6 +1,6 @@
 // Package computeapi serves the podex-compatible compute routes
-// (shared/compute-api-contract.md §1–§3, §5): /workspaces/**, /health,
-// /ready and /. It is the first hop of every podex call: it authenticates
+// (shared/compute-api-contract.md §1–§3, §5): /workspaces/**, /preview/**,
+// /terminal/**, /ws/**, /health, /ready and /. It is the first hop of every podex call: it authenticates
 // (service token, X-User-ID), validates bodies the way FastAPI/pydantic did
 // (the 422 list format), checks ownership, and hands the operation to the
 // orchestrator through the small Workspaces interface it owns. Everything
@@ -20,6 +20,12 @@
 //     pydantic JSON formats of datetimes and floats.
 //   - workspaces.go, exec.go, files.go: the handlers.
 //   - scale.go: scale-options and scale (§3.16, §3.17), with their shapes.
+//   - tunnels.go: tunnels (§3.19), cloudflared run inside the workspace.
+//   - preview.go, inject.go, devtools.js: the preview index and ports
+//     (§3.20) and the DevTools bridge injected into proxied HTML.
+//   - proxy.go, wsproxy.go, terminal.go: the streams (§3.20–§3.22), each
+//     through the workspace's agent over mTLS; streams.go bounds them per
+//     workspace and ends them on shutdown.
 //
 // An API is safe for concurrent use; it keeps no state of its own.
 package computeapi
