@@ -6,10 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,6 +21,8 @@ import (
 
 	"berth/shared/mtls"
 	"berth/shared/wire"
+
+	"github.com/coder/websocket"
 )
 
 // Dialer makes Clients that share one mTLS identity. It caches one client
@@ -97,9 +102,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return nil, err
 	}
-	if epoch, ok := ctx.Value(epochKey{}).(int64); ok && epoch > 0 {
-		req.Header.Set(wire.HeaderEpoch, strconv.FormatInt(epoch, 10))
-	}
+	setEpoch(ctx, req.Header)
 	if body != nil {
 		req.ContentLength = contentLength
 		req.Header.Set("Content-Type", "application/json")
@@ -112,17 +115,30 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.ServerID, err)
 	}
 	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
-		e := &Error{Status: resp.StatusCode}
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var we wire.Error
-		if json.Unmarshal(raw, &we) != nil || we.Code == "" {
-			we = wire.Error{Code: wire.CodeInternal, Message: string(raw)}
-		}
-		e.Code, e.Message = we.Code, we.Message
-		return nil, e
+		return nil, agentError(resp)
 	}
 	return resp, nil
+}
+
+// setEpoch puts the fencing epoch of ctx (WithEpoch), if any, in h.
+func setEpoch(ctx context.Context, h http.Header) {
+	if epoch, ok := ctx.Value(epochKey{}).(int64); ok && epoch > 0 {
+		h.Set(wire.HeaderEpoch, strconv.FormatInt(epoch, 10))
+	}
+}
+
+// agentError reads an error answer of the agent (a wire.Error) and closes
+// its body.
+func agentError(resp *http.Response) *Error {
+	defer resp.Body.Close()
+	e := &Error{Status: resp.StatusCode}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var we wire.Error
+	if json.Unmarshal(raw, &we) != nil || we.Code == "" {
+		we = wire.Error{Code: wire.CodeInternal, Message: string(raw)}
+	}
+	e.Code, e.Message = we.Code, we.Message
+	return e
 }
 
 // call sends in (JSON, if not nil) and decodes the answer into out (if not nil).
@@ -356,4 +372,389 @@ func readNDJSON[T any](r io.Reader, fn func(T) error) error {
 		return fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	return nil
+}
+
+// --- streams: terminal, preview proxy, WebSocket to an app (shared/wire/streams.go)
+
+const (
+	// ttyInputChunk is the largest input message TTY.Write sends; the
+	// agent takes messages of up to 1 MiB.
+	ttyInputChunk = 32 << 10
+	// ttyReadLimit bounds one output message from the agent (it sends
+	// at most 32 KiB).
+	ttyReadLimit = 1 << 20
+)
+
+// TTY opens a terminal in the container: req.Cmd runs on a TTY, its output
+// is what Read returns and its input what Write sends, over one WebSocket
+// to the agent (no container port is involved). ctx bounds the opening and
+// the whole session: when it ends, the stream is cut. The fencing epoch of
+// ctx (WithEpoch) is checked before the process starts.
+//
+// Errors before the process starts are the agent's: ErrNotFound,
+// ErrNotRunning, ErrStaleEpoch, ErrBadRequest, ErrUnreachable, ….
+func (c *Client) TTY(ctx context.Context, containerID string, req wire.TTYRequest) (*TTY, error) {
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.dialWebSocket(ctx, containerPath(containerID, wire.SuffixTTY), "",
+		http.Header{wire.HeaderTTYRequest: {string(raw)}}, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(ttyReadLimit)
+	sctx, cancel := context.WithCancel(ctx)
+	t := &TTY{conn: conn, ctx: sctx, cancel: cancel, serverID: c.ServerID}
+	context.AfterFunc(sctx, func() { conn.CloseNow() })
+	return t, nil
+}
+
+// TTY is an open terminal session (Client.TTY). One goroutine may Read
+// while others Write, Resize or Close.
+type TTY struct {
+	conn     *websocket.Conn
+	ctx      context.Context // the session's: the caller's, ended by Close
+	cancel   context.CancelFunc
+	serverID string
+
+	rmu sync.Mutex // one Read at a time
+	cur io.Reader  // the output message being read
+	err error      // how the output ended, once it has
+
+	mu       sync.Mutex
+	exited   bool
+	exitCode int
+	closed   bool
+}
+
+// Read reads the terminal's output, as the process wrote it (bytes, not
+// lines; a UTF-8 sequence may be cut between two reads). It returns io.EOF
+// when the process has exited (ExitCode then tells how). Any other end is
+// an error: ErrUnavailable when the agent is shutting down, ErrUnreachable
+// when the connection broke, ErrAgent for a failure of the agent, the
+// context's error when ctx ended, net.ErrClosed after Close.
+func (t *TTY) Read(p []byte) (int, error) {
+	t.rmu.Lock()
+	defer t.rmu.Unlock()
+	for t.err == nil {
+		if t.cur == nil {
+			typ, r, err := t.conn.Reader(t.ctx)
+			if err != nil {
+				t.err = t.endOf(err)
+				break
+			}
+			if typ != websocket.MessageBinary { // none yet: skip
+				if _, err := io.Copy(io.Discard, r); err != nil {
+					t.err = t.endOf(err)
+				}
+				continue
+			}
+			t.cur = r
+		}
+		n, err := t.cur.Read(p)
+		if errors.Is(err, io.EOF) {
+			t.cur, err = nil, nil
+			if n == 0 {
+				continue
+			}
+		}
+		if err != nil {
+			t.err = t.endOf(err)
+		}
+		return n, t.err
+	}
+	return 0, t.err
+}
+
+// endOf maps how the output ended to Read's error, noting the exit code.
+func (t *TTY) endOf(err error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ce websocket.CloseError
+	normal := errors.As(err, &ce) && ce.Code == websocket.StatusNormalClosure
+	if code, ok := wire.ParseTTYExitReason(ce.Reason); normal && ok {
+		t.exited, t.exitCode = true, code
+		return io.EOF
+	}
+	switch {
+	case t.closed:
+		return fmt.Errorf("terminal on %s: %w", t.serverID, net.ErrClosed)
+	case t.ctx.Err() != nil:
+		return fmt.Errorf("terminal on %s: %w", t.serverID, context.Cause(t.ctx))
+	case normal:
+		return io.EOF
+	case errors.As(err, &ce) && ce.Code == websocket.StatusGoingAway:
+		return fmt.Errorf("%w: terminal on %s: %s", ErrUnavailable, t.serverID, ce.Reason)
+	case errors.As(err, &ce):
+		return fmt.Errorf("%w: terminal on %s closed with %d: %s", ErrAgent, t.serverID, ce.Code, ce.Reason)
+	}
+	return fmt.Errorf("%w: terminal on %s: %v", ErrUnreachable, t.serverID, err)
+}
+
+// ExitCode is the process's exit code, once Read has returned io.EOF;
+// exited is false while it runs or when the stream ended otherwise.
+func (t *TTY) ExitCode() (code int, exited bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.exitCode, t.exited
+}
+
+// Write sends input to the process (in messages of at most 32 KiB). It
+// blocks while the agent does not take it (the process does not read):
+// that is the backpressure.
+func (t *TTY) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), ttyInputChunk)]
+		if err := t.conn.Write(t.ctx, websocket.MessageBinary, chunk); err != nil {
+			return n, t.writeErr(err)
+		}
+		n += len(chunk)
+		p = p[len(chunk):]
+	}
+	return n, nil
+}
+
+// Resize sets the terminal's size; both must be positive. Like Write, an
+// end of ctx while the message is being sent cuts the stream.
+func (t *TTY) Resize(ctx context.Context, rows, cols uint16) error {
+	if rows == 0 || cols == 0 {
+		return fmt.Errorf("%w: terminal size %dx%d", ErrBadRequest, rows, cols)
+	}
+	raw, err := json.Marshal(wire.TTYControl{Type: wire.TTYControlResize, Rows: rows, Cols: cols})
+	if err != nil {
+		return err
+	}
+	if err := t.conn.Write(ctx, websocket.MessageText, raw); err != nil {
+		return t.writeErr(err)
+	}
+	return nil
+}
+
+func (t *TTY) writeErr(err error) error {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	switch {
+	case closed:
+		return fmt.Errorf("terminal on %s: %w", t.serverID, net.ErrClosed)
+	case t.ctx.Err() != nil:
+		return fmt.Errorf("terminal on %s: %w", t.serverID, context.Cause(t.ctx))
+	}
+	return fmt.Errorf("%w: terminal on %s: %v", ErrUnreachable, t.serverID, err)
+}
+
+// Close ends the session: the agent hangs the process up (a shell exits, a
+// tmux client detaches and its session lives on). It waits a few seconds
+// at most for the agent's side of the close. Close is idempotent.
+func (t *TTY) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	t.mu.Unlock()
+	err := t.conn.Close(websocket.StatusNormalClosure, "")
+	t.cancel()
+	if err != nil && !errors.Is(err, net.ErrClosed) && websocket.CloseStatus(err) == -1 {
+		return fmt.Errorf("close terminal on %s: %w", t.serverID, err)
+	}
+	return nil
+}
+
+// ProxyOptions configure Client.Proxy.
+type ProxyOptions struct {
+	// ModifyResponse, if set, may change an answer of the app before it
+	// is written (inject a script into HTML, fix Content-Length, …). It
+	// never sees the agent's own error answers. An error it returns goes,
+	// as is, to ErrorHandler.
+	ModifyResponse func(*http.Response) error
+	// ErrorHandler answers a request that got no answer of the app. err
+	// matches one of ErrUpstreamRefused, ErrUpstreamTimeout, ErrUpstream,
+	// ErrNotRunning, ErrTooManyConnections, ErrNotFound, ErrStaleEpoch,
+	// ErrUnavailable, ErrBadRequest (an *Error of the agent), ErrUnreachable
+	// (the agent could not be reached), the request's context error (the
+	// client left: there is no one to answer), or is ModifyResponse's. The
+	// default answers the agent's status (502 when unreachable) with the
+	// error's text.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// ErrorLog receives what the reverse proxy itself reports (an answer
+	// body cut mid-way); nil discards it.
+	ErrorLog *log.Logger
+}
+
+// modifyError marks an error of ProxyOptions.ModifyResponse, which reaches
+// ErrorHandler unchanged.
+type modifyError struct{ err error }
+
+func (e modifyError) Error() string { return e.err.Error() }
+func (e modifyError) Unwrap() error { return e.err }
+
+// Proxy returns a handler that serves each request by forwarding it to the
+// app listening on port in the container, through the agent's proxy route
+// over mTLS, and streaming the app's answer back: no body is held in
+// memory, server-sent events are flushed as they come, redirects are passed
+// back (not followed), a WebSocket upgrade passes through (101, then the
+// upgraded connection both ways), and the request body may go on flowing
+// while the answer does (full duplex).
+//
+// The app's path and query are the request's URL.Path (its escaped form
+// kept) and RawQuery: mount the handler under the preview's prefix with
+// http.StripPrefix, or give it a request whose URL was rewritten. The
+// request's context bounds the exchange and carries the fencing epoch
+// (WithEpoch). X-Internal-Service-Token, X-User-ID and X-Berth-* headers
+// are dropped before the request leaves the scheduler (the agent drops them
+// too); X-Forwarded-* headers the caller set are passed on. The handler is
+// safe for concurrent use.
+func (c *Client) Proxy(containerID string, port int, opts ProxyOptions) http.Handler {
+	prefix := wire.PathContainers + "/" + containerID + wire.SuffixProxy + "/" + strconv.Itoa(port)
+	rawPrefix := containerPath(containerID, wire.SuffixProxy+"/"+strconv.Itoa(port))
+	base, _ := url.Parse(c.base) // built by Dialer.Client: always valid
+	errorLog := opts.ErrorLog
+	if errorLog == nil {
+		errorLog = log.New(io.Discard, "", 0)
+	}
+	handleErr := opts.ErrorHandler
+	if handleErr == nil {
+		handleErr = defaultProxyError
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var failed error
+		if c.observe != nil {
+			start := time.Now()
+			defer func() { c.observe("PROXY "+wire.PathContainers+"/:id"+wire.SuffixProxy, failed, time.Since(start)) }()
+		}
+		rp := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				path, rawPath := pr.In.URL.Path, pr.In.URL.EscapedPath()
+				if !strings.HasPrefix(path, "/") {
+					path, rawPath = "/"+path, "/"+rawPath
+				}
+				pr.Out.URL.Scheme, pr.Out.URL.Host = base.Scheme, base.Host
+				pr.Out.URL.Path, pr.Out.URL.RawPath = prefix+path, rawPrefix+rawPath
+				pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+				pr.Out.Host = ""
+				for name := range pr.Out.Header {
+					if wire.IsInternalHeader(name) {
+						delete(pr.Out.Header, name)
+					}
+				}
+				for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+					if v, ok := pr.In.Header[name]; ok {
+						pr.Out.Header[name] = v
+					}
+				}
+				setEpoch(pr.In.Context(), pr.Out.Header)
+			},
+			Transport:     c.http.Transport,
+			FlushInterval: -1,
+			ModifyResponse: func(resp *http.Response) error {
+				if resp.Header.Get(wire.HeaderError) != "" {
+					return agentError(resp)
+				}
+				if opts.ModifyResponse == nil {
+					return nil
+				}
+				if err := opts.ModifyResponse(resp); err != nil {
+					return modifyError{err}
+				}
+				return nil
+			},
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				var me modifyError
+				var ae *Error
+				switch {
+				case errors.As(err, &me):
+					err = me.err
+				case errors.As(err, &ae):
+				case r.Context().Err() != nil:
+					err = fmt.Errorf("proxy to %s: %w", c.ServerID, context.Cause(r.Context()))
+				default:
+					err = fmt.Errorf("%w: %s: %v", ErrUnreachable, c.ServerID, err)
+				}
+				failed = err
+				handleErr(w, r, err)
+			},
+			ErrorLog: errorLog,
+		}
+		// The request body may still flow in while the answer flows out;
+		// an HTTP/1 server needs leave for that.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		rp.ServeHTTP(w, r)
+	})
+}
+
+// defaultProxyError answers with the agent's status (502 when it could not
+// be reached) and the error's text; nothing when the client left.
+func defaultProxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	status := http.StatusBadGateway
+	var e *Error
+	if errors.As(err, &e) {
+		status = e.Status
+	}
+	http.Error(w, err.Error(), status)
+}
+
+// DialWebSocket opens a WebSocket to the app listening on port in the
+// container, through the agent's proxy route over mTLS (verifying the
+// agent's identity like every call). path is the app's path, optionally
+// with "?query". subprotocols are offered to the app; the one it chose is
+// the Conn's Subprotocol. ctx bounds the handshake only, and carries the
+// fencing epoch (WithEpoch). The caller owns the Conn: its read limit is
+// the library's default (32 KiB per message) until it sets another.
+//
+// A refused connection to the app matches ErrUpstreamRefused (likewise
+// ErrUpstreamTimeout, ErrNotRunning, … from the agent); an app that
+// answers the handshake with anything but a valid 101 gives a
+// *HandshakeError (ErrUpstreamHandshake).
+func (c *Client) DialWebSocket(ctx context.Context, containerID string, port int, path string, subprotocols []string) (*websocket.Conn, error) {
+	path, rawQuery, _ := strings.Cut(path, "?")
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return c.dialWebSocket(ctx, containerPath(containerID, wire.SuffixProxy+"/"+strconv.Itoa(port))+path, rawQuery,
+		http.Header{}, subprotocols, true)
+}
+
+// dialWebSocket opens a WebSocket to the agent at path. An error answer of
+// the agent becomes its *Error; with toApp, any other failed handshake is
+// the app's (HandshakeError).
+func (c *Client) dialWebSocket(ctx context.Context, path, rawQuery string, header http.Header, subprotocols []string, toApp bool) (conn *websocket.Conn, err error) {
+	if c.observe != nil {
+		op := "GET " + route(path)
+		if toApp {
+			op = "GET " + wire.PathContainers + "/:id" + wire.SuffixProxy
+		}
+		start := time.Now()
+		defer func() { c.observe(op, err, time.Since(start)) }()
+	}
+	setEpoch(ctx, header)
+	u := c.base + path
+	if rawQuery != "" {
+		u += "?" + rawQuery
+	}
+	hc := *c.http
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse } // the app's redirect is its answer
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: &hc, HTTPHeader: header, Subprotocols: subprotocols})
+	switch {
+	case err == nil:
+		return conn, nil
+	case resp != nil && resp.Header.Get(wire.HeaderError) != "":
+		return nil, agentError(resp)
+	case resp != nil && toApp:
+		body, _ := io.ReadAll(resp.Body)
+		return nil, &HandshakeError{Status: resp.StatusCode, Body: body, Reason: err.Error()}
+	case resp != nil && resp.StatusCode >= 400:
+		return nil, agentError(resp)
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("GET %s on %s: %w", path, c.ServerID, ctx.Err())
+	case resp != nil:
+		return nil, fmt.Errorf("%w: %s: websocket handshake: %v", ErrAgent, c.ServerID, err)
+	}
+	return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.ServerID, err)
 }

@@ -20,6 +20,25 @@ var (
 	ErrUnavailable   = errors.New("agent unavailable")
 	ErrUnreachable   = errors.New("agent unreachable")
 	ErrAgent         = errors.New("agent error")
+
+	// Streams (TTY, Proxy, DialWebSocket).
+
+	// ErrNotRunning: the container is not running or has no address
+	// (it also matches ErrConflict).
+	ErrNotRunning = errors.New("container not running")
+	// ErrUpstreamRefused: nothing listens on the container's port.
+	ErrUpstreamRefused = errors.New("connection to the container's port refused")
+	// ErrUpstreamTimeout: the container's app did not connect or answer
+	// in time.
+	ErrUpstreamTimeout = errors.New("the container's app timed out")
+	// ErrUpstream: any other failure to reach the container's app.
+	ErrUpstream = errors.New("could not reach the container's app")
+	// ErrTooManyConnections: the container's proxied requests are at the
+	// agent's cap.
+	ErrTooManyConnections = errors.New("too many connections to the container")
+	// ErrUpstreamHandshake: the app answered a WebSocket handshake with
+	// something other than a valid 101 (see HandshakeError).
+	ErrUpstreamHandshake = errors.New("the container's app refused the WebSocket handshake")
 )
 
 // Error is an error answer of the agent.
@@ -54,6 +73,32 @@ func (e *Error) Is(target error) bool {
 		return target == ErrDocker
 	case wire.CodeUnavailable:
 		return target == ErrUnavailable
+	case wire.CodeNotRunning:
+		return target == ErrNotRunning || target == ErrConflict
+	case wire.CodeUpstreamRefused:
+		return target == ErrUpstreamRefused
+	case wire.CodeUpstreamTimeout:
+		return target == ErrUpstreamTimeout
+	case wire.CodeUpstreamError:
+		return target == ErrUpstream
+	case wire.CodeTooManyConnections:
+		return target == ErrTooManyConnections
 	}
 	return target == ErrAgent
 }
+
+// HandshakeError is the app's answer to a WebSocket handshake that was not
+// a valid 101 Switching Protocols (a 404 of a route that is no socket, a
+// redirect to a login page, …). It matches ErrUpstreamHandshake.
+type HandshakeError struct {
+	Status int    // the app's status; 101 when its 101 was invalid
+	Body   []byte // the first KiB of the app's answer
+	Reason string // what was wrong
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("websocket handshake with the app: status %d: %s", e.Status, e.Reason)
+}
+
+// Is matches ErrUpstreamHandshake.
+func (e *HandshakeError) Is(target error) bool { return target == ErrUpstreamHandshake }
