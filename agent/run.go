@@ -57,7 +57,11 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer pool.Leave(2 * time.Second)
+	defer func() {
+		if err := pool.Leave(2 * time.Second); err != nil {
+			log.Warn("gossip leave", "error", err)
+		}
+	}()
 
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

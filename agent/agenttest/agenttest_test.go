@@ -103,7 +103,7 @@ func (c *client) events(ctx context.Context) (*bufio.Scanner, func()) {
 		c.t.Fatal(err)
 	}
 	tr := c.http.Transport
-	resp, err := (&http.Client{Transport: tr}).Do(req) // no overall timeout: a stream
+	resp, err := (&http.Client{Transport: tr}).Do(req) //nolint:bodyclose // no overall timeout: a stream; the returned func closes it
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func (c *client) dialTTY(ctx context.Context, id string, req wire.TTYRequest) *w
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	ws, _, err := websocket.Dial(ctx, c.base+"/v1/containers/"+id+wire.SuffixTTY, &websocket.DialOptions{
+	ws, _, err := websocket.Dial(ctx, c.base+"/v1/containers/"+id+wire.SuffixTTY, &websocket.DialOptions{ //nolint:bodyclose // Dial closes the handshake answer itself
 		HTTPClient: c.http, HTTPHeader: http.Header{wire.HeaderTTYRequest: {string(raw)}},
 	})
 	if err != nil {

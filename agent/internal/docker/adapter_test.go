@@ -451,10 +451,15 @@ func TestAddressOverStub(t *testing.T) {
 		ns   *container.NetworkSettings
 		want string
 	}{
-		{"default bridge", &container.NetworkSettings{DefaultNetworkSettings: container.DefaultNetworkSettings{IPAddress: "172.17.0.5"}}, "172.17.0.5"},
+		{"default bridge first", &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{
+			"a-net": {IPAddress: "10.0.0.2"}, "bridge": {IPAddress: "172.17.0.5"}, "z-net": {IPAddress: "10.0.9.2"},
+		}}, "172.17.0.5"},
 		{"first named network", &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{
 			"b-net": {IPAddress: "10.0.1.2"}, "a-net": {IPAddress: "10.0.0.2"}, "0-none": {},
 		}}, "10.0.0.2"},
+		{"bridge without an address", &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{
+			"bridge": {}, "b-net": {IPAddress: "10.0.1.2"},
+		}}, "10.0.1.2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,9 @@ import (
 
 const mib = 1 << 20
 
+// defaultNetwork is the network Docker puts a container on by default.
+const defaultNetwork = "bridge"
+
 // Create validates req, creates the directories of its mounts under the data
 // directory, creates the container with berth's labels and limits and, when
 // req.Start is set, starts it. If the start fails the container is removed
@@ -276,7 +279,7 @@ func toWireContainer(ctr container.InspectResponse, now time.Time) wire.Containe
 			out.Resources = wire.Resources{CPU: float64(hc.NanoCPUs) / 1e9, MemoryMB: hc.Memory / mib}
 		}
 		if st := ctr.State; st != nil {
-			out.State = string(st.Status)
+			out.State = st.Status
 			out.ExitCode = st.ExitCode
 			out.OOMKilled = st.OOMKilled
 			out.StartedAt = parseDockerTime(st.StartedAt)
@@ -298,14 +301,13 @@ func containerIP(ns *container.NetworkSettings) string {
 	if ns == nil {
 		return ""
 	}
-	if ns.IPAddress != "" {
-		return ns.IPAddress
-	}
 	names := make([]string, 0, len(ns.Networks))
 	for name := range ns.Networks {
 		names = append(names, name)
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool { // "bridge" first, then by name
+		return names[i] == defaultNetwork || names[j] != defaultNetwork && names[i] < names[j]
+	})
 	for _, name := range names {
 		if ep := ns.Networks[name]; ep != nil && ep.IPAddress != "" {
 			return ep.IPAddress
@@ -352,6 +354,6 @@ func humanStatus(st *container.State, started, finished, now time.Time) string {
 		}
 		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, units.HumanDuration(now.Sub(finished)))
 	default:
-		return string(st.Status)
+		return st.Status
 	}
 }

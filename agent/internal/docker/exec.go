@@ -112,14 +112,14 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdo
 		return code, false, err
 	case <-timeout:
 		kerr := c.killExec(ctx, ctr.ID, created.ID)
-		drainExec(copyDone, att.Close)
+		_ = drainExec(copyDone, att.Close)
 		if kerr != nil {
 			return ExecTimeoutExitCode, true, kerr
 		}
 		return ExecTimeoutExitCode, true, nil
 	case <-ctx.Done():
 		kerr := c.killExec(ctx, ctr.ID, created.ID)
-		drainExec(copyDone, att.Close)
+		_ = drainExec(copyDone, att.Close)
 		if kerr != nil {
 			c.log.Warn("kill cancelled exec", "exec", created.ID, "error", kerr)
 		}
@@ -129,14 +129,16 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdo
 
 // drainExec waits for the output copy to end after a kill, closing the
 // stream itself when the daemon has not closed it within execDrainGrace.
-func drainExec(copyDone <-chan error, closeStream func()) {
+// It returns the copy's error, which after a kill says little.
+func drainExec(copyDone <-chan error, closeStream func()) error {
 	t := time.NewTimer(execDrainGrace)
 	defer t.Stop()
 	select {
-	case <-copyDone:
+	case err := <-copyDone:
+		return err
 	case <-t.C:
 		closeStream()
-		<-copyDone
+		return <-copyDone
 	}
 }
 

@@ -78,7 +78,7 @@ func childrenOf(pid int) ([]int, error) {
 	}
 	if len(files) == 0 {
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-			return nil, nil
+			return nil, nil //nolint:nilerr // a process that is gone has no children
 		}
 		return childrenByParent(pid)
 	}

@@ -160,7 +160,7 @@ type interimWriter struct{ *echo.Response }
 
 func (w interimWriter) WriteHeader(code int) {
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		w.Response.Writer.WriteHeader(code)
+		w.Writer.WriteHeader(code)
 		return
 	}
 	w.Response.WriteHeader(code)
@@ -191,7 +191,7 @@ func (c *idleConn) idleUntil() time.Time { return time.Unix(0, c.last.Load()).Ad
 
 func (c *idleConn) Read(p []byte) (int, error) {
 	for {
-		if err := c.Conn.SetReadDeadline(c.idleUntil()); err != nil {
+		if err := c.SetReadDeadline(c.idleUntil()); err != nil {
 			return 0, err
 		}
 		n, err := c.Conn.Read(p)
@@ -207,7 +207,7 @@ func (c *idleConn) Read(p []byte) (int, error) {
 
 func (c *idleConn) Write(p []byte) (int, error) {
 	c.touch()
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := c.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
 	n, err := c.Conn.Write(p)

@@ -203,7 +203,7 @@ func TestProxyStreamsBothWays(t *testing.T) {
 	respc := make(chan *http.Response, 1)
 	errc := make(chan error, 1)
 	go func() {
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // closed by the test once received
 		if err != nil {
 			errc <- err
 			return
@@ -386,7 +386,7 @@ func TestProxyWebSocket(t *testing.T) {
 	ctx := testContext(t)
 	c := r.create(wire.CreateContainerRequest{Name: "ws", Image: "img", Start: true})
 	port := upstream(t, wsEcho(t))
-	ws, resp, err := websocket.Dial(ctx, r.url+proxyPath(c.ID, port, "/socket"), &websocket.DialOptions{Subprotocols: []string{"echo"}})
+	ws, resp, err := websocket.Dial(ctx, r.url+proxyPath(c.ID, port, "/socket"), &websocket.DialOptions{Subprotocols: []string{"echo"}}) //nolint:bodyclose // Dial closes the handshake answer itself
 	if err != nil {
 		t.Fatalf("dial: %v (%v)", err, resp)
 	}
@@ -420,7 +420,7 @@ func TestProxyIdleTimeout(t *testing.T) {
 	c := r.create(wire.CreateContainerRequest{Name: "ws", Image: "img", Start: true})
 	port := upstream(t, wsEcho(t))
 	dial := func() *websocket.Conn {
-		ws, _, err := websocket.Dial(ctx, r.url+proxyPath(c.ID, port, "/"), nil)
+		ws, _, err := websocket.Dial(ctx, r.url+proxyPath(c.ID, port, "/"), nil) //nolint:bodyclose // Dial closes the handshake answer itself
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,7 +451,7 @@ func TestProxyStreamsGauge(t *testing.T) {
 	ctx := testContext(t)
 	c := r.create(wire.CreateContainerRequest{Name: "ws", Image: "img", Start: true})
 	port := upstream(t, wsEcho(t))
-	ws, _, err := websocket.Dial(ctx, r.url+proxyPath(c.ID, port, "/"), nil)
+	ws, _, err := websocket.Dial(ctx, r.url+proxyPath(c.ID, port, "/"), nil) //nolint:bodyclose // Dial closes the handshake answer itself
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -433,7 +433,7 @@ func (s *Server) events(c echo.Context) error {
 				return nil
 			}
 			if err := nd.send(ev); err != nil {
-				return nil
+				return nil //nolint:nilerr // the client left: nothing to answer
 			}
 		case err := <-errs:
 			if err != nil && ctx.Err() == nil {

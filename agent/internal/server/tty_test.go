@@ -35,7 +35,7 @@ func ttyHeader(t *testing.T, req wire.TTYRequest) http.Header {
 // upgrade is refused.
 func (r *rig) dialTTY(ctx context.Context, id string, req wire.TTYRequest) *websocket.Conn {
 	r.t.Helper()
-	ws, resp, err := websocket.Dial(ctx, r.url+ctrPath(id, wire.SuffixTTY), &websocket.DialOptions{HTTPHeader: ttyHeader(r.t, req)})
+	ws, resp, err := websocket.Dial(ctx, r.url+ctrPath(id, wire.SuffixTTY), &websocket.DialOptions{HTTPHeader: ttyHeader(r.t, req)}) //nolint:bodyclose // Dial closes the handshake answer itself
 	if err != nil {
 		status := 0
 		if resp != nil {

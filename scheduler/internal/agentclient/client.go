@@ -406,7 +406,7 @@ func (c *Client) TTY(ctx context.Context, containerID string, req wire.TTYReques
 	conn.SetReadLimit(ttyReadLimit)
 	sctx, cancel := context.WithCancel(ctx)
 	t := &TTY{conn: conn, ctx: sctx, cancel: cancel, serverID: c.ServerID}
-	context.AfterFunc(sctx, func() { conn.CloseNow() })
+	context.AfterFunc(sctx, func() { _ = conn.CloseNow() })
 	return t, nil
 }
 

@@ -345,7 +345,7 @@ func TestProxy(t *testing.T) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, front+"/upload", pr)
 		respc := make(chan *http.Response, 1)
 		go func() {
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // closed by the test once received
 			if err != nil {
 				t.Error(err)
 				close(respc)
@@ -400,7 +400,7 @@ func TestProxy(t *testing.T) {
 		wsPort := app(t, echoSocket())
 		hws := r.client.Proxy(r.ctr.ID, wsPort, agentclient.ProxyOptions{})
 		wsFront := proxyFront(t, hws)
-		conn, _, err := websocket.Dial(ctx, wsFront+"/socket", &websocket.DialOptions{Subprotocols: []string{"echo"}})
+		conn, _, err := websocket.Dial(ctx, wsFront+"/socket", &websocket.DialOptions{Subprotocols: []string{"echo"}}) //nolint:bodyclose // Dial closes the handshake answer itself
 		if err != nil {
 			t.Fatal(err)
 		}
