@@ -29,10 +29,10 @@ import (
 	"berth/shared/wire"
 )
 
-const appPort = 8080
+const testAppPort = 8080
 
 // startAppContainer starts a workspace container whose main process is
-// testhttpd (agent/internal/docker/testdata) on appPort, bind-mounted from
+// testhttpd (agent/internal/docker/testdata) on testAppPort, bind-mounted from
 // the agent's data directory: the workspace image has no HTTP server.
 func startAppContainer(t *testing.T, a *agentproc.Agent) wire.Container {
 	t.Helper()
@@ -62,7 +62,7 @@ func startAppContainer(t *testing.T, a *agentproc.Agent) wire.Container {
 	name := fmt.Sprintf("berth-test-%d", time.Now().UnixNano())
 	ctr, err := a.Client.Create(ctx, wire.CreateContainerRequest{
 		Name: name, Image: agentproc.Image(), Start: true, Epoch: 2, WorkspaceID: "ws-" + name[11:],
-		Cmd:    []string{"/opt/berth-test/testhttpd", "-addr", fmt.Sprintf(":%d", appPort)},
+		Cmd:    []string{"/opt/berth-test/testhttpd", "-addr", fmt.Sprintf(":%d", testAppPort)},
 		Mounts: []wire.Mount{{Source: "testbin", Target: "/opt/berth-test", ReadOnly: true}},
 	})
 	if err != nil {
@@ -92,14 +92,14 @@ func TestAgentProcessStreams(t *testing.T) {
 			}
 		}
 		send("echo hi-$((40+2)) $(id -un)\r")
-		readUntil(t, tty, "hi-42 dev\r\n")
+		readTTYUntil(t, tty, "hi-42 dev\r\n")
 		send("stty size\r")
-		readUntil(t, tty, "24 80\r\n")
+		readTTYUntil(t, tty, "24 80\r\n")
 		if err := tty.Resize(ctx, 50, 132); err != nil {
 			t.Fatal(err)
 		}
 		send("stty size\r")
-		readUntil(t, tty, "50 132\r\n")
+		readTTYUntil(t, tty, "50 132\r\n")
 		send("exit 4\r")
 		if _, err := io.ReadAll(tty); err != nil {
 			t.Fatalf("output after exit: %v, want io.EOF", err)
@@ -118,7 +118,7 @@ func TestAgentProcessStreams(t *testing.T) {
 
 	var mu sync.Mutex
 	var failures []error
-	h := a.Client.Proxy(ctr.ID, appPort, agentclient.ProxyOptions{
+	h := a.Client.Proxy(ctr.ID, testAppPort, agentclient.ProxyOptions{
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			mu.Lock()
 			failures = append(failures, err)
@@ -126,7 +126,7 @@ func TestAgentProcessStreams(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 		},
 	})
-	front := proxyFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := servePreview(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(agentclient.WithEpoch(r.Context(), 2)))
 	}))
 	testutil.Eventually(t, 15*time.Second, "the app in the container answers through the proxy", func() bool {
@@ -180,7 +180,7 @@ func TestAgentProcessStreams(t *testing.T) {
 		if got.Get("X-Custom") != "kept" {
 			t.Errorf("the app's headers: %v, want X-Custom", got)
 		}
-		if host := got.Get("Host"); !strings.HasSuffix(host, fmt.Sprintf(":%d", appPort)) {
+		if host := got.Get("Host"); !strings.HasSuffix(host, fmt.Sprintf(":%d", testAppPort)) {
 			t.Errorf("Host: got %q, want the container's address", host)
 		}
 	})
@@ -200,17 +200,17 @@ func TestAgentProcessStreams(t *testing.T) {
 	})
 
 	t.Run("WebSocket to the app", func(t *testing.T) {
-		conn, err := a.Client.DialWebSocket(ctx, ctr.ID, appPort, "/ws", []string{"echo"})
+		conn, err := a.Client.DialWebSocket(ctx, ctr.ID, testAppPort, "/ws", []string{"echo"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.CloseNow()
-		checkEcho(t, ctx, conn)
+		checkSocketEcho(t, ctx, conn)
 		conn.Close(websocket.StatusNormalClosure, "")
 	})
 
 	t.Run("WebSocket to a port nobody listens on", func(t *testing.T) {
-		_, err := a.Client.DialWebSocket(ctx, ctr.ID, appPort+1, "/ws", nil)
+		_, err := a.Client.DialWebSocket(ctx, ctr.ID, testAppPort+1, "/ws", nil)
 		if !errors.Is(err, agentclient.ErrUpstreamRefused) {
 			t.Errorf("got %v, want ErrUpstreamRefused", err)
 		}
@@ -221,7 +221,7 @@ func TestAgentProcessStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got error
-		ph := a.Client.Proxy(ctr.ID, appPort, agentclient.ProxyOptions{
+		ph := a.Client.Proxy(ctr.ID, testAppPort, agentclient.ProxyOptions{
 			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) { got = err },
 		})
 		ph.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/echo", nil))

@@ -64,8 +64,8 @@ func streamCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// readUntil reads r until what it read holds want.
-func readUntil(t *testing.T, r io.Reader, want string) string {
+// readTTYUntil reads r until what it read holds want.
+func readTTYUntil(t *testing.T, r io.Reader, want string) string {
 	t.Helper()
 	var got bytes.Buffer
 	buf := make([]byte, 4096)
@@ -81,7 +81,7 @@ func readUntil(t *testing.T, r io.Reader, want string) string {
 
 // app serves h as a container's app on 127.0.0.1 (where agenttest's proxy
 // reaches every container) and returns its port.
-func app(t *testing.T, h http.Handler) int {
+func serveApp(t *testing.T, h http.Handler) int {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -93,7 +93,7 @@ func app(t *testing.T, h http.Handler) int {
 	return port
 }
 
-func TestTTY(t *testing.T) {
+func TestStreamTTY(t *testing.T) {
 	r := newStreamRig(t, agenttest.StreamConfig{})
 	ctx := streamCtx(t)
 
@@ -106,10 +106,10 @@ func TestTTY(t *testing.T) {
 		if _, err := io.WriteString(tty, "echo hi\r"); err != nil {
 			t.Fatal(err)
 		}
-		readUntil(t, tty, "echo hi\r")
+		readTTYUntil(t, tty, "echo hi\r")
 		big := strings.Repeat("0123456789abcdef", 8<<10) // 128 KiB: several input messages
 		go func() { _, _ = io.WriteString(tty, big) }()
-		readUntil(t, tty, big[len(big)-64:])
+		readTTYUntil(t, tty, big[len(big)-64:])
 
 		if err := tty.Resize(ctx, 40, 120); err != nil {
 			t.Fatal(err)
@@ -155,6 +155,9 @@ func TestTTY(t *testing.T) {
 		}
 		if code, exited := tty.ExitCode(); !exited || code != 7 {
 			t.Errorf("ExitCode: got %d %v, want 7 true", code, exited)
+		}
+		if err := tty.Close(); err != nil {
+			t.Errorf("Close after the exit: got %v, want nil", err)
 		}
 	})
 
@@ -216,7 +219,7 @@ func TestTTY(t *testing.T) {
 }
 
 // An agent going away ends an open terminal with ErrUnavailable.
-func TestTTYAgentShutdown(t *testing.T) {
+func TestStreamTTYAgentShutdown(t *testing.T) {
 	r := newStreamRig(t, agenttest.StreamConfig{})
 	ctx := streamCtx(t)
 	tty, err := r.client.TTY(ctx, r.ctr.ID, wire.TTYRequest{Cmd: []string{"bash"}})
@@ -232,20 +235,20 @@ func TestTTYAgentShutdown(t *testing.T) {
 	}
 }
 
-// proxyFront serves h as the scheduler's preview route: /preview/<rest> is
+// servePreview serves h as the scheduler's preview route: /preview/<rest> is
 // the app's /<rest>.
-func proxyFront(t *testing.T, h http.Handler) string {
+func servePreview(t *testing.T, h http.Handler) string {
 	t.Helper()
 	srv := httptest.NewServer(http.StripPrefix("/preview", h))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/preview"
 }
 
-func TestProxy(t *testing.T) {
+func TestStreamProxy(t *testing.T) {
 	r := newStreamRig(t, agenttest.StreamConfig{})
 	ctx := streamCtx(t)
 	appHeaders := make(chan http.Header, 1)
-	port := app(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	port := serveApp(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch req.URL.Path {
 		case "/events":
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -292,7 +295,7 @@ func TestProxy(t *testing.T) {
 			http.Error(w, "handled: "+err.Error(), http.StatusBadGateway)
 		},
 	})
-	front := proxyFront(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	front := servePreview(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h.ServeHTTP(w, req.WithContext(agentclient.WithEpoch(req.Context(), 3)))
 	}))
 
@@ -397,24 +400,24 @@ func TestProxy(t *testing.T) {
 	})
 
 	t.Run("a WebSocket upgrade passes through both proxies", func(t *testing.T) {
-		wsPort := app(t, echoSocket())
+		wsPort := serveApp(t, echoSocketApp())
 		hws := r.client.Proxy(r.ctr.ID, wsPort, agentclient.ProxyOptions{})
-		wsFront := proxyFront(t, hws)
+		wsFront := servePreview(t, hws)
 		conn, _, err := websocket.Dial(ctx, wsFront+"/socket", &websocket.DialOptions{Subprotocols: []string{"echo"}}) //nolint:bodyclose // Dial closes the handshake answer itself
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.CloseNow()
-		checkEcho(t, ctx, conn)
+		checkSocketEcho(t, ctx, conn)
 	})
 }
 
 // The proxy's failures reach ErrorHandler as errors matching the client's
 // sentinels, for the scheduler to word.
-func TestProxyErrors(t *testing.T) {
+func TestStreamProxyErrors(t *testing.T) {
 	r := newStreamRig(t, agenttest.StreamConfig{ProxyResponseHeaderTimeout: 200 * time.Millisecond})
 	ctx := streamCtx(t)
-	slow := app(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	slow := serveApp(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		select {
 		case <-req.Context().Done():
 		case <-time.After(5 * time.Second):
@@ -491,10 +494,10 @@ func TestProxyErrors(t *testing.T) {
 	})
 }
 
-// echoSocket is an app's WebSocket that echoes every message and offers
+// echoSocketApp is an app's WebSocket that echoes every message and offers
 // the "echo" subprotocol; it answers 404 to /not-a-socket and redirects
 // /login-first.
-func echoSocket() http.Handler {
+func echoSocketApp() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch req.URL.Path {
 		case "/not-a-socket":
@@ -524,8 +527,8 @@ func echoSocket() http.Handler {
 	})
 }
 
-// checkEcho sends a text and a binary message on conn and expects them back.
-func checkEcho(t *testing.T, ctx context.Context, conn *websocket.Conn) {
+// checkSocketEcho sends a text and a binary message on conn and expects them back.
+func checkSocketEcho(t *testing.T, ctx context.Context, conn *websocket.Conn) {
 	t.Helper()
 	if conn.Subprotocol() != "echo" {
 		t.Errorf("subprotocol: got %q, want echo", conn.Subprotocol())
@@ -544,10 +547,10 @@ func checkEcho(t *testing.T, ctx context.Context, conn *websocket.Conn) {
 	}
 }
 
-func TestDialWebSocket(t *testing.T) {
+func TestStreamDialWebSocket(t *testing.T) {
 	r := newStreamRig(t, agenttest.StreamConfig{})
 	ctx := streamCtx(t)
-	port := app(t, echoSocket())
+	port := serveApp(t, echoSocketApp())
 
 	t.Run("frames flow both ways; the query passes", func(t *testing.T) {
 		conn, err := r.client.DialWebSocket(agentclient.WithEpoch(ctx, 3), r.ctr.ID, port, "/hmr?token=abc", []string{"echo"})
@@ -558,7 +561,7 @@ func TestDialWebSocket(t *testing.T) {
 		if _, p, err := conn.Read(ctx); err != nil || string(p) != "query token=abc" {
 			t.Errorf("got %q, %v, want the query as the app saw it", p, err)
 		}
-		checkEcho(t, ctx, conn)
+		checkSocketEcho(t, ctx, conn)
 		if err := conn.Close(websocket.StatusNormalClosure, ""); err != nil {
 			t.Errorf("close: %v", err)
 		}
