@@ -30,11 +30,13 @@ deps:
 
 # bin/agent is static (it runs on any host); bin/scheduler needs cgo for SQLite.
 # bin/cloudflared is the static stand-in for cloudflared in the workspace image
-# (tools/cloudflared-standin; the real one cannot be fetched here).
+# (tools/cloudflared-standin; the real one cannot be fetched here). bin/testapp
+# is the e2e suites' dev server, in the test-only image berth/workspace-test:dev.
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/agent ./agent
 	CGO_ENABLED=1 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/scheduler ./scheduler
 	CGO_ENABLED=0 go build -trimpath -o bin/cloudflared ./tools/cloudflared-standin
+	CGO_ENABLED=0 go build -trimpath -o bin/testapp ./scheduler/e2e/testapp
 
 # Development CA, agent and scheduler certificates, gossip key, in .dev/.
 certs: deps
@@ -75,6 +77,9 @@ test-unit: vet
 # against the compose cluster, which this target brings up (it stays up
 # afterwards). The browser tests need chromium: `deps` installs it here.
 test: DEPS_FLAGS = --browser
+# The test-only workspace image (the e2e test app): built by `images`, loaded
+# into the hosts by cluster-up.sh.
+test: export BERTH_TEST_IMAGES = 1
 test: deps vet lint certs images
 	scripts/test-summary.sh --reset
 	go test -race -count=1 -v ./... 2>&1 | scripts/test-summary.sh unit+integration

@@ -7,6 +7,9 @@
 #   berth/workspace:dev    deploy/workspace.Dockerfile  (what users work in)
 #   berth/host:dev         deploy/host.Dockerfile       (dockerd + agent: a DinD host)
 #   berth/scheduler:dev    deploy/scheduler.Dockerfile
+#   berth/workspace-test:dev  deploy/workspace-test.Dockerfile: the workspace
+#                          image plus the e2e test app (bin/testapp); only
+#                          with BERTH_TEST_IMAGES=1, after the others
 #
 # The Dockerfiles start FROM ${BASE_IMAGE} (debian:bookworm-slim by default),
 # so where a registry is reachable they build the ordinary way too; here the
@@ -16,6 +19,7 @@
 #
 # Environment:
 #   IMAGES="workspace host scheduler"  which Dockerfile images to build ("" = base only)
+#   BERTH_TEST_IMAGES=1                 also build the test-only images (make test)
 #   DEBIAN_MIRROR=http://deb.debian.org/debian
 #   DEBIAN_SECURITY_MIRROR=http://deb.debian.org/debian-security
 #   BASE_IMAGE=berth/base:bookworm     set to debian:bookworm-slim to skip debootstrap
@@ -176,5 +180,10 @@ for pid in "${pids[@]}"; do
 	wait "$pid" || failed=1
 done
 ((failed == 0)) || die "some images failed to build"
+# Test-only images derive from berth/workspace:dev: built after it.
+if [[ ${BERTH_TEST_IMAGES:-0} == 1 ]]; then
+	[[ -x bin/testapp ]] || die "bin/testapp is missing: run 'make build' first"
+	build workspace-test || die "the test image failed to build"
+fi
 log "all images: $(took "$start")"
 docker image ls --format '  {{.Repository}}:{{.Tag}}\t{{.ID}}\t{{.Size}}' 'berth/*' >&2

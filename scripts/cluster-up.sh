@@ -3,7 +3,8 @@
 # docker-compose 1.29 has no `up --wait`, so this is it:
 #
 #   1. start the two hosts; wait until each one's own dockerd answers
-#   2. load the workspace image into each host's dockerd (skipped when loaded)
+#   2. load the workspace image into each host's dockerd (skipped when loaded;
+#      with BERTH_TEST_IMAGES=1 also berth/workspace-test:dev)
 #   3. wait until both hosts are healthy (dockerd AND the agent's port 7443)
 #   4. start the scheduler (it depends on healthy hosts); wait until healthy
 #   5. print what is running and where
@@ -91,7 +92,10 @@ for h in "${HOSTS[@]}"; do
 	wait_until "$h" "its dockerd" inner_docker "$h"
 done
 
-scripts/load-workspace-image.sh berth/workspace:dev
+workspace_images=(berth/workspace:dev)
+# make test also loads the test-only image the e2e suites run their app in.
+[[ ${BERTH_TEST_IMAGES:-0} != 1 ]] || workspace_images+=(berth/workspace-test:dev)
+scripts/load-workspace-image.sh "${workspace_images[@]}"
 
 for h in "${HOSTS[@]}"; do
 	wait_until "$h" "a healthy host (dockerd and agent port 7443)" healthy "$h"

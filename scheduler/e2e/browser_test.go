@@ -11,6 +11,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -350,5 +353,78 @@ func TestAdminPanelInBrowser(t *testing.T) {
 	shots.take(t, bctx, "host-removed")
 	if code, body := panelAPI(t, "GET", "/admin/servers/"+panelAgentID, nil); code != 404 {
 		t.Errorf("GET the removed server: %d %s, want 404", code, body)
+	}
+}
+
+// The preview in a real browser: Chromium opens the test app's page
+// through the compose scheduler's preview proxy, as the podex web app's
+// preview panel does through the podex API, which adds the service token
+// and X-User-ID on the way (here a reverse proxy of the test's own stands in
+// for it). The page renders and runs its script, the DevTools bridge is in
+// it once, and inside an iframe the bridge forwards the page's console
+// output to the parent window.
+func TestPreviewInBrowser(t *testing.T) {
+	chromium := chromiumPath(t)
+	_, ws := startTestApp(t, "e2e-preview-browser")
+	target, err := url.Parse(schedulerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	podexAPI := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Header.Set("X-Internal-Service-Token", serviceToken())
+		pr.Out.Header.Set("X-User-ID", "e2e-preview-browser")
+	}})
+	defer podexAPI.Close()
+	page := podexAPI.URL + "/preview/" + ws.ID + "/app/"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.Flag("headless", "new"), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.WindowSize(1024, 768))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
+	defer cancelBrowser()
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(bctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+
+	if err := chromedp.Do(bctx, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#greeting"))); err != nil {
+		t.Fatalf("open %s: %v", page, err)
+	}
+	if got := eval(`document.querySelector('#greeting').textContent`); got != "Hello from the berth test app" {
+		t.Errorf("heading: got %q", got)
+	}
+	if got := eval(`document.querySelector('#script').textContent`); got != "script ran" {
+		t.Errorf("the page's script: got %q, want it run", got)
+	}
+	if got := eval(`String(document.querySelectorAll('script[data-podex-devtools="true"]').length)`); got != "1" {
+		t.Errorf("bridge scripts in the page: %s, want 1", got)
+	}
+	dir := filepath.Join(repoRoot(t), ".artifacts", "screenshots")
+	if png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil && os.MkdirAll(dir, 0o755) == nil {
+		path := filepath.Join(dir, "preview-test-app.png")
+		if os.WriteFile(path, png, 0o644) == nil {
+			t.Logf("screenshot: %s", path)
+		}
+	}
+
+	// The page in an iframe of itself: its bridge posts the console line
+	// to the parent.
+	eval(`window.bridged = [];
+		window.addEventListener('message', e => { if (e.data && e.data.source === 'podex-devtools') window.bridged.push(e.data); });
+		const f = document.createElement('iframe'); f.src = location.href; document.body.appendChild(f); 'ok'`)
+	_, err = chromedp.Run(bctx, chromedp.Poll[bool](`window.bridged.some(m => m.type === 'devtools:console' &&
+		m.payload.level === 'log' && m.payload.args.some(a => a.value === 'berth testapp ready'))`,
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("the bridge in the iframe forwarded no console line: %v; got %s", err, eval(`JSON.stringify(window.bridged)`))
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/coder/websocket"
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
@@ -41,6 +43,23 @@ type Workspaces interface {
 	// Scale moves the workspace to another tier (§3.17). A refusal (same
 	// tier, no room) is a result with Success false; an error is a 500.
 	Scale(ctx context.Context, ws registry.Workspace, newTier string) (orchestrator.ScaleResult, error)
+	// AppProxy and DialApp reach an app listening on a port of the
+	// workspace's container, through its agent (proxy.go, wsproxy.go). Both
+	// fail with orchestrator.ErrNotRunning (stored status), ErrNoContainer
+	// or ErrServerUnavailable; AppProxy's handler reports later failures to
+	// opts.ErrorHandler, DialApp returns them (agentclient's upstream
+	// errors).
+	AppProxy(ctx context.Context, ws registry.Workspace, port int, opts agentclient.ProxyOptions) (http.Handler, error)
+	DialApp(ctx context.Context, ws registry.Workspace, port int, path string, subprotocols []string) (*websocket.Conn, error)
+	// OpenTerminal attaches a terminal to the tmux session of req (created
+	// if absent) for as long as ctx lasts (terminal.go). It fails with
+	// orchestrator.ErrNoContainer, ErrNotRunning or ErrServerUnavailable;
+	// anything else is a session that failed to start.
+	OpenTerminal(ctx context.Context, ws registry.Workspace, req orchestrator.TerminalRequest) (*agentclient.TTY, error)
+	// KillTerminalSession kills a terminal session's tmux session; killed
+	// is false when there was none. orchestrator.ErrServerUnavailable: the
+	// workspace has no server or its agent does not answer.
+	KillTerminalSession(ctx context.Context, ws registry.Workspace, session string) (killed bool, err error)
 }
 
 // Deps are what the compute API reads and drives.
@@ -56,7 +75,8 @@ type Deps struct {
 type API struct {
 	d       Deps
 	log     hclog.Logger
-	streams *streams // open terminals and proxied WebSockets
+	streams *streams    // open terminals and proxied WebSockets
+	relay   relayLimits // the WebSocket proxy's bounds (wsproxy.go); zero: defaultRelayLimits
 }
 
 // New builds the compute API.
@@ -109,6 +129,11 @@ func (a *API) Register(e *echo.Echo) {
 	// Preview (§3.20): the service token only, no X-User-ID.
 	get("/preview/:id", a.preview, a.tokenOnly)
 	get("/preview/:id/ports", a.previewPorts, a.tokenOnly)
+	a.registerProxy(e) // proxy.go, wsproxy.go: /preview/:id/proxy/:port/*, /preview/:id/app/*, /ws/:id/:port[/*]
+
+	// Terminal (§3.21): the token only, checked before the upgrade.
+	e.GET("/terminal/:id", a.terminal, webSocketOnly, a.socketToken)
+	e.DELETE("/terminal/:id/session/:sid", a.killTerminalSession, a.tokenOnly)
 
 	get("/health", a.serviceHealth)
 	get("/ready", a.ready)

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
@@ -357,4 +359,184 @@ func portLabel(port int, processName string) string {
 		return processName
 	}
 	return fmt.Sprintf("Port %d", port)
+}
+
+// The preview proxy (§3.20) and the WebSocket proxy (§3.22). Where the
+// contract is silent (the agent's own failures, its connection cap), the
+// choices are ours and documented here.
+
+const (
+	detailServerUnavailable = "Workspace server not available"
+	detailProxyTimeout      = "Request timed out"
+)
+
+// proxyFailure maps a failure of the preview proxy of workspace id, port:
+//   - no record: 404; stored status not running, or the agent finds the
+//     container stopped or gone: 503 (the contract's texts);
+//   - nothing listens on the port (also a port outside 1–65535, where
+//     nothing can): 502; no answer headers within the agent's 30 s: 504;
+//   - the agent's cap of proxied requests per workspace: 429, naming the
+//     cap and its setting (the contract has no such cap);
+//   - the agent unreachable or shutting down, the server unknown, or a
+//     stale placement epoch (the workspace moved meanwhile): 502 "Workspace
+//     server not available", a gateway failure on our side rather than the
+//     contract's "other ValueError" 500;
+//   - anything else (a record without a container, the app dropping the
+//     connection before answering): the contract's 500 with the message.
+func (a *API) proxyFailure(id string, port int, err error) error {
+	var ae *agentclient.Error
+	switch {
+	case errors.Is(err, orchestrator.ErrNotFound):
+		return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("Workspace %s not found", id))
+	case errors.Is(err, orchestrator.ErrNotRunning), errors.Is(err, agentclient.ErrNotRunning), errors.Is(err, agentclient.ErrNotFound):
+		return echo.NewHTTPError(http.StatusServiceUnavailable, fmt.Sprintf("Workspace %s is not running", id))
+	case errors.Is(err, agentclient.ErrUpstreamRefused), errors.Is(err, errPortOutOfRange):
+		return echo.NewHTTPError(http.StatusBadGateway,
+			fmt.Sprintf("Could not connect to service on port %d. Is the development server running?", port))
+	case errors.Is(err, agentclient.ErrUpstreamTimeout):
+		return echo.NewHTTPError(http.StatusGatewayTimeout, detailProxyTimeout)
+	case errors.Is(err, agentclient.ErrTooManyConnections):
+		return echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf(
+			"Too many open connections to workspace %s: its server allows at most BERTH_PROXY_MAX_CONNS (default 256) proxied requests per workspace at once. Try again later.", id))
+	case errors.Is(err, orchestrator.ErrServerUnavailable), errors.Is(err, agentclient.ErrStaleEpoch):
+		a.log.Warn("preview proxy: server not available", "workspace_id", id, "port", port, "error", err)
+		return echo.NewHTTPError(http.StatusBadGateway, detailServerUnavailable)
+	case errors.Is(err, orchestrator.ErrNoContainer):
+		return echo.NewHTTPError(http.StatusInternalServerError, fmt.Sprintf("Workspace %s has no container", id))
+	case errors.As(err, &ae):
+		a.log.Warn("preview proxy failed", "workspace_id", id, "port", port, "error", err)
+		return echo.NewHTTPError(http.StatusInternalServerError, ae.Message)
+	}
+	a.log.Error("preview proxy failed", "workspace_id", id, "port", port, "error", err)
+	return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+}
+
+// errPortOutOfRange is a proxy target port outside 1–65535.
+var errPortOutOfRange = errors.New("port out of range")
+
+// socketClose is how the WebSocket proxy closes the client's socket.
+type socketClose struct {
+	code   websocket.StatusCode
+	reason string
+}
+
+// Close codes of the WebSocket proxy's checks, before any upstream is
+// dialled (§3.22, with the terminal's texts of §3.21 where they are
+// shared).
+var (
+	socketInvalidID    = socketClose{websocket.StatusPolicyViolation, "Invalid workspace ID"}
+	socketNotFound     = socketClose{websocket.StatusPolicyViolation, "Workspace not found"}
+	socketNotRunning   = socketClose{websocket.StatusPolicyViolation, "Workspace is not running"}
+	socketNoHost       = socketClose{websocket.StatusPolicyViolation, "Workspace not available"}
+	socketBadTarget    = socketClose{websocket.StatusPolicyViolation, "Invalid target URI"}
+	socketNoServer     = socketClose{websocket.StatusInternalError, detailServerUnavailable}
+	socketShuttingDown = socketClose{websocket.StatusGoingAway, "Server is shutting down"}
+	socketIdle         = socketClose{websocket.StatusGoingAway, "Idle timeout"}
+	socketStalled      = socketClose{websocket.StatusInternalError, "Peer stopped reading"}
+)
+
+// socketTooMany refuses a WebSocket past the per-workspace cap (1013 Try
+// Again Later; our cap, not the contract's).
+func socketTooMany(limit int) socketClose {
+	return socketClose{websocket.StatusTryAgainLater, fmt.Sprintf("Too many WebSockets open to this workspace (at most %d)", limit)}
+}
+
+// socketFailure maps a failure to open the upstream WebSocket of port
+// (§3.22): refused, a failed handshake and an invalid target are 1008 with
+// the contract's reasons; the checks' failures reported by the
+// orchestrator or the agent map like the checks; the agent's connection cap
+// is 1013; anything else is 1011 with the error's text, cut to the 123
+// bytes a close reason can hold.
+func socketFailure(port int, err error) socketClose {
+	switch {
+	case errors.Is(err, orchestrator.ErrNotFound):
+		return socketNotFound
+	case errors.Is(err, orchestrator.ErrNotRunning), errors.Is(err, agentclient.ErrNotRunning), errors.Is(err, agentclient.ErrNotFound):
+		return socketNotRunning
+	case errors.Is(err, orchestrator.ErrNoContainer):
+		return socketNoHost
+	case errors.Is(err, orchestrator.ErrServerUnavailable), errors.Is(err, agentclient.ErrStaleEpoch):
+		return socketNoServer
+	case errors.Is(err, agentclient.ErrUpstreamRefused):
+		return socketClose{websocket.StatusPolicyViolation, fmt.Sprintf("Could not connect to port %d", port)}
+	case errors.Is(err, agentclient.ErrUpstreamHandshake):
+		return socketClose{websocket.StatusPolicyViolation, "Handshake failed"}
+	case errors.Is(err, errPortOutOfRange), errors.Is(err, agentclient.ErrBadRequest):
+		return socketBadTarget
+	case errors.Is(err, agentclient.ErrTooManyConnections):
+		return socketClose{websocket.StatusTryAgainLater, "Too many open connections to the workspace (BERTH_PROXY_MAX_CONNS on its server)"}
+	}
+	return socketClose{websocket.StatusInternalError, closeReason(err.Error())}
+}
+
+// maxCloseReason is what a close frame's 125-byte payload leaves for the
+// reason after the 2-byte code.
+const maxCloseReason = 123
+
+// closeReason cuts s to maxCloseReason bytes, on a UTF-8 boundary.
+func closeReason(s string) string {
+	if len(s) <= maxCloseReason {
+		return s
+	}
+	cut := maxCloseReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// The terminal (§3.21): how GET /terminal/{id} closes beyond the checks it
+// shares with the WebSocket proxy (socketInvalidID, socketNotFound,
+// socketNotRunning, socketNoServer, socketShuttingDown), and the answers of
+// DELETE /terminal/{id}/session/{sid}, always 200.
+
+var (
+	terminalNoContainer = socketClose{websocket.StatusPolicyViolation, "Workspace has no container"}
+	terminalStartFailed = socketClose{websocket.StatusInternalError, "Failed to start terminal session"}
+	// terminalEnded: the terminal's process ended (the tmux session was
+	// killed or its shell exited). The contract names no reason.
+	terminalEnded = socketClose{websocket.StatusNormalClosure, "Terminal session ended"}
+)
+
+// terminalTooMany refuses a terminal past the per-workspace cap (1013 Try
+// Again Later; our cap, not the contract's).
+func terminalTooMany(limit int) socketClose {
+	return socketClose{websocket.StatusTryAgainLater, fmt.Sprintf("Too many terminals open on this workspace (at most %d)", limit)}
+}
+
+// terminalOpenFailure maps a failure of OpenTerminal: the checks' failures
+// found late (the container stopped or went meanwhile) like the checks,
+// an unreachable agent 1011 "Workspace server not available", anything
+// else 1011 "Failed to start terminal session" (logged).
+func (a *API) terminalOpenFailure(id string, err error) socketClose {
+	switch {
+	case errors.Is(err, orchestrator.ErrNotRunning):
+		return socketNotRunning
+	case errors.Is(err, orchestrator.ErrNoContainer):
+		return terminalNoContainer
+	case errors.Is(err, orchestrator.ErrServerUnavailable), errors.Is(err, agentclient.ErrStaleEpoch):
+		a.log.Warn("terminal: server not available", "workspace_id", id, "error", err)
+		return socketNoServer
+	}
+	a.log.Error("terminal session failed to start", "workspace_id", id, "error", err)
+	return terminalStartFailed
+}
+
+// sessionAnswer is an answer of DELETE /terminal/{id}/session/{sid}.
+type sessionAnswer struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+var (
+	sessionWorkspaceNotFound = sessionAnswer{"not_found", "Workspace not found"}
+	sessionServerUnavailable = sessionAnswer{"error", detailServerUnavailable}
+)
+
+func sessionKilled(sid string) sessionAnswer {
+	return sessionAnswer{"killed", fmt.Sprintf("Session %s killed", sid)}
+}
+
+func sessionNotFound(sid string) sessionAnswer {
+	return sessionAnswer{"not_found", fmt.Sprintf("Session %s not found or already dead", sid)}
 }

@@ -3,15 +3,19 @@ package computeapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 	"github.com/labstack/echo/v4"
 
+	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
@@ -40,6 +44,8 @@ type fakeWorkspaces struct {
 	options    orchestrator.ScaleOptions
 	scaleRes   orchestrator.ScaleResult
 	scaleErr   error
+	term       *fakeTerminal // OpenTerminal, KillTerminalSession (terminal_test.go)
+	app        *fakeApp      // AppProxy, DialApp (proxy_test.go); nil: no app
 
 	creates []orchestrator.CreateRequest
 	execs   []orchestrator.ExecRequest
@@ -294,4 +300,74 @@ func decodeJSON(t *testing.T, s string) any {
 func detail(s string) string {
 	b, _ := json.Marshal(map[string]string{"detail": s})
 	return string(b)
+}
+
+// --- Terminal (§3.21) -------------------------------------------------------
+// OpenTerminal and KillTerminalSession answer f.opErr's error for their
+// name, if any, and otherwise hand over to f.term, which terminal_test.go
+// builds: real TTY streams to an in-memory terminal behind the real agent
+// API (agenttest), and tmux sessions as a set of names.
+
+func (f *fakeWorkspaces) OpenTerminal(ctx context.Context, w registry.Workspace, req orchestrator.TerminalRequest) (*agentclient.TTY, error) {
+	if err := f.record("OpenTerminal", w.ID); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	term := f.term
+	f.mu.Unlock()
+	if term == nil {
+		return nil, errors.New("fake: no terminal configured")
+	}
+	return term.open(ctx, w, req)
+}
+
+func (f *fakeWorkspaces) KillTerminalSession(_ context.Context, w registry.Workspace, session string) (bool, error) {
+	if err := f.record("KillTerminalSession", w.ID); err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	term := f.term
+	f.mu.Unlock()
+	if term == nil {
+		return false, nil
+	}
+	return term.kill(w, session), nil
+}
+
+// --- Preview proxy (§3.20) and WebSocket proxy (§3.22) ----------------------
+// AppProxy and DialApp answer f.opErr's error for their name, if any,
+// check the record as the orchestrator does (orchestrator.CheckAppTarget),
+// then hand over to f.app, which proxy_test.go builds: an app on an
+// httptest server, reached directly.
+
+func (f *fakeWorkspaces) AppProxy(_ context.Context, w registry.Workspace, port int, opts agentclient.ProxyOptions) (http.Handler, error) {
+	if err := f.record("AppProxy", w.ID); err != nil {
+		return nil, err
+	}
+	if err := orchestrator.CheckAppTarget(w); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	app := f.app
+	f.mu.Unlock()
+	if app == nil {
+		return nil, errors.New("fake: no app configured")
+	}
+	return app.proxy(port, opts), nil
+}
+
+func (f *fakeWorkspaces) DialApp(ctx context.Context, w registry.Workspace, port int, path string, subprotocols []string) (*websocket.Conn, error) {
+	if err := f.record("DialApp", w.ID); err != nil {
+		return nil, err
+	}
+	if err := orchestrator.CheckAppTarget(w); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	app := f.app
+	f.mu.Unlock()
+	if app == nil {
+		return nil, errors.New("fake: no app configured")
+	}
+	return app.dial(ctx, port, path, subprotocols)
 }

@@ -11,7 +11,9 @@
 //     records why and tries the next candidate.
 //   - Lifecycle (lifecycle.go, scale.go): what happens to a placed
 //     workspace: stop, restart, delete, mark for deletion, exec, status
-//     sync, scale, and the eviction of a server's workspaces.
+//     sync, scale, and the eviction of a server's workspaces; and the
+//     streams to its apps through its agent (proxy.go: the preview proxy
+//     and the WebSocket dial, which take no lock).
 //   - Reconciler (reconciler.go): what berth learns afterwards: agents'
 //     container events, the periodic comparison of registry and containers
 //     (adoption, vanished containers, orphans), lost servers and the
