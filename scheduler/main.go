@@ -34,6 +34,8 @@ func main() {
 		err = backup(ctx, args)
 	case "check":
 		err = check(ctx, args)
+	case "terminal":
+		err = terminalCommand(ctx, args)
 	case "help", "-h", "--help":
 		usage()
 		return
@@ -48,7 +50,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: scheduler serve|members|servers|backup FILE|check [flags]
+	fmt.Fprint(os.Stderr, `usage: scheduler serve|members|servers|backup FILE|check|terminal WORKSPACE_ID [flags]
 
 Settings (flag, environment variable, meaning):
 `+config.Usage())

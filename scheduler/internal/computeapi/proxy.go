@@ -71,8 +71,8 @@ func (a *API) registerProxy(e *echo.Echo) {
 		e.Add(m, "/preview/:id/proxy/:port", addSlash, intPort)
 		e.Add(m, "/preview/:id/app", addSlash)
 	}
-	e.GET("/ws/:id/:port", a.socketProxy, intPort, a.socketToken)
-	e.GET("/ws/:id/:port/*", a.socketProxy, intPort, a.socketToken)
+	e.GET("/ws/:id/:port", a.socketProxy, intPort, webSocketOnly, a.socketToken)
+	e.GET("/ws/:id/:port/*", a.socketProxy, intPort, webSocketOnly, a.socketToken)
 }
 
 // intPort answers 404 Not Found for a {port} that is not all digits.

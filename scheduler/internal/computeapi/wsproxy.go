@@ -71,18 +71,14 @@ var defaultRelayLimits = relayLimits{ReadLimit: 16 << 20, WriteTimeout: 30 * tim
 // socketKind names the proxied WebSockets in the per-workspace counts.
 const socketKind = "socket"
 
-// socketToken checks the service token before the upgrade, as the
-// terminal does: a request that is no WebSocket upgrade is not routed to a
-// WebSocket endpoint by Starlette (404); a token failure is a plain 403,
-// uvicorn's answer to a WebSocket refused before accept (its detail could
-// not reach a WebSocket client anyway).
+// socketToken checks the service token of a WebSocket handshake, before
+// the upgrade: a failure is a plain 403, uvicorn's answer to a WebSocket
+// refused before accept (its detail could not reach a WebSocket client
+// anyway). Routes put webSocketOnly before it: a request that is no
+// upgrade is not routed to a WebSocket endpoint by Starlette (404).
 func (a *API) socketToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r := c.Request()
-		if !webSocketRequested(r) {
-			return echo.ErrNotFound
-		}
-		if a.checkToken(r) != nil {
+		if a.checkToken(c.Request()) != nil {
 			return c.NoContent(http.StatusForbidden)
 		}
 		return next(c)
