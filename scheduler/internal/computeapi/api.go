@@ -85,8 +85,11 @@ func New(d Deps) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	if d.Streams == (StreamLimits{}) {
-		d.Streams = DefaultStreamLimits
+	if d.Streams.Terminals <= 0 {
+		d.Streams.Terminals = DefaultStreamLimits.Terminals
+	}
+	if d.Streams.Sockets <= 0 {
+		d.Streams.Sockets = DefaultStreamLimits.Sockets
 	}
 	return &API{d: d, log: log, streams: newStreams()}
 }

@@ -12,7 +12,7 @@ type StreamLimits struct {
 	Sockets   int // open proxied WebSockets per workspace (/ws/...)
 }
 
-// DefaultStreamLimits are the caps when Deps leaves them zero.
+// DefaultStreamLimits are the caps Deps leaves zero (each on its own).
 var DefaultStreamLimits = StreamLimits{Terminals: 32, Sockets: 64}
 
 // streams counts the open interactive streams per workspace and kind, and
