@@ -12,8 +12,9 @@
 //   - Lifecycle (lifecycle.go, scale.go): what happens to a placed
 //     workspace: stop, restart, delete, mark for deletion, exec, status
 //     sync, scale, and the eviction of a server's workspaces; and the
-//     streams to its apps through its agent (proxy.go: the preview proxy
-//     and the WebSocket dial, which take no lock).
+//     streams through its agent, which take no lock: the preview proxy and
+//     the WebSocket dial to its apps (proxy.go), and terminals attached to
+//     tmux sessions (terminal.go).
 //   - Reconciler (reconciler.go): what berth learns afterwards: agents'
 //     container events, the periodic comparison of registry and containers
 //     (adoption, vanished containers, orphans), lost servers and the
