@@ -138,7 +138,7 @@ func sseEvents(t *testing.T, baseURL string) <-chan admin.Overview {
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, "GET", baseURL+"/admin/ui/events", nil)
 	req.AddCookie(&http.Cookie{Name: admin.CookieName, Value: adminToken})
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // closed by the reader goroutine below, or before Fatalf
 	if err != nil {
 		t.Fatal(err)
 	}
