@@ -151,19 +151,24 @@ func (t *ttyExec) hangup() {
 // Address returns the IP address of a running berth container on its
 // network (the default bridge's, or the first of its networks by name),
 // which the agent's proxy dials; the container's ports are never published.
-// A container that is not running, or runs without a network address
-// (network mode none), gives ErrConflict.
+// See AddressOf.
 func (c *Client) Address(ctx context.Context, id string) (string, error) {
 	ctr, err := c.owned(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	if ctr.State == nil || !ctr.State.Running {
-		return "", fmt.Errorf("%w: container %s is not running", ErrConflict, id)
+	return AddressOf(toWireContainer(ctr, time.Now()))
+}
+
+// AddressOf is where the proxy dials a container it has inspected: its
+// IPAddress; ErrConflict when it is not running or runs without a network
+// address (network mode none).
+func AddressOf(c wire.Container) (string, error) {
+	if c.State != "running" {
+		return "", fmt.Errorf("%w: container %s is not running", ErrConflict, c.ID)
 	}
-	ip := containerIP(ctr.NetworkSettings)
-	if ip == "" {
-		return "", fmt.Errorf("%w: container %s has no network address", ErrConflict, id)
+	if c.IPAddress == "" {
+		return "", fmt.Errorf("%w: container %s has no network address", ErrConflict, c.ID)
 	}
-	return ip, nil
+	return c.IPAddress, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"berth/agent/internal/docker"
 	"berth/shared/wire"
 )
 
@@ -54,6 +55,19 @@ func newProxyTransport(cfg StreamConfig) *http.Transport {
 	}
 }
 
+// inspectedKey holds the container checkEpoch inspected for this request.
+const inspectedKey = "server.inspected"
+
+// address is where the proxy dials the container: from the fence's inspect
+// of this request when there was one (one Docker call per proxied request,
+// not two), else asked of Docker.
+func (s *Server) address(c echo.Context, id string) (string, error) {
+	if ctr, ok := c.Get(inspectedKey).(wire.Container); ok {
+		return docker.AddressOf(ctr)
+	}
+	return s.docker.Address(c.Request().Context(), id)
+}
+
 // proxy serves /containers/:id/proxy/:port/*: the request goes to the
 // container's app at its bridge address and the answer streams back
 // (contract in shared/wire/streams.go).
@@ -69,7 +83,7 @@ func (s *Server) proxy(c echo.Context) error {
 		return badRequest("proxy: path: " + err.Error())
 	}
 	id := c.Param("id")
-	addr, err := s.docker.Address(r.Context(), id)
+	addr, err := s.address(c, id)
 	if err != nil {
 		return notRunning(err)
 	}

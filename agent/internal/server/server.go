@@ -176,6 +176,7 @@ func (s *Server) checkEpoch(next echo.HandlerFunc) echo.HandlerFunc {
 		if have, _ := strconv.ParseInt(ctr.Labels[wire.LabelEpoch], 10, 64); reqEpoch < have {
 			return &staleEpochError{have: have, got: reqEpoch}
 		}
+		c.Set(inspectedKey, ctr) // a route that needs the container again reads it here
 		return next(c)
 	}
 }

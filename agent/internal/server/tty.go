@@ -146,7 +146,10 @@ func (s *Server) ttyOutput(ctx context.Context, ws *websocket.Conn, tty docker.T
 	for {
 		n, err := tty.Read(buf)
 		if n > 0 {
-			wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			// Not ctx: the library closes the connection when a write's
+			// context ends, even one that already finished, and that would
+			// beat the close frame the shutdown sends.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
 			werr := ws.Write(wctx, websocket.MessageBinary, buf[:n])
 			cancel()
 			if werr != nil {

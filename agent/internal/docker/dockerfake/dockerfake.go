@@ -575,7 +575,7 @@ func (f *Fake) startLocked(e *entry) {
 	e.c.State, e.c.Status = "running", "Up"
 	e.c.ExitCode, e.c.OOMKilled = 0, false
 	e.c.StartedAt, e.c.FinishedAt = f.now().UTC(), time.Time{}
-	e.c.IPAddress = fmt.Sprintf("172.17.%d.%d", e.seq/250, e.seq%250+2)
+	e.c.IPAddress = f.address
 	f.emitLocked("start", e, 0)
 }
 

@@ -73,7 +73,16 @@ func (t *Terminal) Closed() bool { t.mu.Lock(); defer t.mu.Unlock(); return t.cl
 
 // SetAddress makes Address answer addr for every running container ("" for
 // none: a running container without a network address).
-func (f *Fake) SetAddress(addr string) { f.mu.Lock(); f.address = addr; f.mu.Unlock() }
+func (f *Fake) SetAddress(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.address = addr
+	for _, e := range f.containers {
+		if e.c.State == "running" {
+			e.c.IPAddress = addr
+		}
+	}
+}
 
 // SetTTY replaces the TTY hook; nil restores EchoTTY.
 func (f *Fake) SetTTY(fn TTYFunc) {
@@ -92,20 +101,17 @@ func (f *Fake) Terminals() []*Terminal {
 	return slices.Clone(f.terminals)
 }
 
-// Address answers the SetAddress address (DefaultAddress unless changed)
-// for a running container, not the container's IPAddress, so that the
-// agent's proxy reaches a server the test runs; docker.ErrConflict for a
-// container that is not running or when the address is "".
+// Address is docker.AddressOf the container as Inspect shows it: a running
+// container's IPAddress is the SetAddress address (DefaultAddress unless
+// changed), so that the agent's proxy reaches a server the test runs.
 func (f *Fake) Address(_ context.Context, id string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, err := f.runningLocked(id); err != nil {
+	e, err := f.ownedLocked(id)
+	if err != nil {
 		return "", err
 	}
-	if f.address == "" {
-		return "", fmt.Errorf("%w: container %s has no network address", docker.ErrConflict, id)
-	}
-	return f.address, nil
+	return docker.AddressOf(e.c)
 }
 
 // ExecTTY starts the TTY hook in a running container (docker.ErrConflict
