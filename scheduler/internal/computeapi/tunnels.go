@@ -71,38 +71,6 @@ func decodeTunnelStop(b requestBody) (int, error) {
 	return int(port), nil
 }
 
-// requiredInt is an `int` field without a default, with bounds. (Next to
-// intOr in spirit; it lives here while the tunnels are its only user.)
-func (o object) requiredInt(name string, b bounds) int64 {
-	if _, ok := o.get(name); !ok {
-		if o.ok {
-			o.v.add("missing", o.at(name), "Field required", o.obj, nil)
-		}
-		return 0
-	}
-	return o.intOr(name, 0, b)
-}
-
-// patternString is a `str` field with a default and a pattern constraint
-// (pydantic's string_pattern_mismatch).
-func (o object) patternString(name, def string, re *regexp.Regexp) string {
-	x, ok := o.get(name)
-	if !ok {
-		return def
-	}
-	s, isStr := x.(string)
-	if !isStr {
-		o.v.str(o.at(name), x)
-		return def
-	}
-	if !re.MatchString(s) {
-		o.v.add("string_pattern_mismatch", o.at(name), fmt.Sprintf("String should match pattern '%s'", re), x,
-			map[string]any{"pattern": re.String()})
-		return def
-	}
-	return s
-}
-
 // tunnelLogPath is where a port's cloudflared writes its output.
 func tunnelLogPath(port int) string { return fmt.Sprintf("/tmp/cloudflared-%d.log", port) }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/big"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -297,4 +298,35 @@ func jsonInvalidAt(pos int64, msg string) error {
 		Type: "json_invalid", Loc: []any{"body", pos}, Msg: "JSON decode error",
 		Input: map[string]any{}, Ctx: map[string]any{"error": msg},
 	}})
+}
+
+// requiredInt is an `int` field without a default, with bounds.
+func (o object) requiredInt(name string, b bounds) int64 {
+	if _, ok := o.get(name); !ok {
+		if o.ok {
+			o.v.add("missing", o.at(name), "Field required", o.obj, nil)
+		}
+		return 0
+	}
+	return o.intOr(name, 0, b)
+}
+
+// patternString is a `str` field with a default and a pattern constraint
+// (pydantic's string_pattern_mismatch).
+func (o object) patternString(name, def string, re *regexp.Regexp) string {
+	x, ok := o.get(name)
+	if !ok {
+		return def
+	}
+	s, isStr := x.(string)
+	if !isStr {
+		o.v.str(o.at(name), x)
+		return def
+	}
+	if !re.MatchString(s) {
+		o.v.add("string_pattern_mismatch", o.at(name), fmt.Sprintf("String should match pattern '%s'", re), x,
+			map[string]any{"pattern": re.String()})
+		return def
+	}
+	return s
 }

@@ -278,8 +278,9 @@ func execRequest(ws registry.Workspace, req ExecRequest) (wire.ExecRequest, erro
 	}, nil
 }
 
-// execError classifies an agent failure of an exec.
-func execError(err error) error {
+// agentError classifies an agent failure of an exec or a stream: an agent
+// that cannot be reached or is unavailable is ErrServerUnavailable.
+func agentError(err error) error {
 	if errors.Is(err, agentclient.ErrUnreachable) || errors.Is(err, agentclient.ErrUnavailable) {
 		return fmt.Errorf("%w: %w", ErrServerUnavailable, err)
 	}
@@ -298,7 +299,7 @@ func (l *Lifecycle) Exec(ctx context.Context, ws registry.Workspace, req ExecReq
 	}
 	res, err := client.Exec(cctx, ws.ContainerID, wreq)
 	if err != nil {
-		return ExecResult{}, execError(err)
+		return ExecResult{}, agentError(err)
 	}
 	_ = l.touch(ctx, ws.ID)
 	return ExecResult{ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr, TimedOut: res.TimedOut}, nil
@@ -319,7 +320,7 @@ func (l *Lifecycle) ExecStream(ctx context.Context, ws registry.Workspace, req E
 		return onOutput(f.Stream, f.Data)
 	})
 	if err != nil {
-		return ExecResult{}, execError(err)
+		return ExecResult{}, agentError(err)
 	}
 	if final.Error != "" {
 		return ExecResult{}, errors.New(final.Error)

@@ -60,7 +60,7 @@ func (l *Lifecycle) AppProxy(ctx context.Context, ws registry.Workspace, port in
 	}
 	handleErr := opts.ErrorHandler
 	opts.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-		handleErr(w, r, execError(err))
+		handleErr(w, r, agentError(err))
 	}
 	proxy := client.Proxy(ws.ContainerID, port, opts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +90,7 @@ func (l *Lifecycle) DialApp(ctx context.Context, ws registry.Workspace, port int
 	}
 	conn, err := client.DialWebSocket(cctx, ws.ContainerID, port, path, subprotocols)
 	if err != nil {
-		return nil, execError(err)
+		return nil, agentError(err)
 	}
 	return conn, nil
 }

@@ -212,5 +212,5 @@ func terminalError(err error) error {
 	if stopped {
 		return fmt.Errorf("%w: %w", ErrNotRunning, err)
 	}
-	return execError(err)
+	return agentError(err)
 }
