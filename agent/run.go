@@ -14,6 +14,7 @@ import (
 	"berth/agent/internal/config"
 	"berth/agent/internal/docker"
 	"berth/agent/internal/fence"
+	"berth/agent/internal/homes"
 	"berth/agent/internal/server"
 	"berth/shared/gossip"
 	"berth/shared/mtls"
@@ -25,7 +26,13 @@ import (
 // fails: Docker adapter → capacity sampler → gossip (meta refreshed on every
 // change) and the mTLS API.
 func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
-	tlsConfig, err := mtls.ServerConfig(mtls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}, wire.RoleScheduler)
+	files := mtls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}
+	// The scheduler calls every route; peer agents only fetch home archives.
+	tlsConfig, err := mtls.ServerConfig(files, wire.RoleScheduler, wire.RoleAgent)
+	if err != nil {
+		return err
+	}
+	peerTLS, err := mtls.ClientConfig(files, wire.RoleAgent)
 	if err != nil {
 		return err
 	}
@@ -71,6 +78,7 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 		WriteTimeout: cfg.StreamWriteTimeout, ProxyMaxConns: cfg.ProxyMaxConns,
 		ProxyResponseHeaderTimeout: cfg.ProxyHeaderTimeout, ProxyIdleTimeout: cfg.ProxyIdleTimeout,
 	}, log.Named("api"))
+	api.EnableHomes(server.Homes{DataDir: dc.DataDir(), Service: homes.NewService(peerTLS)})
 	log.Info("agent ready", "server_id", cfg.ServerID, "api", l.Addr().String(), "gossip", pool.LocalAddr(),
 		"cores", first.CPUCores, "memory_mb", first.MemoryTotalMB, "disk_gb", int(first.DiskTotalGB), "version", version.Version)
 

@@ -2,7 +2,7 @@
 # pki.sh: berth's certificate authority in a few openssl calls.
 #
 #   pki.sh ca        DIR                      cluster CA (DIR/ca.crt, DIR/ca.key)
-#   pki.sh agent     DIR SERVER_ID [SAN...]   agent server cert (DIR/SERVER_ID.crt/.key)
+#   pki.sh agent     DIR SERVER_ID [SAN...]   agent cert (DIR/SERVER_ID.crt/.key): server, and client of peer agents
 #   pki.sh scheduler DIR [NAME]               scheduler client cert (DIR/NAME.crt/.key)
 #   pki.sh gossip-key FILE                    32-byte memberlist key, base64
 #
@@ -10,7 +10,9 @@
 # SAN, because the scheduler verifies an agent's certificate against the id of
 # the server it believes it is calling. The role sits in the subject's OU
 # (berth-agent / berth-scheduler); the agent refuses clients without the
-# scheduler role. Every command is idempotent: existing files are kept, so
+# scheduler role, except on the home archive route, which peer agents call
+# with their own certificate (hence clientAuth on agent certificates; an
+# agent certificate issued before that is re-issued). Every command is idempotent: existing files are kept, so
 # running it twice changes nothing. Set PKI_FORCE=1 to re-issue.
 set -euo pipefail
 
@@ -77,7 +79,12 @@ ca) ca "${1:?DIR}" ;;
 agent)
 	dir=${1:?DIR} id=${2:?SERVER_ID}
 	shift 2
-	issue "$dir" "$id" berth-agent serverAuth "$id" "$@"
+	# Certificates issued before agents became clients of each other lack
+	# clientAuth: re-issue those.
+	if [[ -s "$dir/$id.crt" ]] && ! openssl x509 -in "$dir/$id.crt" -noout -ext extendedKeyUsage 2>/dev/null | grep -q 'Client Authentication'; then
+		rm -f "$dir/$id.crt" "$dir/$id.key"
+	fi
+	issue "$dir" "$id" berth-agent serverAuth,clientAuth "$id" "$@"
 	;;
 scheduler) issue "${1:?DIR}" "${2:-scheduler}" berth-scheduler clientAuth ;;
 gossip-key) gossip_key "${1:?FILE}" ;;

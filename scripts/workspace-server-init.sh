@@ -115,6 +115,7 @@ Bundle for $id in $out. On the host (Docker installed, Docker's TCP port closed)
   install -m 644 $out/{agent.crt,ca.crt} /etc/berth/ && install -m 755 bin/agent /usr/local/bin/berth-agent
   install -m 644 $out/berth-agent.service /etc/systemd/system/ && systemctl daemon-reload
   systemctl enable --now berth-agent
-Open TCP 7443 (mTLS API) to the scheduler, and TCP+UDP 7946 (gossip) between hosts and scheduler.
+Open TCP 7443 (mTLS API) to the scheduler and between hosts (home directories move agent to agent),
+and TCP+UDP 7946 (gossip) between hosts and scheduler.
 Then register it: bin/scheduler servers add --id $id --address $address (or POST /admin/servers).
 MSG

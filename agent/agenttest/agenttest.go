@@ -18,6 +18,7 @@ import (
 	"berth/agent/internal/capacity"
 	"berth/agent/internal/docker"
 	"berth/agent/internal/docker/dockerfake"
+	"berth/agent/internal/homes"
 	"berth/agent/internal/server"
 	"berth/shared/mtls"
 	"berth/shared/testutil"
@@ -27,6 +28,10 @@ import (
 // ExecFunc answers an exec in place of a process (see SetExec): it writes
 // the output and returns the exit code.
 type ExecFunc = dockerfake.ExecFunc
+
+// ExecIOFunc answers an exec reading its input as a stream (see
+// SetExecIO), as the raw exec route feeds it.
+type ExecIOFunc = dockerfake.ExecIOFunc
 
 // TTYFunc plays the process of a terminal session (see SetTTY): it reads
 // the user's input from term, writes the terminal's output to it, and
@@ -55,6 +60,10 @@ type Agent struct {
 	// ServerID is the agent's server id (its certificate's name and the
 	// berth.server_id label of its containers).
 	ServerID string
+	// DataDir is a real directory the home transfer routes work in (paths
+	// relative to it, as on a real host); the in-memory Docker does not
+	// create mount directories in it.
+	DataDir string
 
 	t      testing.TB
 	docker *dockerfake.Fake
@@ -90,7 +99,12 @@ func StartWith(t testing.TB, pki *testutil.PKI, serverID string, streams StreamC
 		t.Fatalf("agenttest: %v", err)
 	}
 	cert, key := pki.Issue(serverID, wire.RoleAgent, true, serverID, "127.0.0.1")
-	tlsConfig, err := mtls.ServerConfig(mtls.Files{Cert: cert, Key: key, CA: pki.CAFile}, wire.RoleScheduler)
+	files := mtls.Files{Cert: cert, Key: key, CA: pki.CAFile}
+	tlsConfig, err := mtls.ServerConfig(files, wire.RoleScheduler, wire.RoleAgent)
+	if err != nil {
+		t.Fatalf("agenttest: %v", err)
+	}
+	peerTLS, err := mtls.ClientConfig(files, wire.RoleAgent)
 	if err != nil {
 		t.Fatalf("agenttest: %v", err)
 	}
@@ -110,6 +124,8 @@ func StartWith(t testing.TB, pki *testutil.PKI, serverID string, streams StreamC
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "agent." + serverID, Level: hclog.Warn, Output: a.log})
 	a.api = server.New(serverID, a.docker, a.Capacity, streams, log.Named("api"))
+	a.DataDir = t.TempDir()
+	a.api.EnableHomes(server.Homes{DataDir: a.DataDir, Service: homes.NewService(peerTLS)})
 	a.api.Wrap(a.front)
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop = stop
@@ -212,6 +228,11 @@ func (a *Agent) AddImage(img wire.Image) { a.docker.AddImage(img) }
 // SetExec makes execs answer from fn; nil restores the default, which
 // echoes the command line on stdout and exits 0.
 func (a *Agent) SetExec(fn ExecFunc) { a.docker.SetExec(fn) }
+
+// SetExecIO makes execs answer from fn, which reads the exec's input as a
+// stream (SetExec's hooks find it whole in the request); nil restores the
+// default.
+func (a *Agent) SetExecIO(fn ExecIOFunc) { a.docker.SetExecIO(fn) }
 
 // SetTTY makes terminal sessions (the TTY stream) run fn; nil restores the
 // default, an echo terminal: what the scheduler writes is read back, and

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,9 +146,23 @@ func TestMTLS(t *testing.T) {
 			t.Errorf("got %d %+v, want 200 from ws-1 with docker ok", res.status, h)
 		}
 	})
+	t.Run("a peer agent may only fetch home archives", func(t *testing.T) {
+		peer := newClient(t, pki, a, wire.RoleAgent)
+		for _, path := range []string{wire.PathHealth, wire.PathContainers, "/metrics"} {
+			if res := peer.do(http.MethodGet, path, nil); res.status != http.StatusForbidden {
+				t.Errorf("GET %s with an agent certificate: %d %s, want 403", path, res.status, res.body)
+			}
+		}
+		if res := peer.do(http.MethodPost, wire.PathHomeExports, wire.HomeExport{Path: "x", Token: strings.Repeat("a", 40), TTLSeconds: 60}); res.status != http.StatusForbidden {
+			t.Errorf("export with an agent certificate: %d, want 403", res.status)
+		}
+		if res := peer.do(http.MethodGet, wire.PathHomeArchive, nil, wire.HeaderHomeToken, strings.Repeat("b", 64)); res.status != http.StatusForbidden {
+			t.Errorf("archive with an unknown token: %d %s, want 403", res.status, res.body)
+		}
+	})
 	t.Run("another role is refused", func(t *testing.T) {
-		if _, err := newClient(t, pki, a, wire.RoleAgent).try(http.MethodGet, wire.PathHealth, nil); err == nil {
-			t.Error("an agent certificate was accepted, want only the scheduler role")
+		if _, err := newClient(t, pki, a, "berth-admin").try(http.MethodGet, wire.PathHealth, nil); err == nil {
+			t.Error("a certificate of another role was accepted, want a TLS failure")
 		}
 	})
 	t.Run("no client certificate is refused", func(t *testing.T) {
@@ -442,5 +458,75 @@ func TestLastContact(t *testing.T) {
 	c.do(http.MethodGet, wire.PathHealth, nil)
 	if !a.LastContact().Equal(frozen) {
 		t.Error("a request refused by SetDown counted as contact")
+	}
+}
+
+// A home moves agent → agent: the scheduler registers an export on the
+// source and asks the target to import it; the target fetches it with its
+// own agent certificate, verifies it and puts it in place. The export's
+// token is the only key: the archive is refused without it.
+func TestHomeImportBetweenAgents(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	src, dst := agenttest.Start(t, pki, "ws-1"), agenttest.Start(t, pki, "ws-2")
+	home := filepath.Join(src.DataDir, "workspaces", "w1", "home")
+	if err := os.MkdirAll(filepath.Join(home, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a.txt": "alpha\n", "src/b.go": "package b\n"}
+	for name, content := range want {
+		if err := os.WriteFile(filepath.Join(home, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scheduler := newClient(t, pki, src, wire.RoleScheduler)
+	token := strings.Repeat("7", 64)
+	if res := scheduler.do(http.MethodPost, wire.PathHomeExports, wire.HomeExport{Path: "workspaces/w1/home", Token: token, TTLSeconds: 60}); res.status != http.StatusNoContent {
+		t.Fatalf("export: %d %s", res.status, res.body)
+	}
+	if res := scheduler.do(http.MethodPost, wire.PathHomeExports, wire.HomeExport{Path: "workspaces/none/home", Token: token, TTLSeconds: 60}); res.status != http.StatusNotFound {
+		t.Errorf("export of a missing home: %d %s, want 404", res.status, res.body)
+	}
+	if res := scheduler.do(http.MethodPost, wire.PathHomeExports, wire.HomeExport{Path: "../../etc", Token: token, TTLSeconds: 60}); res.status != http.StatusBadRequest {
+		t.Errorf("export outside the data directory: %d %s, want 400", res.status, res.body)
+	}
+
+	imp := func(tok string) []wire.HomeProgress {
+		res := newClient(t, pki, dst, wire.RoleScheduler).do(http.MethodPost, wire.PathHomeImports, wire.HomeImport{
+			Path: "workspaces/w1/home", SourceServerID: "ws-1", SourceAddr: src.Addr(), Token: tok})
+		if res.status != http.StatusOK {
+			t.Fatalf("import: %d %s", res.status, res.body)
+		}
+		var lines []wire.HomeProgress
+		sc := bufio.NewScanner(bytes.NewReader(res.body))
+		for sc.Scan() {
+			var p wire.HomeProgress
+			if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, p)
+		}
+		return lines
+	}
+	lines := imp(strings.Repeat("0", 64))
+	if last := lines[len(lines)-1]; !last.Done || last.Code != wire.CodeSourceFailed {
+		t.Errorf("import with a wrong token ended %+v, want source_failed", last)
+	}
+	copied := filepath.Join(dst.DataDir, "workspaces", "w1", "home")
+	if _, err := os.Stat(copied); !os.IsNotExist(err) {
+		t.Errorf("a refused import left %s (%v)", copied, err)
+	}
+	lines = imp(token)
+	last := lines[len(lines)-1]
+	if !last.Done || last.Code != "" || !strings.HasPrefix(last.Digest, wire.HomeDigestPrefix) || last.Bytes != int64(len("alpha\n")+len("package b\n")) {
+		t.Fatalf("import ended %+v, want done with a digest", last)
+	}
+	for name, content := range want {
+		got, err := os.ReadFile(filepath.Join(copied, name))
+		if err != nil || string(got) != content {
+			t.Errorf("%s on the target: %q, %v; want %q", name, got, err, content)
+		}
+	}
+	if _, err := os.Stat(copied + ".incoming"); !os.IsNotExist(err) {
+		t.Errorf("the staging directory is left (%v)", err)
 	}
 }

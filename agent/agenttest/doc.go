@@ -27,7 +27,8 @@
 //
 // New ones: SetDockerDown (the agent answers, its dockerd does not), Exit and
 // OOM (a workspace's process ends on its own: die/oom events on the
-// stream), SetExec, RequireImages, AddImage, LastContact.
+// stream), SetExec and SetExecIO (the input as a stream), RequireImages,
+// AddImage, LastContact.
 //
 // Streams: the TTY route runs a terminal hook (SetTTY; by default an echo
 // terminal) and records every session (Terminals: request, sizes, closed);

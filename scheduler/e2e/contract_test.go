@@ -293,6 +293,7 @@ func TestContractAuthOrder(t *testing.T) {
 		{"other user's stop", api.as(user + "-other"), "POST", path + "/stop", nil, 403, "Not authorized to access this workspace"},
 		{"unknown workspace's exec", owner, "POST", "/workspaces/" + uniqueID("e2e-nope") + "/exec", map[string]any{"command": "true"}, 404, "Workspace not found"},
 		{"malformed JSON before the user check", api.anonymous(), "POST", path + "/exec", "{", 422, ""},
+		{"a file write authenticates before it reads its body", api.anonymous(), "PUT", path + "/files/content", "{", 401, "Missing user ID header"},
 		{"bad body before ownership", api.as(user + "-other"), "POST", path + "/exec", map[string]any{}, 422, ""},
 		{"owner", owner, "GET", path, nil, 200, ""},
 	}

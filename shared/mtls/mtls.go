@@ -42,8 +42,10 @@ func LoadCA(path string) (*x509.CertPool, error) {
 }
 
 // ServerConfig is the agent's: client certificates are required, verified
-// against the cluster CA, and must carry role.
-func ServerConfig(f Files, role string) (*tls.Config, error) {
+// against the cluster CA, and must carry one of roles (the agent accepts the
+// scheduler, and peer agents for home transfers; its routes then check the
+// role each needs).
+func ServerConfig(f Files, roles ...string) (*tls.Config, error) {
 	cert, pool, err := f.load()
 	if err != nil {
 		return nil, err
@@ -53,7 +55,7 @@ func ServerConfig(f Files, role string) (*tls.Config, error) {
 		Certificates:          []tls.Certificate{cert},
 		ClientCAs:             pool,
 		ClientAuth:            tls.RequireAndVerifyClientCert,
-		VerifyPeerCertificate: requireRole(role),
+		VerifyPeerCertificate: requireRole(roles...),
 	}, nil
 }
 
@@ -84,15 +86,16 @@ func ForServer(base *tls.Config, serverID string) *tls.Config {
 // Role returns the berth role (OrganizationalUnit) of a certificate.
 func Role(cert *x509.Certificate) []string { return cert.Subject.OrganizationalUnit }
 
-// requireRole runs after the standard chain verification succeeded.
-func requireRole(role string) func([][]byte, [][]*x509.Certificate) error {
+// requireRole runs after the standard chain verification succeeded: the
+// leaf must carry one of roles.
+func requireRole(roles ...string) func([][]byte, [][]*x509.Certificate) error {
 	return func(_ [][]byte, chains [][]*x509.Certificate) error {
 		if len(chains) == 0 || len(chains[0]) == 0 {
 			return fmt.Errorf("%w: no verified chain", ErrWrongRole)
 		}
 		leaf := chains[0][0]
-		if !slices.Contains(Role(leaf), role) {
-			return fmt.Errorf("%w: %q has %v, want %s", ErrWrongRole, leaf.Subject.CommonName, Role(leaf), role)
+		if !slices.ContainsFunc(Role(leaf), func(r string) bool { return slices.Contains(roles, r) }) {
+			return fmt.Errorf("%w: %q has %v, want one of %v", ErrWrongRole, leaf.Subject.CommonName, Role(leaf), roles)
 		}
 		return nil
 	}

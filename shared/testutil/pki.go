@@ -69,7 +69,7 @@ func (p *PKI) Issue(name, role string, server bool, sans ...string) (certFile, k
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
 	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	}
 	for _, s := range sans {
 		if ip := net.ParseIP(s); ip != nil {

@@ -71,6 +71,10 @@ type Mount struct {
 	Source   string `json:"source"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// Fresh: the source must start empty; whatever is there is removed
+	// first (a new home, which must never inherit the directory of a
+	// forgotten workspace of the same id).
+	Fresh bool `json:"fresh,omitempty"`
 }
 
 // Resources are a container's limits.
@@ -139,13 +143,22 @@ type ExecRequest struct {
 	TimeoutSeconds int               `json:"timeout_seconds,omitempty"`
 }
 
-// ExecResult is the outcome of a non-streaming exec.
+// ExecResult is the outcome of a non-streaming exec. Each stream keeps at
+// most ExecOutputLimit bytes; StdoutDropped and StderrDropped count the
+// bytes of output beyond it, which were dropped (never silently: the
+// compute API marks the cut).
 type ExecResult struct {
-	ExitCode int    `json:"exit_code"`
-	Stdout   []byte `json:"stdout"`
-	Stderr   []byte `json:"stderr"`
-	TimedOut bool   `json:"timed_out"`
+	ExitCode      int    `json:"exit_code"`
+	Stdout        []byte `json:"stdout"`
+	Stderr        []byte `json:"stderr"`
+	TimedOut      bool   `json:"timed_out"`
+	StdoutDropped int64  `json:"stdout_dropped,omitempty"`
+	StderrDropped int64  `json:"stderr_dropped,omitempty"`
 }
+
+// ExecOutputLimit is how much of each output stream a non-streaming exec
+// returns.
+const ExecOutputLimit = 16 << 20
 
 // ExecFrame is one line of a streaming exec answer (NDJSON): output chunks
 // as the process writes them, then one final frame with Exit set.

@@ -192,7 +192,7 @@ func TestOwnedGate(t *testing.T) {
 			return c.Update(context.Background(), id, wire.Resources{CPU: 1})
 		}},
 		{"Exec", func(c *Client, id string) error {
-			_, _, err := c.Exec(context.Background(), id, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil)
+			_, _, err := c.Exec(context.Background(), id, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil, nil)
 			return err
 		}},
 		{"Stats", func(c *Client, id string) error { _, err := c.Stats(context.Background(), id); return err }},
@@ -261,19 +261,19 @@ func TestMethodFailures(t *testing.T) {
 			return c.Update(ctx, "c1", wire.Resources{MemoryMB: -1})
 		}, ErrBadRequest},
 		{"exec into a stopped container", false, nil, func(c *Client) error {
-			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{Cmd: []string{"true"}}, nil, nil)
+			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{Cmd: []string{"true"}}, nil, nil, nil)
 			return err
 		}, ErrConflict},
 		{"exec without a command", true, nil, func(c *Client) error {
-			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{}, nil, nil)
+			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{}, nil, nil, nil)
 			return err
 		}, ErrBadRequest},
 		{"exec create fails", true, map[string]error{"ContainerExecCreate": errDaemon}, func(c *Client) error {
-			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{Cmd: []string{"true"}}, nil, nil)
+			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{Cmd: []string{"true"}}, nil, nil, nil)
 			return err
 		}, ErrDocker},
 		{"exec attach fails", true, map[string]error{"ContainerExecAttach": errDaemon}, func(c *Client) error {
-			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{Cmd: []string{"true"}}, nil, nil)
+			_, _, err := c.Exec(ctx, "c1", wire.ExecRequest{Cmd: []string{"true"}}, nil, nil, nil)
 			return err
 		}, ErrDocker},
 		{"tty into a stopped container", false, nil, func(c *Client) error {
@@ -397,7 +397,7 @@ func TestExecOverStub(t *testing.T) {
 	api.execOutput = framed(t, "out\n", "err\n")
 	api.execExit = 3
 	var stdout, stderr bytes.Buffer
-	code, timedOut, err := newStubClient(t, api).Exec(context.Background(), "c1", wire.ExecRequest{Cmd: []string{"x"}}, &stdout, &stderr)
+	code, timedOut, err := newStubClient(t, api).Exec(context.Background(), "c1", wire.ExecRequest{Cmd: []string{"x"}}, nil, &stdout, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -23,7 +24,7 @@ const mib = 1 << 20
 const defaultNetwork = "bridge"
 
 // Create validates req, creates the directories of its mounts under the data
-// directory, creates the container with berth's labels and limits and, when
+// directory (a Fresh mount's directory is emptied first), creates the container with berth's labels and limits and, when
 // req.Start is set, starts it. If the start fails the container is removed
 // again before the error is returned, so nothing half-made is left behind.
 // It returns the inspected container.
@@ -47,7 +48,12 @@ func (c *Client) Create(ctx context.Context, req wire.CreateContainerRequest) (w
 		}
 		return wire.Container{}, wrapErr(err, "inspect image %s", req.Image)
 	}
-	for _, m := range hostCfg.Mounts {
+	for i, m := range hostCfg.Mounts { // one per req.Mounts, in order
+		if req.Mounts[i].Fresh {
+			if err := os.RemoveAll(m.Source); err != nil {
+				return wire.Container{}, fmt.Errorf("%w: empty mount dir %q: %w", ErrDocker, m.Source, err)
+			}
+		}
 		if err := ensureMountDir(c.dataDir, m.Source); err != nil {
 			return wire.Container{}, err
 		}

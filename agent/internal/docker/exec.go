@@ -1,7 +1,9 @@
 package docker
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -9,6 +11,7 @@ import (
 
 	"berth/shared/wire"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 )
@@ -25,8 +28,16 @@ const execDrainGrace = 5 * time.Second
 // Exec runs req.Cmd in a running berth container and returns its exit code.
 // Output is demultiplexed and written to stdout and stderr as it arrives
 // (either may be nil to discard it); the writers are used by one goroutine
-// at a time and never after Exec returns. req.Stdin, when set, is written to
-// the process and then closed.
+// at a time and never after Exec returns.
+//
+// stdin, when not nil, is copied to the process as it is read (32 KiB at a
+// time, never held whole) and the process's input is closed at its end;
+// req.Stdin is the same for callers that hold the input in memory (giving
+// both is ErrBadRequest). When reading stdin fails before its end, the
+// process is killed and Exec returns ErrBadRequest: a process never sees
+// a cut input as complete. When the process stops reading (it exited, or
+// closed its input), the copy ends quietly. Exec returns once a Read of
+// stdin in progress has returned.
 //
 // When req.TimeoutSeconds (> 0) passes, or ctx ends, the exec's process and
 // all its descendants are killed with SIGKILL (found through the exec's PID,
@@ -34,8 +45,12 @@ const execDrainGrace = 5 * time.Second
 // ExecTimeoutExitCode with timedOut set: with a nil error on timeout, with
 // the context's error on cancellation. A stopped container gives
 // ErrConflict.
-func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdout, stderr io.Writer) (exitCode int, timedOut bool, err error) {
+func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, timedOut bool, err error) {
 	if err := ValidateExec(req); err != nil {
+		return 0, false, err
+	}
+	stdin, err = ExecInput(req, stdin)
+	if err != nil {
 		return 0, false, err
 	}
 	ctr, err := c.owned(ctx, id)
@@ -50,7 +65,7 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdo
 		WorkingDir:   req.WorkingDir,
 		Env:          envList(req.Env),
 		Cmd:          req.Cmd,
-		AttachStdin:  len(req.Stdin) > 0,
+		AttachStdin:  stdin != nil,
 		AttachStdout: true,
 		AttachStderr: true,
 	})
@@ -78,15 +93,16 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdo
 		_, err := stdcopy.StdCopy(stdout, stderr, att.Reader)
 		copyDone <- err
 	}()
-	if len(req.Stdin) > 0 {
+	stdinFailed := make(chan error, 1)
+	if stdin != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := att.Conn.Write(req.Stdin)
-			if err == nil {
-				err = att.CloseWrite()
-			}
-			if err != nil {
+			readErr, err := copyInput(att, stdin)
+			switch {
+			case readErr != nil:
+				stdinFailed <- readErr
+			case err != nil:
 				c.log.Debug("exec stdin not fully written", "exec", created.ID, "error", err)
 			}
 		}()
@@ -110,6 +126,13 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdo
 		}
 		code, err := c.waitExecExit(ctx, created.ID)
 		return code, false, err
+	case err := <-stdinFailed:
+		kerr := c.killExec(ctx, ctr.ID, created.ID)
+		_ = drainExec(copyDone, att.Close)
+		if kerr != nil {
+			c.log.Warn("kill exec after its input broke off", "exec", created.ID, "error", kerr)
+		}
+		return 0, false, fmt.Errorf("%w: exec input of %s broke off: %w", ErrBadRequest, id, err)
 	case <-timeout:
 		kerr := c.killExec(ctx, ctr.ID, created.ID)
 		_ = drainExec(copyDone, att.Close)
@@ -125,6 +148,44 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdo
 		}
 		return ExecTimeoutExitCode, true, wrapErr(ctx.Err(), "exec in %s", id)
 	}
+}
+
+// ExecInput is the input of an exec: stdin, or req.Stdin held in memory;
+// nil when there is none. Giving both is ErrBadRequest.
+func ExecInput(req wire.ExecRequest, stdin io.Reader) (io.Reader, error) {
+	switch {
+	case len(req.Stdin) == 0:
+		return stdin, nil
+	case stdin != nil:
+		return nil, fmt.Errorf("%w: exec input given both as a stream and in the request", ErrBadRequest)
+	}
+	return bytes.NewReader(req.Stdin), nil
+}
+
+// copyInput copies stdin to the exec's input, then closes the input.
+// readErr is a failure to read stdin (its end is not one); err a failure to
+// write to the process, which stopped reading.
+func copyInput(att types.HijackedResponse, stdin io.Reader) (readErr, err error) {
+	r := &readRecorder{r: stdin}
+	if _, err := io.Copy(att.Conn, r); err != nil {
+		return r.err, err
+	}
+	return nil, att.CloseWrite()
+}
+
+// readRecorder keeps the error of its reader, to tell a failed read from
+// a failed write after io.Copy.
+type readRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = err
+	}
+	return n, err
 }
 
 // drainExec waits for the output copy to end after a kill, closing the

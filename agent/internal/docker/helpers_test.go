@@ -121,7 +121,7 @@ type execOut struct {
 func run(t *testing.T, c *Client, id string, req wire.ExecRequest) execOut {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code, timedOut, err := c.Exec(testCtx(t), id, req, &stdout, &stderr)
+	code, timedOut, err := c.Exec(testCtx(t), id, req, nil, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("exec %q: %v", req.Cmd, err)
 	}

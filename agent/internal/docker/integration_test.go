@@ -143,7 +143,7 @@ func TestLifecycle(t *testing.T) {
 		go func() {
 			var err error
 			code, _, err = c.Exec(ctx, ctr.ID, wire.ExecRequest{Cmd: []string{"bash", "-c",
-				"echo first; while [ ! -e /tmp/go-on ]; do sleep 0.05; done; echo second"}}, w, nil)
+				"echo first; while [ ! -e /tmp/go-on ]; do sleep 0.05; done; echo second"}}, nil, w, nil)
 			done <- err
 		}()
 		select {
@@ -259,7 +259,7 @@ func TestLifecycle(t *testing.T) {
 		if err := c.Stop(ctx, ctr.ID, time.Second); err != nil {
 			t.Errorf("second stop: got %v, want nil (idempotent)", err)
 		}
-		if _, _, err := c.Exec(ctx, ctr.ID, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil); !errors.Is(err, ErrConflict) {
+		if _, _, err := c.Exec(ctx, ctr.ID, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil, nil); !errors.Is(err, ErrConflict) {
 			t.Errorf("exec in a stopped container: got %v, want ErrConflict", err)
 		}
 		s, err := c.Stats(ctx, ctr.ID)
@@ -402,7 +402,7 @@ func TestUnmanagedContainerRefused(t *testing.T) {
 		{"Stop", func() error { return c.Stop(ctx, name, 0) }},
 		{"Update", func() error { return c.Update(ctx, name, wire.Resources{CPU: 1}) }},
 		{"Exec", func() error {
-			_, _, err := c.Exec(ctx, name, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil)
+			_, _, err := c.Exec(ctx, name, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil, nil)
 			return err
 		}},
 		{"Stats", func() error { _, err := c.Stats(ctx, name); return err }},
@@ -461,7 +461,7 @@ func TestExecTimeoutKillsProcesses(t *testing.T) {
 			start := time.Now()
 			code, timedOut, err := c.Exec(ctx, ctr.ID, wire.ExecRequest{
 				Cmd: []string{"bash", "-c", "echo started; " + tt.cmd}, TimeoutSeconds: tt.timeout,
-			}, &stdout, nil)
+			}, nil, &stdout, nil)
 			elapsed := time.Since(start)
 			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Fatalf("got error %v, want %v", err, tt.wantErr)

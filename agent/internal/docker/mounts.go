@@ -143,3 +143,14 @@ func (c *Client) RemoveData(rel string) error {
 	}
 	return nil
 }
+
+// DataPath resolves rel, a path relative to the data directory, to the host
+// path strictly below it, under the same rules as mount sources (symbolic
+// links included). It is how the home transfer routes find their
+// directories.
+func DataPath(dataDir, rel string) (string, error) {
+	if err := ValidateDataPath(dataDir, rel); err != nil {
+		return "", err
+	}
+	return resolveSource(dataDir, rel)
+}

@@ -18,6 +18,9 @@
 //
 // Streams (exec output, image pull progress, container events) are NDJSON,
 // flushed line by line, so output reaches the scheduler as it is produced.
+// The raw exec (execraw.go, wire design in shared/wire/execraw.go) takes the
+// request body as the process's input and answers its output in frames,
+// for transfers of any size with bounded memory.
 //
 // Two routes are interactive streams, one mTLS connection per user stream
 // (wire protocol in shared/wire/streams.go): /tty upgrades to a WebSocket

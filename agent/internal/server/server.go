@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"berth/agent/internal/docker"
+	"berth/agent/internal/homes"
 	"berth/shared/version"
 	"berth/shared/wire"
 )
@@ -36,7 +37,7 @@ type Docker interface {
 	Remove(ctx context.Context, id string, force bool) error
 	Inspect(ctx context.Context, id string) (wire.Container, error)
 	List(ctx context.Context) ([]wire.Container, error)
-	Exec(ctx context.Context, id string, req wire.ExecRequest, stdout, stderr io.Writer) (int, bool, error)
+	Exec(ctx context.Context, id string, req wire.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (int, bool, error)
 	ExecTTY(ctx context.Context, id string, req wire.TTYRequest) (docker.TTY, error)
 	Address(ctx context.Context, id string) (string, error)
 	Stats(ctx context.Context, id string) (wire.ContainerStats, error)
@@ -59,6 +60,7 @@ type Server struct {
 	handler  http.Handler // echo, possibly wrapped (Wrap)
 
 	lastContact atomic.Int64 // unix nanos of the last request from the scheduler
+	homes       *Homes       // nil: the home transfer routes answer 501
 
 	streams        *streams        // TTY sessions and proxied requests being served
 	proxyConns     connLimiter     // proxied requests open per container
@@ -86,7 +88,7 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, streams Strea
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.noteContact, s.instrument)
+	e.Use(s.authorize, s.noteContact, s.instrument)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})))
 	e.GET(wire.PathHealth, s.health)
 	e.GET(wire.PathCapacity, s.getCapacity)
@@ -99,6 +101,7 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, streams Strea
 	c.POST("/start", s.start)
 	c.POST("/stop", s.stop)
 	c.POST("/exec", s.exec)
+	c.POST(wire.SuffixExecRaw, s.execRaw) // execraw.go
 	c.GET("/stats", s.stats)
 	c.POST("/update", s.update)
 	c.GET(wire.SuffixTTY, s.tty)
@@ -108,6 +111,7 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, streams Strea
 	e.POST(wire.PathImagePull, s.pull)
 	e.GET(wire.PathEvents, s.events)
 	e.DELETE(wire.PathData, s.removeData)
+	s.registerHomes(e)
 	return s
 }
 
@@ -149,9 +153,13 @@ func (s *Server) instrument(next echo.HandlerFunc) echo.HandlerFunc {
 // the listener accepts no one else).
 func (s *Server) LastContact() time.Time { return time.Unix(0, s.lastContact.Load()) }
 
+// noteContact records the scheduler's requests for the fence lease; a peer
+// agent's do not count.
 func (s *Server) noteContact(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		s.lastContact.Store(time.Now().UnixNano())
+		if isScheduler(c.Request()) {
+			s.lastContact.Store(time.Now().UnixNano())
+		}
 		return next(c)
 	}
 }
@@ -325,19 +333,20 @@ func (s *Server) exec(c echo.Context) error {
 	}
 	ctx, id := c.Request().Context(), c.Param("id")
 	if c.QueryParam("stream") == "" {
-		var stdout, stderr limitedBuffer
-		code, timedOut, err := s.docker.Exec(ctx, id, req, &stdout, &stderr)
+		stdout, stderr := limitedBuffer{limit: wire.ExecOutputLimit}, limitedBuffer{limit: wire.ExecOutputLimit}
+		code, timedOut, err := s.docker.Exec(ctx, id, req, nil, &stdout, &stderr)
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, wire.ExecResult{ExitCode: code, Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), TimedOut: timedOut})
+		return c.JSON(http.StatusOK, wire.ExecResult{ExitCode: code, Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), TimedOut: timedOut,
+			StdoutDropped: stdout.dropped, StderrDropped: stderr.dropped})
 	}
 	// Make sure the container exists before committing to a 200 stream.
 	if _, err := s.docker.Inspect(ctx, id); err != nil {
 		return err
 	}
 	nd := newNDJSON(c)
-	code, timedOut, err := s.docker.Exec(ctx, id, req, nd.writer("stdout"), nd.writer("stderr"))
+	code, timedOut, err := s.docker.Exec(ctx, id, req, nil, nd.writer("stdout"), nd.writer("stderr"))
 	final := wire.ExecFrame{Exit: true, ExitCode: code, TimedOut: timedOut}
 	if err != nil {
 		final.Error = err.Error()
@@ -447,11 +456,24 @@ func (s *Server) events(c echo.Context) error {
 	}
 }
 
-// handleError is the one place that maps errors to status codes.
+// handleError is the one place that maps errors to status codes: it
+// answers with errorAnswer's.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	status, body := s.errorAnswer(err, c)
+	c.Response().Header().Set(wire.HeaderError, body.Code)
+	if err := c.JSON(status, body); err != nil {
+		s.log.Debug("write error response", "error", err)
+	}
+}
+
+// errorAnswer is the status and body of the answer to err, logged as it
+// deserves: the one mapping of errors to status codes and wire codes (a
+// raw exec that fails after its answer started reports them in its
+// trailer).
+func (s *Server) errorAnswer(err error, c echo.Context) (int, wire.Error) {
 	status, body := http.StatusInternalServerError, wire.Error{Code: wire.CodeInternal, Message: err.Error()}
 	var he *echo.HTTPError
 	var stale *staleEpochError
@@ -470,6 +492,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 		status, body.Code = http.StatusTooManyRequests, wire.CodeTooManyConnections
 	case errors.Is(err, errShuttingDown):
 		status, body.Code = http.StatusServiceUnavailable, wire.CodeUnavailable
+	case errors.Is(err, errForbidden):
+		status, body.Code = http.StatusForbidden, wire.CodeForbidden
+	case errors.Is(err, homes.ErrNoExport):
+		status, body.Code = http.StatusForbidden, wire.CodeForbidden
+	case errors.Is(err, homes.ErrSourceFailed):
+		status, body.Code = http.StatusBadGateway, wire.CodeSourceFailed
+	case errors.Is(err, homes.ErrVerifyFailed):
+		status, body.Code = http.StatusBadGateway, wire.CodeVerifyFailed
 	case errors.As(err, &he):
 		status = he.Code
 		body.Code = codeForStatus(he.Code)
@@ -497,10 +527,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case status >= 500:
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "error", err)
 	}
-	c.Response().Header().Set(wire.HeaderError, body.Code)
-	if err := c.JSON(status, body); err != nil {
-		s.log.Debug("write error response", "error", err)
-	}
+	return status, body
 }
 
 // upstreamCodes are the codes of failures to reach a container's app.
@@ -584,16 +611,19 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// limitedBuffer keeps at most 16 MiB of exec output and drops the rest, so
-// a runaway command cannot exhaust the agent's memory.
-type limitedBuffer struct{ buf []byte }
-
-const maxExecOutput = 16 << 20
+// limitedBuffer keeps the first limit bytes of exec output and counts the
+// rest, which it drops, so a runaway command cannot exhaust the agent's
+// memory and the cut is reported, never silent.
+type limitedBuffer struct {
+	buf     []byte
+	limit   int
+	dropped int64
+}
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := maxExecOutput - len(b.buf); room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
-	}
+	room := max(b.limit-len(b.buf), 0)
+	b.buf = append(b.buf, p[:min(room, len(p))]...)
+	b.dropped += int64(len(p) - min(room, len(p)))
 	return len(p), nil
 }
 

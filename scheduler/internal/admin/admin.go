@@ -29,6 +29,7 @@ type Registry interface {
 	DeleteServer(ctx context.Context, id string) error
 	ListWorkspaces(ctx context.Context, f registry.WorkspaceFilter) ([]registry.Workspace, error)
 	ListEvents(ctx context.Context, f registry.EventFilter) ([]registry.Event, error)
+	ListHomes(ctx context.Context, f registry.HomeFilter) ([]registry.Home, error)
 }
 
 // Fleet is the orchestrator as the admin API uses it: the snapshot
@@ -111,6 +112,7 @@ func (a *API) Register(e *echo.Echo) {
 	admin(http.MethodGet, "/admin/servers/:id/workspaces", a.serverWorkspaces)
 	admin(http.MethodGet, "/admin/cluster", a.cluster)
 	admin(http.MethodGet, "/admin/events", a.events)
+	admin(http.MethodGet, "/admin/homes", a.homes)
 	admin(http.MethodPost, "/admin/placements/explain", a.explain)
 
 	a.registerPanel(e)

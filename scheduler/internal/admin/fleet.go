@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -169,7 +170,35 @@ func (a *API) overview(ctx context.Context) (Overview, error) {
 	for i, e := range events {
 		o.Events[i] = eventOf(e)
 	}
+	if o.Moves, err = a.moves(ctx); err != nil {
+		return Overview{}, err
+	}
 	return o, nil
+}
+
+// moves lists the home moves under way with their latest progress event.
+func (a *API) moves(ctx context.Context) ([]Move, error) {
+	homes, err := a.d.Registry.ListHomes(ctx, registry.HomeFilter{Moving: true})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Move, 0, len(homes))
+	for _, h := range homes {
+		m := Move{WorkspaceID: h.WorkspaceID, From: h.ServerID, To: h.MovingTo, Progress: "starting",
+			Since: h.UpdatedAt.UTC().Format(time.RFC3339)}
+		evs, err := a.d.Registry.ListEvents(ctx, registry.EventFilter{WorkspaceID: h.WorkspaceID, Limit: 5})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs { // newest first
+			if strings.HasPrefix(e.Kind, "home.move.") {
+				m.Progress = e.Message
+				break
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // cluster is GET /admin/cluster.

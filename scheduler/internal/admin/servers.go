@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -418,7 +419,7 @@ func (a *API) events(c echo.Context) error {
 		limit = n
 	}
 	events, err := a.d.Registry.ListEvents(c.Request().Context(),
-		registry.EventFilter{ServerID: c.QueryParam("server_id"), Limit: limit})
+		registry.EventFilter{ServerID: c.QueryParam("server_id"), WorkspaceID: c.QueryParam("workspace_id"), Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -427,6 +428,33 @@ func (a *API) events(c echo.Context) error {
 		out[i] = eventOf(e)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"events": out})
+}
+
+// Home is a workspace's home directory as GET /admin/homes shows it.
+type Home struct {
+	WorkspaceID string    `json:"workspace_id"`
+	UserID      string    `json:"user_id"`
+	ServerID    string    `json:"server_id"`           // "" when its server was removed (the data is gone)
+	MovingTo    string    `json:"moving_to,omitempty"` // the target of a move under way
+	Purge       bool      `json:"purge,omitempty"`     // removal requested
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// homes is GET /admin/homes[?server_id=&moving=true]: where each workspace's
+// home directory lives, including those of deleted workspaces (DELETE keeps
+// the data), and the moves under way.
+func (a *API) homes(c echo.Context) error {
+	moving, _ := strconv.ParseBool(c.QueryParam("moving"))
+	hs, err := a.d.Registry.ListHomes(c.Request().Context(), registry.HomeFilter{ServerID: c.QueryParam("server_id"), Moving: moving})
+	if err != nil {
+		return err
+	}
+	out := make([]Home, len(hs))
+	for i, h := range hs {
+		out[i] = Home{WorkspaceID: h.WorkspaceID, UserID: h.UserID, ServerID: h.ServerID, MovingTo: h.MovingTo,
+			Purge: h.Purge, UpdatedAt: h.UpdatedAt}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"homes": out})
 }
 
 // decodeJSON reads a JSON object into v, refusing unknown fields, and says

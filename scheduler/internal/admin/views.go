@@ -181,6 +181,17 @@ type Overview struct {
 	Members    []Member               `json:"members"`
 	Workspaces map[string][]Workspace `json:"workspaces"` // by server id, newest first, at most maxPanelWorkspaces each
 	Events     []Event                `json:"events"`     // newest first
+	Moves      []Move                 `json:"moves"`      // home moves under way
+}
+
+// Move is a home directory being copied between servers, with the last
+// progress its events told.
+type Move struct {
+	WorkspaceID string `json:"workspace_id"`
+	From        string `json:"from"`
+	To          string `json:"to"`
+	Progress    string `json:"progress"` // e.g. "copied 512.0 MiB of 1024.0 MiB"
+	Since       string `json:"since"`
 }
 
 // timestamp is t in RFC 3339 UTC, or nil when t is zero.

@@ -65,6 +65,13 @@ func (d *Dialer) Client(serverID, addr string) *Client {
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     60 * time.Second,
 		ForceAttemptHTTP2:   true,
+		// A peer that vanished (a host killed, its network gone) sends no
+		// RST: pings find a dead connection within ~25 s, so a long stream
+		// (a home import, a terminal) ends instead of hanging.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
+		// A raw exec's input waits for the agent's 100 Continue, so a
+		// refused exec costs no upload (ExecRaw).
+		ExpectContinueTimeout: 5 * time.Second,
 	}
 	c := &Client{ServerID: serverID, base: "https://" + addr, http: &http.Client{Transport: tr}, observe: d.observe}
 	d.clients[key] = c

@@ -36,6 +36,14 @@ var (
 	// ErrTooManyConnections: the container's proxied requests are at the
 	// agent's cap.
 	ErrTooManyConnections = errors.New("too many connections to the container")
+	// Home transfers (homes.go).
+
+	// ErrSourceFailed: the source of a home import failed (unreachable,
+	// refused, or its archive broke off); another target does not help.
+	ErrSourceFailed = errors.New("home source failed")
+	// ErrVerifyFailed: the imported copy differs from the source.
+	ErrVerifyFailed = errors.New("home copy failed verification")
+
 	// ErrUpstreamHandshake: the app answered a WebSocket handshake with
 	// something other than a valid 101 (see HandshakeError).
 	ErrUpstreamHandshake = errors.New("the container's app refused the WebSocket handshake")
@@ -83,6 +91,10 @@ func (e *Error) Is(target error) bool {
 		return target == ErrUpstream
 	case wire.CodeTooManyConnections:
 		return target == ErrTooManyConnections
+	case wire.CodeSourceFailed:
+		return target == ErrSourceFailed
+	case wire.CodeVerifyFailed:
+		return target == ErrVerifyFailed
 	}
 	return target == ErrAgent
 }

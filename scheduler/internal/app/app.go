@@ -105,6 +105,7 @@ func (a *App) build(ctx context.Context) error {
 	ocfg.Strategy, ocfg.ClusterID, ocfg.CPUOvercommit = placement.ParseStrategy(cfg.Strategy), cfg.ClusterID, cfg.CPUOvercommit
 	ocfg.WorkspaceImage, ocfg.Runtime = cfg.WorkspaceImage, cfg.DockerRuntime
 	ocfg.ReconcileInterval, ocfg.OrphanGrace, ocfg.LostGrace = cfg.ReconcileInterval, cfg.OrphanGrace, cfg.ServerLostGrace
+	ocfg.HomeMoveTimeout = cfg.HomeMoveTimeout
 	a.orch, err = orchestrator.New(ocfg, orchestrator.Deps{
 		DB: a.db, Agents: dialer, Members: members, Health: a.tracker, Down: a.tracker, Notifier: notifier,
 		Observer: a.metrics, Log: log.Named("orchestrator"),
@@ -120,7 +121,8 @@ func (a *App) build(ctx context.Context) error {
 		a.echo.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: true}))
 	}
 	a.echo.GET("/metrics", echo.WrapHandler(a.metrics.Handler()))
-	a.compute = computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version})
+	a.compute = computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version,
+		FileLimit: cfg.FileLimit})
 	a.compute.Register(a.echo)
 	admin.New(admin.Deps{Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, Registry: a.db, Fleet: a.orch,
 		Agents: dialer, Members: healthPool, Log: log.Named("admin")}).Register(a.echo)

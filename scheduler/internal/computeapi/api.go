@@ -2,6 +2,7 @@ package computeapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 
 	"github.com/coder/websocket"
@@ -31,12 +32,24 @@ type Workspaces interface {
 	Restart(ctx context.Context, ws registry.Workspace) error
 	Delete(ctx context.Context, ws registry.Workspace) error
 	MarkForDeletion(ctx context.Context, ws registry.Workspace) error
+	// MarkHomeForDeletion asks for the home directory of a deleted
+	// workspace (DELETE keeps it) to be removed; only its owner may.
+	// orchestrator.ErrNotFound when the id has no home of userID's,
+	// ErrExists when it has a record.
+	MarkHomeForDeletion(ctx context.Context, id, userID string) error
 	Heartbeat(ctx context.Context, ws registry.Workspace) error
 	// Exec and ExecStream fail with orchestrator.ErrNoContainer,
 	// ErrNotRunning or ErrServerUnavailable; any other error means the
 	// Docker exec failed. A timeout is a result with TimedOut set.
 	Exec(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest) (orchestrator.ExecResult, error)
 	ExecStream(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest, onOutput func(stream string, data []byte) error) (orchestrator.ExecResult, error)
+	// ExecRaw runs a command with its input streamed from stdin (size
+	// bytes, -1 when unknown; nil: none) and its output streamed to stdout
+	// as the process writes it; stderr comes back in the result, cut at
+	// wire.ExecRawStderrLimit. It fails as Exec does (also
+	// ErrServerUnavailable when the stream broke off); an error of
+	// stdout's Write comes back wrapped.
+	ExecRaw(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest, stdin io.Reader, size int64, stdout io.Writer) (orchestrator.ExecResult, error)
 	Resources(ctx context.Context, ws registry.Workspace) (wire.ContainerStats, error)
 	// ScaleOptions lists the tiers the workspace can move to (§3.16).
 	ScaleOptions(ctx context.Context, ws registry.Workspace) (orchestrator.ScaleOptions, error)
@@ -69,7 +82,17 @@ type Deps struct {
 	Log          hclog.Logger
 	Version      string       // reported by GET /health
 	Streams      StreamLimits // zero: DefaultStreamLimits
+	// FileLimit bounds a file read or written through …/files/content,
+	// in bytes (BERTH_FILE_LIMIT); zero: DefaultFileLimit.
+	FileLimit int64
+	// SpoolDir holds the temporary files of big file writes; "":
+	// os.TempDir().
+	SpoolDir string
 }
+
+// DefaultFileLimit is the largest file …/files/content reads or writes by
+// default: 100 MiB.
+const DefaultFileLimit = 100 << 20
 
 // API serves the compute routes. Safe for concurrent use.
 type API struct {
@@ -90,6 +113,9 @@ func New(d Deps) *API {
 	}
 	if d.Streams.Sockets <= 0 {
 		d.Streams.Sockets = DefaultStreamLimits.Sockets
+	}
+	if d.FileLimit <= 0 {
+		d.FileLimit = DefaultFileLimit
 	}
 	return &API{d: d, log: log, streams: newStreams()}
 }
@@ -120,7 +146,9 @@ func (a *API) Register(e *echo.Echo) {
 	get("/workspaces/:id/files", a.listFiles, user)
 	e.DELETE("/workspaces/:id/files", a.deleteFile, user)
 	get("/workspaces/:id/files/content", a.readFile, user)
-	e.PUT("/workspaces/:id/files/content", a.writeFile, userJSON)
+	// The one route that authenticates before it reads its body, which it
+	// reads as a stream (files.go); issue 12 moves the others.
+	e.PUT("/workspaces/:id/files/content", a.writeFile, user)
 	get("/workspaces/:id/health", a.health, user)
 	get("/workspaces/:id/resources", a.resources, user)
 	get("/workspaces/:id/scale-options", a.scaleOptions, user)

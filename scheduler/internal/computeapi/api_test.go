@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
@@ -252,8 +253,22 @@ func TestCreate(t *testing.T) {
 		{name: "start failed", body: `{"session_id":"s1"}`,
 			createErr:  fmt.Errorf("%w (%v)", orchestrator.ErrStartFailed, errors.New("exit 1")),
 			wantStatus: 503, wantBody: detail("Container created but failed to start. Check container logs for details."), wantReq: defaultCreate()},
-		{name: "anything else", body: `{"session_id":"s1"}`, createErr: fmt.Errorf("reserve: %w", errors.New("disk I/O error")),
-			wantStatus: 500, wantBody: detail("Failed to create workspace: errorString: reserve: disk I/O error"), wantReq: defaultCreate()},
+		{name: "anything else: no internal text", body: `{"session_id":"s1"}`, createErr: fmt.Errorf("reserve: %w", errors.New("disk I/O error")),
+			wantStatus: 500, wantBody: detail("Failed to create workspace: internal error"), wantReq: defaultCreate()},
+		{name: "reserved environment variable", body: `{"session_id":"s1"}`,
+			createErr:  &orchestrator.EnvError{Key: "USER_ID"},
+			wantStatus: 400, wantBody: detail("Invalid environment: USER_ID is reserved and set by the platform"), wantReq: defaultCreate()},
+		{name: "gpu variable off a gpu tier", body: `{"session_id":"s1"}`,
+			createErr:  &orchestrator.EnvError{Key: "NVIDIA_VISIBLE_DEVICES", GPU: true},
+			wantStatus: 400, wantBody: detail("Invalid environment: NVIDIA_VISIBLE_DEVICES is only allowed on GPU tiers"), wantReq: defaultCreate()},
+		{name: "home on a server that is down", body: `{"session_id":"s1"}`,
+			createErr:  &orchestrator.HomeUnavailableError{ServerID: "ws-2", Cause: errors.New("server is unreachable")},
+			wantStatus: 503, wantBody: detail("Workspace home directory is on server 'ws-2', which is not reachable; it starts when the server is back (or after an operator removes the server, with an empty home)"),
+			wantReq: defaultCreate()},
+		{name: "the agent's text never reaches the caller", body: `{"session_id":"s1"}`,
+			createErr:  fmt.Errorf("launch: %w", &agentclient.Error{Status: 502, Code: wire.CodeDocker, Message: "dockerd: /var/lib/docker: no space"}),
+			wantStatus: 500, wantBody: detail("Failed to create workspace: the container runtime on the workspace's server failed"),
+			wantReq: defaultCreate()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -348,12 +363,21 @@ func TestLifecycle(t *testing.T) {
 			wantBody: detail("Workspace has no assigned server or container"), wantCalls: []string{"Restart ws1"}},
 		{name: "restart failure", method: "POST", path: "/workspaces/ws1/restart",
 			opErr: map[string]error{"Restart": boom}, wantStatus: 404,
-			wantBody: detail("Failed to start workspace: boom"), wantCalls: []string{"Restart ws1"}},
+			wantBody: detail("Failed to start workspace: internal error"), wantCalls: []string{"Restart ws1"}},
 		{name: "delete", method: "DELETE", path: "/workspaces/ws1", wantStatus: 204, wantCalls: []string{"Delete ws1"}},
 		{name: "delete failure", method: "DELETE", path: "/workspaces/ws1", opErr: map[string]error{"Delete": boom},
-			wantStatus: 500, wantBody: detail("Failed to delete workspace: boom"), wantCalls: []string{"Delete ws1"}},
+			wantStatus: 500, wantBody: detail("Failed to delete workspace: internal error"), wantCalls: []string{"Delete ws1"}},
 		{name: "mark for deletion", method: "POST", path: "/workspaces/ws1/mark-for-deletion", wantStatus: 202,
 			wantBody: `{"status":"marked_for_deletion","workspace_id":"ws1"}`, wantCalls: []string{"MarkForDeletion ws1"}},
+		{name: "restart with the home on a server that is down", method: "POST", path: "/workspaces/ws1/restart",
+			opErr: map[string]error{"Restart": &orchestrator.HomeUnavailableError{ServerID: "ws-2", Cause: boom}}, wantStatus: 404,
+			wantBody:  detail("Failed to start workspace: Workspace home directory is on server 'ws-2', which is not reachable; it starts when the server is back (or after an operator removes the server, with an empty home)"),
+			wantCalls: []string{"Restart ws1"}},
+		{name: "mark for deletion of a deleted workspace's home", method: "POST", path: "/workspaces/gone/mark-for-deletion",
+			opErr: map[string]error{"MarkHomeForDeletion": nil}, wantStatus: 202,
+			wantBody: `{"status":"marked_for_deletion","workspace_id":"gone"}`},
+		{name: "mark for deletion of an unknown id", method: "POST", path: "/workspaces/gone/mark-for-deletion",
+			wantStatus: 404, wantBody: detail("Workspace not found")},
 		{name: "mark for deletion, record vanished", method: "POST", path: "/workspaces/ws1/mark-for-deletion",
 			opErr: map[string]error{"MarkForDeletion": orchestrator.ErrNotFound}, wantStatus: 404,
 			wantBody: detail("Workspace not found"), wantCalls: []string{"MarkForDeletion ws1"}},
@@ -400,8 +424,12 @@ func TestRestartFailures(t *testing.T) {
 			detail("Failed to start workspace: No server has sufficient resources")},
 		{"image missing", &orchestrator.ImageMissingError{Image: "berth/workspace:dev", ServerID: "ws-1"}, 404,
 			detail("Failed to start workspace: Workspace image 'berth/workspace:dev' not found on server 'ws-1'. Run 'make load-workspace-images-dind' to load workspace images into the development servers.")},
-		{"anything else keeps its text", fmt.Errorf("start: %w", orchestrator.ErrStartFailed), 404,
-			detail("Failed to start workspace: start: container created but did not start")},
+		{"a start failure, in stable words", fmt.Errorf("start: %w", orchestrator.ErrStartFailed), 404,
+			detail("Failed to start workspace: the container was created but did not start")},
+		{"an agent failure, without its text", fmt.Errorf("start: %w", &agentclient.Error{Status: 504, Code: wire.CodeTimeout, Message: "POST /v1/containers/abc/start: context deadline exceeded"}), 404,
+			detail("Failed to start workspace: the operation timed out")},
+		{"an unreachable agent", fmt.Errorf("%w: %w", orchestrator.ErrServerUnavailable, agentclient.ErrUnreachable), 404,
+			detail("Failed to start workspace: the workspace's server is not available")},
 		{"record gone", orchestrator.ErrNotFound, 404, detail("Workspace not found")},
 	}
 	for _, tt := range tests {

@@ -4,8 +4,8 @@
 // (service token, X-User-ID), validates bodies the way FastAPI/pydantic did
 // (the 422 list format), checks ownership, and hands the operation to the
 // orchestrator through the small Workspaces interface it owns. Everything
-// that touches a container runs through Workspaces.Exec/ExecStream as user
-// dev, with every path quoted by shellQuote.
+// that touches a container runs through Workspaces.Exec/ExecStream/ExecRaw
+// as user dev, with every path quoted by shellQuote.
 //
 // Files:
 //   - api.go: Deps, API, the Workspaces interface and the route table.
@@ -18,7 +18,11 @@
 //     written here (and in scale.go for scale's answers), nowhere else.
 //   - info.go: response shapes (WorkspaceInfo, resources) and the
 //     pydantic JSON formats of datetimes and floats.
-//   - workspaces.go, exec.go, files.go: the handlers.
+//   - workspaces.go, exec.go, files.go: the handlers. The file content
+//     routes stream, bounded by Deps.FileLimit: filebody.go reads a write's
+//     body as a stream into a spool (spool.go), filestream.go and
+//     jsonstream.go turn a read's output into its JSON answer piece by
+//     piece.
 //   - scale.go: scale-options and scale (§3.16, §3.17), with their shapes.
 //   - tunnels.go: tunnels (§3.19), cloudflared run inside the workspace.
 //   - preview.go, inject.go, devtools.js: the preview index and ports

@@ -15,6 +15,7 @@ import (
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
+	"berth/shared/wire"
 )
 
 // This file is the one place that turns failures into the contract's
@@ -59,7 +60,38 @@ const (
 	detailNoServerAssign   = "Workspace has no server assignment"
 	detailServerUnusable   = "Server not found or unhealthy"
 	detailScaleNoContainer = "Failed to scale workspace: Workspace has no container"
+	detailScaleFailed      = "the container's limits could not be updated"
 )
+
+// internalFailure words an unexpected failure (of the agent, its dockerd,
+// the registry) for a compute API caller: a stable phrase for the kind of
+// failure, never the error's own text, which carries internal detail (the
+// agent's messages, addresses, Docker's and SQLite's words). The caller
+// logs err.
+func internalFailure(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, agentclient.ErrTimeout):
+		return "the operation timed out"
+	case errors.Is(err, orchestrator.ErrServerUnavailable), errors.Is(err, agentclient.ErrUnreachable),
+		errors.Is(err, agentclient.ErrUnavailable):
+		return "the workspace's server is not available"
+	case errors.Is(err, agentclient.ErrStaleEpoch):
+		return "the workspace moved to another server; try again"
+	case errors.Is(err, agentclient.ErrNotRunning), errors.Is(err, agentclient.ErrConflict):
+		return "the workspace's container is not running"
+	case errors.Is(err, agentclient.ErrNotFound):
+		return "the workspace's container was not found"
+	case errors.Is(err, agentclient.ErrDocker):
+		return "the container runtime on the workspace's server failed"
+	case errors.Is(err, orchestrator.ErrStartFailed), errors.Is(err, agentclient.ErrStartFailed):
+		return "the container was created but did not start"
+	case errors.Is(err, orchestrator.ErrCreateFailed):
+		return "the container could not be created"
+	case errors.Is(err, orchestrator.ErrMarkedForDeletion):
+		return "the workspace is marked for deletion"
+	}
+	return "internal error"
+}
 
 // PlacementDetail is the contract's 503 detail of a create that found no
 // server (§3.1, §11.2) for err: orchestrator.ErrNoServers, an
@@ -86,6 +118,21 @@ func imageDetail(e *orchestrator.ImageMissingError) string {
 		e.Image, e.ServerID)
 }
 
+// homeDetail says why a workspace cannot start without its files.
+func homeDetail(e *orchestrator.HomeUnavailableError) string {
+	return fmt.Sprintf("Workspace home directory is on server '%s', which is not reachable; "+
+		"it starts when the server is back (or after an operator removes the server, with an empty home)", e.ServerID)
+}
+
+// envDetail is the 400 of a create whose environment sets a variable it
+// may not (README: reserved environment variables).
+func envDetail(e *orchestrator.EnvError) string {
+	if e.GPU {
+		return fmt.Sprintf("Invalid environment: %s is only allowed on GPU tiers", e.Key)
+	}
+	return fmt.Sprintf("Invalid environment: %s is reserved and set by the platform", e.Key)
+}
+
 // fail maps an orchestrator error of operation o to the HTTP error the
 // contract gives for it. Unexpected errors are logged here.
 func (a *API) fail(o op, err error) error {
@@ -96,6 +143,8 @@ func (a *API) fail(o op, err error) error {
 		perr     *orchestrator.PlacementError
 		ierr     *orchestrator.ImageMissingError
 		unusable *orchestrator.ServerUnusableError
+		herr     *orchestrator.HomeUnavailableError
+		enverr   *orchestrator.EnvError
 	)
 	switch o {
 	case opCreate:
@@ -108,6 +157,11 @@ func (a *API) fail(o op, err error) error {
 			return echo.NewHTTPError(http.StatusServiceUnavailable, PlacementDetail(perr))
 		case errors.As(err, &ierr):
 			return echo.NewHTTPError(http.StatusServiceUnavailable, imageDetail(ierr))
+		case errors.As(err, &enverr):
+			return echo.NewHTTPError(http.StatusBadRequest, envDetail(enverr))
+		case errors.As(err, &herr):
+			a.log.Warn("create refused: home unreachable", "error", err)
+			return echo.NewHTTPError(http.StatusServiceUnavailable, homeDetail(herr))
 		case errors.Is(err, orchestrator.ErrCreateFailed):
 			a.log.Warn("create failed", "error", err)
 			return echo.NewHTTPError(http.StatusServiceUnavailable, detailCreateFailed)
@@ -116,8 +170,7 @@ func (a *API) fail(o op, err error) error {
 			return echo.NewHTTPError(http.StatusServiceUnavailable, detailStartFailed)
 		}
 		a.log.Error("create failed", "error", err)
-		return echo.NewHTTPError(http.StatusInternalServerError,
-			fmt.Sprintf("Failed to create workspace: %s: %s", typeName(err), err))
+		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to create workspace: "+internalFailure(err))
 	case opRestart:
 		a.log.Warn("restart failed", "error", err)
 		switch {
@@ -129,13 +182,15 @@ func (a *API) fail(o op, err error) error {
 			return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+PlacementDetail(perr))
 		case errors.As(err, &ierr):
 			return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+imageDetail(ierr))
+		case errors.As(err, &herr):
+			return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+homeDetail(herr))
 		}
-		return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+err.Error())
+		return echo.NewHTTPError(http.StatusNotFound, "Failed to start workspace: "+internalFailure(err))
 	case opDelete:
 		a.log.Error("delete failed", "error", err)
-		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to delete workspace: "+err.Error())
+		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to delete workspace: "+internalFailure(err))
 	case opScale:
-		detail := err.Error()
+		var detail string
 		switch {
 		case errors.Is(err, orchestrator.ErrNoServerAssignment):
 			detail = detailNoServerAssign
@@ -143,33 +198,20 @@ func (a *API) fail(o op, err error) error {
 			detail = fmt.Sprintf("Server %s not found or unhealthy", unusable.ServerID)
 		case errors.Is(err, orchestrator.ErrScaleNoContainer):
 			detail = detailScaleNoContainer
+		case errors.Is(err, orchestrator.ErrScaleFailed):
+			a.log.Error("scale failed", "error", err)
+			detail = detailScaleFailed
 		default:
 			a.log.Error("scale failed", "error", err)
+			detail = internalFailure(err)
 		}
 		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to scale workspace: "+detail)
 	case opMark:
 		a.log.Error("mark for deletion failed", "error", err)
-		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to mark workspace for deletion: "+err.Error())
+		return echo.NewHTTPError(http.StatusInternalServerError, "Failed to mark workspace for deletion: "+internalFailure(err))
 	}
 	a.log.Error("request failed", "op", string(o), "error", err)
 	return errInternal
-}
-
-// typeName stands in for Python's type(e).__name__ in the create 500: the
-// Go type of the innermost error, without pointer or package.
-func typeName(err error) string {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			break
-		}
-		err = next
-	}
-	name := strings.TrimLeft(fmt.Sprintf("%T", err), "*")
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		name = name[i+1:]
-	}
-	return name
 }
 
 // execResponse is WorkspaceExecResponse (§3.9).
@@ -190,8 +232,21 @@ const (
 )
 
 // execOutcome is the §3.9 table: every way an exec can end, as the
-// response /exec returns with 200.
-func execOutcome(ws registry.Workspace, res orchestrator.ExecResult, err error) (execResponse, execKind) {
+// response /exec returns with 200. Output cut by the agent
+// (wire.ExecOutputLimit per stream) is marked at the end of stderr
+// (truncationMark); a failure on the way to the container is worded by
+// internalFailure and logged.
+func (a *API) execOutcome(ws registry.Workspace, res orchestrator.ExecResult, err error) (execResponse, execKind) {
+	return a.outcome(ws, res, err, wire.ExecOutputLimit)
+}
+
+// rawOutcome is execOutcome for a raw exec, whose stderr is cut at
+// wire.ExecRawStderrLimit (its stdout went elsewhere).
+func (a *API) rawOutcome(ws registry.Workspace, res orchestrator.ExecResult, err error) (execResponse, execKind) {
+	return a.outcome(ws, res, err, wire.ExecRawStderrLimit)
+}
+
+func (a *API) outcome(ws registry.Workspace, res orchestrator.ExecResult, err error, limit int64) (execResponse, execKind) {
 	switch {
 	case err == nil && res.TimedOut, errors.Is(err, context.DeadlineExceeded):
 		return execResponse{ExitCode: 124, Stderr: "Command timed out"}, execTimedOut
@@ -202,16 +257,80 @@ func execOutcome(ws registry.Workspace, res orchestrator.ExecResult, err error) 
 	case errors.Is(err, orchestrator.ErrServerUnavailable):
 		return execResponse{ExitCode: 1, Stderr: detailServerNotAvail}, execRefused
 	case err != nil:
-		return execResponse{ExitCode: 1, Stderr: err.Error()}, execFailed
+		a.log.Warn("exec failed", "workspace_id", ws.ID, "error", err)
+		return execResponse{ExitCode: 1, Stderr: detailExecFailed + internalFailure(err)}, execFailed
 	}
+	// A cut may split a character: what is left of it goes too.
+	stdout, stdoutDropped := cutWhole(res.Stdout, res.StdoutDropped)
+	stderr, stderrDropped := cutWhole(res.Stderr, res.StderrDropped)
 	// Python decoded the output as UTF-8 and failed the exec if it was not.
-	for _, out := range [][]byte{res.Stdout, res.Stderr} {
+	for _, out := range [][]byte{stdout, stderr} {
 		if i := invalidUTF8At(out); i >= 0 {
-			return execResponse{ExitCode: 1, Stderr: fmt.Sprintf(
-				"output is not valid UTF-8 (byte 0x%02x at offset %d)", out[i], i)}, execFailed
+			return execResponse{ExitCode: 1, Stderr: (&invalidUTF8Error{Offset: int64(i), Byte: out[i]}).Error()}, execFailed
 		}
 	}
-	return execResponse{ExitCode: res.ExitCode, Stdout: string(res.Stdout), Stderr: string(res.Stderr)}, execDone
+	marks := truncationMark("stdout", stdoutDropped, limit) + truncationMark("stderr", stderrDropped, limit)
+	if marks != "" && len(stderr) > 0 && stderr[len(stderr)-1] != '\n' {
+		marks = "\n" + marks
+	}
+	return execResponse{ExitCode: res.ExitCode, Stdout: string(stdout), Stderr: string(stderr) + marks}, execDone
+}
+
+// detailExecFailed starts the stderr of an exec that failed on the way to
+// the container (§3.9 "Docker exec raised"); internalFailure says how.
+const detailExecFailed = "Command execution failed: "
+
+// truncationMark is the line that ends stderr when the agent cut a
+// stream's output at limit bytes and dropped the rest: the documented
+// marker of a cut (README, "File and exec limits"), e.g.
+//
+//	[berth: stdout truncated: 4194304 bytes beyond the 16 MiB limit were not returned]
+func truncationMark(stream string, dropped, limit int64) string {
+	if dropped <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("[berth: %s truncated: %d bytes beyond the %s limit were not returned]\n", stream, dropped, sizeText(limit))
+}
+
+// cutWhole drops the incomplete character at the end of output the agent
+// cut (dropped > 0) and counts its bytes as dropped.
+func cutWhole(out []byte, dropped int64) ([]byte, int64) {
+	if dropped <= 0 {
+		return out, dropped
+	}
+	n := incompleteTail(out)
+	return out[:len(out)-n], dropped + int64(n)
+}
+
+// sizeText writes a byte count for people: "100 MiB", "64 KiB", "1.5 GiB",
+// "1000 bytes".
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size {
+			if n%u.size == 0 {
+				return fmt.Sprintf("%d %s", n/u.size, u.name)
+			}
+			return fmt.Sprintf("%.1f %s", float64(n)/float64(u.size), u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// fileTooLarge is the 413 of a file read or write above the limit.
+func fileTooLarge(size, limit int64) error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+		fmt.Sprintf("File too large: %d bytes; the limit is %d bytes (%s)", size, limit, sizeText(limit)))
+}
+
+// rawBodyTooLarge is the 413 of a file write whose body is longer than its
+// bound (limit: the file limit), before its content could be measured.
+func rawBodyTooLarge(bound, limit int64) error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		"Request body too large: more than %d bytes; a file write carries at most %d bytes (%s) of content",
+		bound, limit, sizeText(limit)))
 }
 
 // invalidUTF8At is the offset of the first byte that is not valid UTF-8,
@@ -382,7 +501,8 @@ const (
 //     server not available", a gateway failure on our side rather than the
 //     contract's "other ValueError" 500;
 //   - anything else (a record without a container, the app dropping the
-//     connection before answering): the contract's 500 with the message.
+//     connection before answering): the contract's 500, worded by us
+//     (internalFailure): the agent's text is logged, never answered.
 func (a *API) proxyFailure(id string, port int, err error) error {
 	var ae *agentclient.Error
 	switch {
@@ -403,12 +523,16 @@ func (a *API) proxyFailure(id string, port int, err error) error {
 		return echo.NewHTTPError(http.StatusBadGateway, detailServerUnavailable)
 	case errors.Is(err, orchestrator.ErrNoContainer):
 		return echo.NewHTTPError(http.StatusInternalServerError, fmt.Sprintf("Workspace %s has no container", id))
+	case errors.Is(err, agentclient.ErrUpstream):
+		a.log.Warn("preview proxy failed", "workspace_id", id, "port", port, "error", err)
+		return echo.NewHTTPError(http.StatusInternalServerError,
+			fmt.Sprintf("Proxy error: the service on port %d failed before it answered", port))
 	case errors.As(err, &ae):
 		a.log.Warn("preview proxy failed", "workspace_id", id, "port", port, "error", err)
-		return echo.NewHTTPError(http.StatusInternalServerError, ae.Message)
+		return echo.NewHTTPError(http.StatusInternalServerError, "Proxy error: "+internalFailure(err))
 	}
 	a.log.Error("preview proxy failed", "workspace_id", id, "port", port, "error", err)
-	return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+	return echo.NewHTTPError(http.StatusInternalServerError, "Proxy error: "+internalFailure(err))
 }
 
 // errPortOutOfRange is a proxy target port outside 1–65535.
@@ -445,8 +569,8 @@ func socketTooMany(limit int) socketClose {
 // (§3.22): refused, a failed handshake and an invalid target are 1008 with
 // the contract's reasons; the checks' failures reported by the
 // orchestrator or the agent map like the checks; the agent's connection cap
-// is 1013; anything else is 1011 with the error's text, cut to the 123
-// bytes a close reason can hold.
+// is 1013; anything else is 1011 "Proxy error: …" in internalFailure's
+// words (the error's own text stays in the log).
 func socketFailure(port int, err error) socketClose {
 	switch {
 	case errors.Is(err, orchestrator.ErrNotFound):
@@ -466,7 +590,7 @@ func socketFailure(port int, err error) socketClose {
 	case errors.Is(err, agentclient.ErrTooManyConnections):
 		return socketClose{websocket.StatusTryAgainLater, "Too many open connections to the workspace (BERTH_PROXY_MAX_CONNS on its server)"}
 	}
-	return socketClose{websocket.StatusInternalError, closeReason(err.Error())}
+	return socketClose{websocket.StatusInternalError, closeReason("Proxy error: " + internalFailure(err))}
 }
 
 // maxCloseReason is what a close frame's 125-byte payload leaves for the

@@ -64,7 +64,7 @@ func (a *API) exec(c echo.Context) error {
 		return err
 	}
 	res, err := a.d.Workspaces.Exec(c.Request().Context(), ws, req)
-	out, _ := execOutcome(ws, res, err)
+	out, _ := a.execOutcome(ws, res, err)
 	return writeJSON(c, http.StatusOK, out)
 }
 
@@ -96,7 +96,7 @@ func (a *API) execStream(c echo.Context) error {
 	// How it ended. Python ran /exec and sent its stderr as a plain chunk,
 	// so the §3.9 messages (timeout, not running, …) stay plain chunks;
 	// only a failed Docker exec is an ERROR event.
-	switch out, kind := execOutcome(ws, res, err); kind {
+	switch out, kind := a.execOutcome(ws, res, err); kind {
 	case execTimedOut, execRefused:
 		s.event(out.Stderr)
 	case execFailed:

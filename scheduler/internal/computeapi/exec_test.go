@@ -15,8 +15,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
+	"berth/shared/wire"
 )
 
 func TestExec(t *testing.T) {
@@ -59,11 +61,33 @@ func TestExec(t *testing.T) {
 			wantStatus: 200, wantBody: `{"exit_code":1,"stdout":"","stderr":"Server not available"}`, wantReq: &defaultReq},
 		{name: "docker exec failed", body: `{"command":"ls"}`,
 			execFn:     result(orchestrator.ExecResult{}, errors.New("exec create: container is paused")),
-			wantStatus: 200, wantBody: `{"exit_code":1,"stdout":"","stderr":"exec create: container is paused"}`, wantReq: &defaultReq},
+			wantStatus: 200, wantBody: `{"exit_code":1,"stdout":"","stderr":"Command execution failed: internal error"}`, wantReq: &defaultReq},
+		{name: "the agent's text never reaches the caller", body: `{"command":"ls"}`,
+			execFn: result(orchestrator.ExecResult{}, &agentclient.Error{Status: 502, Code: wire.CodeDocker,
+				Message: "docker error: exec output of 3f2a: read unix @->/var/run/docker.sock: connection reset"}),
+			wantStatus: 200, wantBody: `{"exit_code":1,"stdout":"","stderr":"Command execution failed: the container runtime on the workspace's server failed"}`,
+			wantReq: &defaultReq},
 		{name: "output not UTF-8", body: `{"command":"cat bin"}`,
 			execFn:     result(orchestrator.ExecResult{Stdout: []byte("ok\xff")}, nil),
 			wantStatus: 200, wantBody: `{"exit_code":1,"stdout":"","stderr":"output is not valid UTF-8 (byte 0xff at offset 2)"}`,
 			wantReq: &orchestrator.ExecRequest{Command: "cat bin", WorkingDir: "/home/dev", Timeout: 30 * time.Second, User: "dev"}},
+		{name: "stdout cut by the agent is marked on stderr", body: `{"command":"yes"}`,
+			execFn:     result(orchestrator.ExecResult{Stdout: []byte("y\ny\n"), StdoutDropped: 4194304}, nil),
+			wantStatus: 200, wantBody: `{"exit_code":0,"stdout":"y\ny\n",
+				"stderr":"[berth: stdout truncated: 4194304 bytes beyond the 16 MiB limit were not returned]\n"}`,
+			wantReq: &orchestrator.ExecRequest{Command: "yes", WorkingDir: "/home/dev", Timeout: 30 * time.Second, User: "dev"}},
+		{name: "both cut: the marks are the last lines, after a newline", body: `{"command":"yes"}`,
+			execFn: result(orchestrator.ExecResult{ExitCode: 141, Stdout: []byte("y"), StdoutDropped: 1,
+				Stderr: []byte("warning"), StderrDropped: 10}, nil),
+			wantStatus: 200, wantBody: `{"exit_code":141,"stdout":"y","stderr":"warning\n` +
+				`[berth: stdout truncated: 1 bytes beyond the 16 MiB limit were not returned]\n` +
+				`[berth: stderr truncated: 10 bytes beyond the 16 MiB limit were not returned]\n"}`,
+			wantReq: &orchestrator.ExecRequest{Command: "yes", WorkingDir: "/home/dev", Timeout: 30 * time.Second, User: "dev"}},
+		{name: "a cut inside a character drops the character, counted", body: `{"command":"yes"}`,
+			execFn:     result(orchestrator.ExecResult{Stdout: []byte("ab\xe2\x82"), StdoutDropped: 1}, nil),
+			wantStatus: 200, wantBody: `{"exit_code":0,"stdout":"ab",
+				"stderr":"[berth: stdout truncated: 3 bytes beyond the 16 MiB limit were not returned]\n"}`,
+			wantReq: &orchestrator.ExecRequest{Command: "yes", WorkingDir: "/home/dev", Timeout: 30 * time.Second, User: "dev"}},
 		{name: "command missing", body: `{"working_dir":"/tmp"}`, wantStatus: 422,
 			wantBody: `{"detail":[{"type":"missing","loc":["body","command"],"msg":"Field required","input":{"working_dir":"/tmp"}}]}`},
 		{name: "command not a string", body: `{"command":["ls"]}`, wantStatus: 422,
@@ -134,7 +158,7 @@ func TestExecStreamFraming(t *testing.T) {
 			wantBody: "data: Workspace has no assigned server or container\n\ndata: [DONE]\n\n"},
 		{name: "docker failure is an ERROR event",
 			stream:   chunks(orchestrator.ExecResult{}, errors.New("exec: boom\nline 2"), [2]string{"stdout", "x"}),
-			wantBody: "data: x\n\ndata: ERROR: exec: boom\\nline 2\n\ndata: [DONE]\n\n"},
+			wantBody: "data: x\n\ndata: ERROR: Command execution failed: internal error\n\ndata: [DONE]\n\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

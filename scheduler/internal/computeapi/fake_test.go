@@ -1,9 +1,11 @@
 package computeapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -39,6 +41,7 @@ type fakeWorkspaces struct {
 	goneAfter  string           // the method after which the record disappears
 	execFn     func(req orchestrator.ExecRequest) (orchestrator.ExecResult, error)
 	streamFn   func(ctx context.Context, req orchestrator.ExecRequest, onOutput func(string, []byte) error) (orchestrator.ExecResult, error)
+	rawFn      func(ctx context.Context, req orchestrator.ExecRequest, stdin io.Reader, stdout io.Writer) (orchestrator.ExecResult, error)
 	stats      wire.ContainerStats
 	statsErr   error
 	options    orchestrator.ScaleOptions
@@ -49,7 +52,8 @@ type fakeWorkspaces struct {
 
 	creates []orchestrator.CreateRequest
 	execs   []orchestrator.ExecRequest
-	calls   []string // "Method id"
+	raws    []rawCall // ExecRaw calls
+	calls   []string  // "Method id"
 	lists   [][2]string
 	scales  []string // tiers asked for
 }
@@ -151,6 +155,16 @@ func (f *fakeWorkspaces) Delete(_ context.Context, w registry.Workspace) error {
 	return f.record("Delete", w.ID)
 }
 
+// MarkHomeForDeletion finds no home unless opErr gives its answer.
+func (f *fakeWorkspaces) MarkHomeForDeletion(context.Context, string, string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err, ok := f.opErr["MarkHomeForDeletion"]; ok {
+		return err
+	}
+	return orchestrator.ErrNotFound
+}
+
 func (f *fakeWorkspaces) MarkForDeletion(_ context.Context, w registry.Workspace) error {
 	return f.record("MarkForDeletion", w.ID)
 }
@@ -181,6 +195,38 @@ func (f *fakeWorkspaces) ExecStream(ctx context.Context, w registry.Workspace, r
 		return orchestrator.ExecResult{}, nil
 	}
 	return fn(ctx, req, onOutput)
+}
+
+// rawCall is one ExecRaw: its request, and its input's declared size and
+// bytes (as far as rawFn read them; all of them without a rawFn).
+type rawCall struct {
+	Req   orchestrator.ExecRequest
+	Size  int64
+	Stdin string
+}
+
+// ExecRaw answers from rawFn; without one, it reads the input and exits 0
+// with no output.
+func (f *fakeWorkspaces) ExecRaw(ctx context.Context, w registry.Workspace, req orchestrator.ExecRequest, stdin io.Reader, size int64, stdout io.Writer) (orchestrator.ExecResult, error) {
+	_ = f.record("ExecRaw", w.ID)
+	f.mu.Lock()
+	fn := f.rawFn
+	f.mu.Unlock()
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	in := &bytes.Buffer{}
+	stdin = io.TeeReader(stdin, in)
+	defer func() {
+		f.mu.Lock()
+		f.raws = append(f.raws, rawCall{Req: req, Size: size, Stdin: in.String()})
+		f.mu.Unlock()
+	}()
+	if fn == nil {
+		_, err := io.Copy(io.Discard, stdin)
+		return orchestrator.ExecResult{}, err
+	}
+	return fn(ctx, req, stdin, stdout)
 }
 
 func (f *fakeWorkspaces) Resources(_ context.Context, w registry.Workspace) (wire.ContainerStats, error) {
@@ -229,9 +275,14 @@ const aliceJSON = `{"id":"ws1","user_id":"alice","session_id":"sess-1","status":
 // HTTP helpers.
 
 func newTestEcho(f Workspaces, token string) *echo.Echo {
+	return newTestEchoDeps(Deps{Workspaces: f, ServiceToken: token, Version: "1.2.3"})
+}
+
+// newTestEchoDeps is newTestEcho with any Deps.
+func newTestEchoDeps(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HTTPErrorHandler = ErrorHandler
-	New(Deps{Workspaces: f, ServiceToken: token, Version: "1.2.3"}).Register(e)
+	New(d).Register(e)
 	return e
 }
 

@@ -1,7 +1,6 @@
 package computeapi
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -75,10 +74,6 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-type placementError struct{ msg string }
-
-func (e placementError) Error() string { return e.msg }
-
 func TestPlacementDetail(t *testing.T) {
 	tests := []struct {
 		name string
@@ -106,24 +101,6 @@ func TestPlacementDetail(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := PlacementDetail(tt.err); got != tt.want {
 				t.Errorf("PlacementDetail(%v): got %q, want %q", tt.err, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestTypeName(t *testing.T) {
-	tests := []struct {
-		err  error
-		want string
-	}{
-		{errors.New("x"), "errorString"},
-		{fmt.Errorf("a: %w", placementError{"b"}), "placementError"},
-		{fmt.Errorf("a: %w", &placementError{"b"}), "placementError"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.want, func(t *testing.T) {
-			if got := typeName(tt.err); got != tt.want {
-				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
 	}

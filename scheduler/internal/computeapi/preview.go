@@ -138,7 +138,7 @@ func isNumber(s string) bool {
 // container, not running, the command failing) gives an empty list.
 func (a *API) activePorts(ctx context.Context, ws registry.Workspace) []portInfo {
 	res, err := a.d.Workspaces.Exec(ctx, ws, portsExec())
-	out, kind := execOutcome(ws, res, err)
+	out, kind := a.execOutcome(ws, res, err)
 	if kind != execDone || out.ExitCode != 0 {
 		a.log.Debug("no port list; answering []", "workspace_id", ws.ID, "exit_code", out.ExitCode, "error", out.Stderr)
 		return []portInfo{}

@@ -252,7 +252,7 @@ func TestProxyFailures(t *testing.T) {
 			wantStatus: 502, wantBody: detail("Workspace server not available")},
 		{name: "other upstream failure", req: req{method: "GET", path: "/preview/ws1/app/"},
 			serveErr:   &agentclient.Error{Status: 502, Code: wire.CodeUpstreamError, Message: "upstream failed: EOF"},
-			wantStatus: 500, wantBody: detail("upstream failed: EOF")},
+			wantStatus: 500, wantBody: detail("Proxy error: the service on port 3000 failed before it answered")},
 		{name: "HEAD gets the status without a body", req: req{method: "HEAD", path: "/preview/ws1/app/"},
 			serveErr:   &agentclient.Error{Status: 504, Code: wire.CodeUpstreamTimeout},
 			wantStatus: 504},

@@ -177,7 +177,7 @@ func TestScale(t *testing.T) {
 		{name: "update failed",
 			body: `{"new_tier":"pro"}`, err: fmt.Errorf("%w: %w", orchestrator.ErrScaleFailed, errors.New("docker says no")),
 			wantStatus: http.StatusInternalServerError,
-			wantBody:   detail("Failed to scale workspace: container update failed: docker says no"),
+			wantBody:   detail("Failed to scale workspace: the container's limits could not be updated"),
 			wantScales: []string{"pro"}},
 		{name: "record gone",
 			body: `{"new_tier":"pro"}`, err: orchestrator.ErrNotFound,

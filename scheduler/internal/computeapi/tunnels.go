@@ -218,7 +218,7 @@ func (a *API) startTunnel(c echo.Context) error {
 	}
 	res, err := a.d.Workspaces.Exec(c.Request().Context(), ws,
 		devExec(startTunnelCommand(req.port, req.serviceType), []byte(req.token), tunnelTimeout))
-	out, kind := execOutcome(ws, res, err)
+	out, kind := a.execOutcome(ws, res, err)
 	if kind != execDone {
 		detail := tunnelExecDetail(ws, err, out)
 		a.log.Warn("tunnel start failed", "workspace_id", ws.ID, "port", req.port, "error", detail)
@@ -245,7 +245,7 @@ func (a *API) stopTunnel(c echo.Context) error {
 		return err
 	}
 	res, err := a.d.Workspaces.Exec(c.Request().Context(), ws, devExec(stopTunnelCommand(port), nil, tunnelTimeout))
-	out, kind := execOutcome(ws, res, err)
+	out, kind := a.execOutcome(ws, res, err)
 	if kind != execDone || out.ExitCode != 0 {
 		detail := commandFailed(out)
 		if kind != execDone {
@@ -266,7 +266,7 @@ func (a *API) tunnelStatus(c echo.Context) error {
 		return err
 	}
 	res, err := a.d.Workspaces.Exec(c.Request().Context(), ws, devExec(statusTunnelCommand, nil, tunnelTimeout))
-	out, kind := execOutcome(ws, res, err)
+	out, kind := a.execOutcome(ws, res, err)
 	if kind != execDone || out.ExitCode != 0 {
 		detail := commandFailed(out)
 		if kind != execDone {

@@ -146,7 +146,7 @@ func TestTunnelRoutes(t *testing.T) {
 			}, wantStatus: 500, wantBody: detail("Failed to start tunnel: Command timed out"), wantExec: dev(wantStart3000, sampleToken)},
 		{name: "start: docker exec failed", method: "POST", path: "/workspaces/ws1/tunnels/start", body: startBody,
 			execFn: execErr(errors.New("container ctr-1 is restarting")), wantStatus: 500,
-			wantBody: detail("Failed to start tunnel: container ctr-1 is restarting"), wantExec: dev(wantStart3000, sampleToken)},
+			wantBody: detail("Failed to start tunnel: Command execution failed: internal error"), wantExec: dev(wantStart3000, sampleToken)},
 		{name: "start: a NUL in the token", method: "POST", path: "/workspaces/ws1/tunnels/start", body: `{"token":"a\u0000b","port":3000}`,
 			wantStatus: 500, wantBody: detail("Failed to start tunnel: token contains a NUL byte")},
 		{name: "start: empty body", method: "POST", path: "/workspaces/ws1/tunnels/start", wantStatus: 422,

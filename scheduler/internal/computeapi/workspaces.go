@@ -189,8 +189,23 @@ func (a *API) delete(c echo.Context) error {
 }
 
 // markForDeletion is POST …/mark-for-deletion (§3.7).
+//
+// An id whose record was deleted but whose home directory is kept (DELETE
+// keeps it, §3.6) is bound to its owner until the data goes: for it, the
+// owner's mark-for-deletion answers the same 202 and the cleanup loop
+// removes the home, after which the id is free for anyone.
 func (a *API) markForDeletion(c echo.Context) error {
 	ws, err := a.owned(c, false)
+	if errors.Is(err, errNotFound) {
+		herr := a.d.Workspaces.MarkHomeForDeletion(c.Request().Context(), c.Param("id"), userID(c))
+		switch {
+		case herr == nil:
+			return writeJSON(c, http.StatusAccepted, map[string]string{"status": "marked_for_deletion", "workspace_id": c.Param("id")})
+		case errors.Is(herr, orchestrator.ErrNotFound), errors.Is(herr, orchestrator.ErrExists):
+			return err
+		}
+		return a.fail(opMark, herr)
+	}
 	if err != nil {
 		return err
 	}

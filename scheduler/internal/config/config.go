@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -34,10 +35,12 @@ type Config struct {
 	DockerRuntime    string   // COMPUTE_DOCKER_RUNTIME: "" = the daemon's default (runc)
 	Strategy         string   // BERTH_PLACEMENT_STRATEGY: spread, best_fit, affinity, round_robin
 	CPUOvercommit    float64  // BERTH_CPU_OVERCOMMIT: vCPUs placeable per real core (memory is never overcommitted)
+	FileLimit        int64    // BERTH_FILE_LIMIT: the largest file …/files/content reads or writes, bytes
 
 	ReconcileInterval time.Duration // BERTH_RECONCILE_INTERVAL: registry vs containers, per server
 	OrphanGrace       time.Duration // BERTH_ORPHAN_GRACE: unrecorded containers are removed after this
 	ServerLostGrace   time.Duration // BERTH_SERVER_LOST_GRACE: a server down this long loses its workspaces
+	HomeMoveTimeout   time.Duration // BERTH_HOME_MOVE_TIMEOUT: one copy of a home directory between hosts
 
 	ShutdownTimeout time.Duration
 	LogLevel        string
@@ -55,11 +58,13 @@ func Default() Config {
 		Strategy:        "spread",
 		CORSOrigins:     []string{"http://localhost:3000"},
 		CPUOvercommit:   1,
+		FileLimit:       MinFileLimit,
 		ShutdownTimeout: 60 * time.Second,
 
 		ReconcileInterval: 10 * time.Second,
 		OrphanGrace:       10 * time.Minute,
 		ServerLostGrace:   time.Minute,
+		HomeMoveTimeout:   2 * time.Hour,
 		LogLevel:          "info",
 	}
 }
@@ -101,11 +106,17 @@ func (c Config) Validate() error {
 	if c.ReconcileInterval < 100*time.Millisecond || c.OrphanGrace < 0 || c.ServerLostGrace < time.Second {
 		add("reconcile interval must be at least 100ms, orphan grace not negative, server lost grace at least 1s")
 	}
+	if c.HomeMoveTimeout < time.Minute {
+		add("home move timeout %s: at least 1m", c.HomeMoveTimeout)
+	}
 	if c.CPUOvercommit < 1 || c.CPUOvercommit > 64 {
 		add("cpu overcommit %g: want 1 to 64", c.CPUOvercommit)
 	}
 	if c.ClusterID == "" {
 		add("cluster id: required (BERTH_CLUSTER_ID)")
+	}
+	if c.FileLimit < MinFileLimit || c.FileLimit > MaxFileLimit {
+		add("file limit %d bytes: want %d (100 MiB) to %d (64 GiB) (BERTH_FILE_LIMIT)", c.FileLimit, MinFileLimit, MaxFileLimit)
 	}
 	switch strings.ToLower(c.Strategy) {
 	case "spread", "best_fit", "affinity", "round_robin":
@@ -150,9 +161,14 @@ func (c *Config) keys() []envflag.Key {
 			c.CPUOvercommit, err = strconv.ParseFloat(v, 64)
 			return err
 		}},
+		{Env: "BERTH_FILE_LIMIT", Flag: "file-limit", Help: "largest file read or written through files/content: bytes, or with KiB, MiB, GiB", Set: func(v string) (err error) {
+			c.FileLimit, err = ParseSize(v)
+			return err
+		}},
 		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
 		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: durationSetter(&c.ReconcileInterval)},
 		{Env: "BERTH_ORPHAN_GRACE", Flag: "orphan-grace", Help: "remove unrecorded containers after", Set: durationSetter(&c.OrphanGrace)},
+		{Env: "BERTH_HOME_MOVE_TIMEOUT", Flag: "home-move-timeout", Help: "bound on one copy of a home between hosts", Set: durationSetter(&c.HomeMoveTimeout)},
 		{Env: "BERTH_SERVER_LOST_GRACE", Flag: "server-lost-grace", Help: "a server down this long loses its workspaces", Set: durationSetter(&c.ServerLostGrace)},
 		{Env: "COMPUTE_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Help: "graceful shutdown limit, seconds", Set: func(v string) (err error) {
 			c.ShutdownTimeout, err = parseSeconds(v)
@@ -161,6 +177,33 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "BERTH_LOG_LEVEL", Flag: "log-level", Help: "trace, debug, info, warn, error", Set: envflag.String(&c.LogLevel)},
 		{Env: "BERTH_LOG_JSON", Flag: "log-json", Help: "JSON logs", Set: func(v string) error { c.LogJSON = v == "true" || v == "1"; return nil }},
 	}...)
+}
+
+// Bounds of FileLimit: at least 100 MiB (the default), at most 64 GiB.
+const (
+	MinFileLimit = 100 << 20
+	MaxFileLimit = 64 << 30
+)
+
+// ParseSize reads a byte count: digits, optionally followed by KiB, MiB or
+// GiB (any case, a space allowed), e.g. "104857600", "100MiB", "1 GiB".
+func ParseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}} {
+		if strings.HasSuffix(strings.ToLower(s), u.suffix) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q: want bytes, or a number with KiB, MiB or GiB", v)
+	}
+	return n * mult, nil
 }
 
 func durationSetter(p *time.Duration) func(string) error {

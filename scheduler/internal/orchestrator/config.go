@@ -24,6 +24,8 @@ type Config struct {
 	WorkspaceImage string        // the image when neither request nor server names one (COMPUTE_WORKSPACE_IMAGE)
 	Runtime        string        // container runtime; "" = the daemon's default
 	CreateTimeout  time.Duration // one agent create call
+	// HomeMoveTimeout bounds one copy of a home directory between agents.
+	HomeMoveTimeout time.Duration
 
 	ReconcileInterval time.Duration // a full pass over every server
 	OrphanGrace       time.Duration // a container without a record is removed after this long (stopped at once)
@@ -35,7 +37,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Strategy: placement.Spread, ClusterID: "berth", CPUOvercommit: 1, WorkspaceImage: "berth/workspace:dev",
-		CreateTimeout:     2 * time.Minute,
+		CreateTimeout: 2 * time.Minute, HomeMoveTimeout: 2 * time.Hour,
 		ReconcileInterval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute,
 		CleanupInterval: 5 * time.Second,
 	}
@@ -47,7 +49,7 @@ func (c Config) Validate() error {
 	if c.ClusterID == "" {
 		errs = append(errs, errors.New("cluster id is empty"))
 	}
-	for name, d := range map[string]time.Duration{"create timeout": c.CreateTimeout, "reconcile interval": c.ReconcileInterval,
+	for name, d := range map[string]time.Duration{"create timeout": c.CreateTimeout, "home move timeout": c.HomeMoveTimeout, "reconcile interval": c.ReconcileInterval,
 		"cleanup interval": c.CleanupInterval} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))

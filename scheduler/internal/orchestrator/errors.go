@@ -18,6 +18,9 @@ var (
 	ErrStartFailed = errors.New("container created but did not start")
 	// ErrNotFound: no such workspace.
 	ErrNotFound = errors.New("workspace not found")
+	// ErrExists: the workspace has a record (MarkHomeForDeletion is for
+	// homes whose record is gone).
+	ErrExists = errors.New("workspace exists")
 	// ErrNoContainer: the workspace has no server or no container.
 	ErrNoContainer = errors.New("workspace has no server or container")
 	// ErrNotRunning: the workspace is not running.

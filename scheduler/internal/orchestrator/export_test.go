@@ -11,3 +11,15 @@ func (o *Orchestrator) LockUsers(workspaceID string) int {
 	}
 	return 0
 }
+
+// CreateCallers is how many callers share the create of the workspace under
+// way: a test sees with it that a create waits for another.
+func (o *Orchestrator) CreateCallers(workspaceID string) int {
+	f := o.flights
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fl := f.m[workspaceID]; fl != nil {
+		return fl.callers
+	}
+	return 0
+}

@@ -198,6 +198,22 @@ func (l *Lifecycle) MarkForDeletion(ctx context.Context, ws registry.Workspace) 
 	return err
 }
 
+// MarkHomeForDeletion asks the cleanup loop to remove the home directory
+// of an id whose record is gone (DELETE keeps the data); only its owner may.
+// Afterwards the id is free for anyone. ErrNotFound when the id has no
+// home, or when it is another user's (which is not told).
+func (l *Lifecycle) MarkHomeForDeletion(ctx context.Context, id, userID string) error {
+	defer l.locks.lock(id)()
+	if _, err := l.DB.GetWorkspace(ctx, id); err == nil {
+		return ErrExists
+	}
+	err := l.DB.RequestHomePurge(ctx, id, userID)
+	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrOwnedByOther) {
+		return ErrNotFound
+	}
+	return err
+}
+
 // Heartbeat records activity. It writes only the activity time, which no
 // other operation decides on, so it takes no lock.
 func (l *Lifecycle) Heartbeat(ctx context.Context, ws registry.Workspace) error {
@@ -302,7 +318,8 @@ func (l *Lifecycle) Exec(ctx context.Context, ws registry.Workspace, req ExecReq
 		return ExecResult{}, agentError(err)
 	}
 	_ = l.touch(ctx, ws.ID)
-	return ExecResult{ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr, TimedOut: res.TimedOut}, nil
+	return ExecResult{ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr, TimedOut: res.TimedOut,
+		StdoutDropped: res.StdoutDropped, StderrDropped: res.StderrDropped}, nil
 }
 
 // ExecStream runs a command and hands each output chunk to onOutput as the

@@ -15,8 +15,8 @@ import (
 	"berth/shared/wire"
 )
 
-// Concurrent creates of one id by its owner take the workspace's lock one
-// after the other: every caller gets the one running workspace (none gets
+// Concurrent creates of one id by its owner share one create: every
+// caller gets the one running workspace (none gets
 // a creating row without a container), and one container exists. When
 // every create fails, every caller gets the failure and nothing is left.
 func TestConcurrentCreatesOfOneID(t *testing.T) {
@@ -57,7 +57,7 @@ func TestConcurrentCreatesOfOneID(t *testing.T) {
 				}()
 			}
 			<-g.entered // the first create reached an agent
-			waitFor(t, "every create to hold or wait for the lock of w1", func() bool { return r.orch.LockUsers("w1") == callers })
+			waitFor(t, "every create to join the create of w1", func() bool { return r.orch.CreateCallers("w1") == callers })
 			if got, err := r.db.GetWorkspace(ctx, "w1"); err != nil || got.Status != fleet.StatusCreating {
 				t.Errorf("while the first create runs: got %s, %v; want one creating row", got.Status, err)
 			}

@@ -39,7 +39,7 @@ func New(cfg Config, d Deps) (*Orchestrator, error) {
 		d.Log = hclog.NewNullLogger()
 	}
 	c := &core{cfg: cfg, Deps: d, log: d.Log, locks: newLocks()}
-	p := &Placer{core: c}
+	p := &Placer{core: c, flights: newFlights()}
 	return &Orchestrator{
 		Placer:     p,
 		Lifecycle:  &Lifecycle{core: c, placer: p},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,8 @@ import (
 // launch. Safe for concurrent use.
 type Placer struct {
 	*core
-	rrSeq atomic.Uint64 // the round-robin counter placement takes as input
+	rrSeq   atomic.Uint64 // the round-robin counter placement takes as input
+	flights *flights      // creates under way, shared by concurrent callers
 }
 
 // Request turns a tier and config into a placement request.
@@ -41,24 +43,64 @@ func (p *Placer) Request(cfg WorkspaceConfig) (placement.Request, tiers.Spec) {
 
 // Create places and starts a workspace. It is idempotent per workspace id:
 // the same owner gets the existing workspace back, another owner
-// ErrOwnedByOther; concurrent creates of one id wait for the first and get
-// its outcome. The work runs to its end even if ctx is cancelled (a client
-// that hangs up must not leave a half-made workspace); ctx's values are kept.
+// ErrOwnedByOther (also when only the id's home directory is left: it stays
+// its owner's until mark-for-deletion removes it). Concurrent creates of one
+// id share one outcome: each waits for the create under way and gets its
+// running workspace or its error, never a half-made one. The work runs to
+// its end even if ctx is cancelled (a client that hangs up must not leave a
+// half-made workspace; ctx's values are kept); a caller that gives up
+// waiting gets ctx's error.
 func (p *Placer) Create(ctx context.Context, r CreateRequest) (registry.Workspace, error) {
-	ctx = context.WithoutCancel(ctx)
 	if r.WorkspaceID == "" {
 		r.WorkspaceID = uuid.NewString()
 	}
+	if err := checkEnvironment(r.Config.Environment, p.Tiers.Resolve(r.Config.Tier).NeedsGPU()); err != nil {
+		return registry.Workspace{}, err
+	}
+	for {
+		f, leader := p.flights.join(r.WorkspaceID, r.UserID)
+		if leader {
+			ws, err := p.create(context.WithoutCancel(ctx), r)
+			p.flights.land(r.WorkspaceID, f, ws, err)
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return registry.Workspace{}, ctx.Err()
+		}
+		if errors.Is(f.err, ErrOwnedByOther) && f.userID != r.UserID {
+			continue // refused for the other caller's sake: try as ourselves
+		}
+		if f.err != nil {
+			return registry.Workspace{}, f.err
+		}
+		return owned(f.ws, r.UserID)
+	}
+}
+
+// create is one create of r.WorkspaceID, run by the first of its
+// concurrent callers. It returns the workspace as stored, whoever owns it
+// (Create checks the owner for each caller).
+func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspace, error) {
 	defer p.locks.lock(r.WorkspaceID)()
 	if ws, err := p.DB.GetWorkspace(ctx, r.WorkspaceID); err == nil {
-		return owned(ws, r.UserID)
+		return ws, nil
 	} else if !errors.Is(err, registry.ErrNotFound) {
 		return registry.Workspace{}, err
 	}
-
-	req, spec := p.Request(r.Config)
-	snap, dec, err := p.place(ctx, req, "")
+	home, hasHome, err := p.homeOf(ctx, r.WorkspaceID, r.UserID)
 	if err != nil {
+		return registry.Workspace{}, err
+	}
+
+	var homePtr *registry.Home
+	if hasHome {
+		homePtr = &home
+	}
+	req, spec := p.Request(r.Config)
+	req.HomeServerID = home.ServerID
+	snap, dec, err := p.place(ctx, req, "")
+	if err = checkHomeReachable(snap, dec, err, homePtr); err != nil {
 		var perr *PlacementError
 		if errors.As(err, &perr) {
 			p.event(ctx, registry.Event{Kind: "placement.failed", WorkspaceID: r.WorkspaceID, Message: err.Error(),
@@ -68,6 +110,7 @@ func (p *Placer) Create(ctx context.Context, r CreateRequest) (registry.Workspac
 	}
 	now := time.Now().UTC()
 	ws, err := p.launch(ctx, r.WorkspaceID, snap, dec, spec, r.Config.Environment, launchSteps{
+		home: homePtr,
 		reserve: func(server registry.Server, node placement.Node) (registry.Workspace, error) {
 			ws := registry.Workspace{
 				ID: r.WorkspaceID, UserID: r.UserID, SessionID: r.SessionID, Tier: r.Config.Tier,
@@ -85,16 +128,19 @@ func (p *Placer) Create(ctx context.Context, r CreateRequest) (registry.Workspac
 			if err := p.DB.DeleteWorkspace(ctx, ws.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
 				p.log.Error("could not release reservation of failed create", "workspace_id", ws.ID, "error", err)
 			}
+			if !hasHome { // the claim of a new home goes too; what the agent made is a leftover
+				if err := p.DB.ReleaseNewHome(ctx, ws.ID, ws.ServerID); err != nil {
+					p.log.Error("could not release the new home of a failed create", "workspace_id", ws.ID, "error", err)
+				}
+			}
 		},
 	})
-	if errors.Is(err, registry.ErrExists) { // another scheduler made it meanwhile
-		existing, gerr := p.DB.GetWorkspace(ctx, r.WorkspaceID)
-		if gerr != nil {
-			return registry.Workspace{}, gerr
-		}
-		return owned(existing, r.UserID)
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, registry.ErrExists): // another scheduler made it meanwhile
+		return p.DB.GetWorkspace(ctx, r.WorkspaceID)
+	case errors.Is(err, registry.ErrOwnedByOther):
+		return registry.Workspace{}, ErrOwnedByOther
+	case err != nil:
 		return registry.Workspace{}, err
 	}
 	p.log.Info("workspace created", "workspace_id", ws.ID, "server", ws.ServerID, "epoch", ws.Epoch)
@@ -174,14 +220,18 @@ func placementResult(err error) string {
 
 // launchSteps are what differs between a create and a move.
 type launchSteps struct {
+	// home is the workspace's home as it was before the reservation; nil
+	// for an id that had none (see bringHome).
+	home *registry.Home
 	// reserve holds room on server for the workspace (a new row, or the
 	// row moved) and returns the row as stored, with its new epoch.
 	reserve func(server registry.Server, node placement.Node) (registry.Workspace, error)
 	// undo runs after the agent failed on ws (any container it made is
 	// already removed); why is the agent's error.
 	undo func(ws registry.Workspace, why error)
-	// finish adds to the write that records the running container.
-	finish func(w *registry.Workspace)
+	// finish adds to the write that records the running container; h says
+	// what happened to the home.
+	finish func(w *registry.Workspace, h homeOutcome)
 }
 
 // launch tries the decision's candidates in order: reserve, then the agent
@@ -212,13 +262,32 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 		case err != nil:
 			return registry.Workspace{}, err
 		}
+		moved, err := p.bringHome(ctx, ws, steps.home, server)
+		if err != nil {
+			steps.undo(ws, err)
+			var unavailable *HomeUnavailableError
+			if errors.As(err, &unavailable) {
+				return registry.Workspace{}, err // no other server can help: the data is on that one
+			}
+			p.log.Warn("home move failed on server, trying next", "workspace_id", ws.ID, "server", server.ID, "error", err)
+			p.event(ctx, registry.Event{Kind: "placement.retry", ServerID: server.ID, WorkspaceID: ws.ID, Message: err.Error()})
+			lastErr = err
+			continue
+		}
+		if moved.from != "" || moved.reset {
+			home, err := p.DB.GetHome(ctx, ws.ID)
+			if err != nil {
+				return registry.Workspace{}, err
+			}
+			steps.home = &home // on server now: a later candidate copies it from here
+		}
 		creds, err := p.DB.GetCredentials(ctx, ws.ID)
 		if err != nil {
 			p.log.Warn("read workspace credentials", "workspace_id", ws.ID, "error", err)
 		}
 		client := p.agent(server)
 		actx, cancel := context.WithTimeout(ctx, p.cfg.CreateTimeout)
-		ctr, err := client.Create(actx, p.containerSpec(ws, env, creds, spec, node))
+		ctr, err := client.Create(actx, p.containerSpec(ws, env, creds, spec, node, moved.fresh))
 		cancel()
 		if err != nil {
 			// The agent finishes a create its caller gave up on: when the
@@ -243,8 +312,14 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 			if w.AcknowledgedAt.IsZero() {
 				w.AcknowledgedAt = time.Now().UTC()
 			}
+			if moved.reset {
+				if w.Metadata == nil {
+					w.Metadata = map[string]any{}
+				}
+				w.Metadata["home_reset"] = true
+			}
 			if steps.finish != nil {
-				steps.finish(w)
+				steps.finish(w, moved)
 			}
 			return nil
 		})
@@ -264,30 +339,48 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 }
 
 // moveLocked moves a workspace to another server and starts a new
-// container there (restart of a workspace whose server is lost or
-// draining). The caller holds the workspace's lock.
+// container there (restart of a workspace whose server is draining or was
+// lost, or that has no container): its home goes with it (bringHome), and
+// placement prefers the server that holds it. The caller holds the
+// workspace's lock.
 func (p *Placer) moveLocked(ctx context.Context, ws registry.Workspace) error {
 	ctx = context.WithoutCancel(ctx)
-	cfg := WorkspaceConfig{Tier: ws.Tier, Repos: ws.Repositories, Environment: ws.Environment, Settings: ws.Settings}
-	req, spec := p.Request(cfg)
-	snap, dec, err := p.place(ctx, req, ws.ServerID) // never back onto the server it is leaving
+	home, hasHome, err := p.homeOf(ctx, ws.ID, ws.UserID)
 	if err != nil {
 		return err
 	}
-	oldServer := ws.ServerID
+	cfg := WorkspaceConfig{Tier: ws.Tier, Repos: ws.Repositories, Environment: ws.Environment, Settings: ws.Settings}
+	req, spec := p.Request(cfg)
+	avoid := "" // never back onto a server that is down, whatever its health says yet
+	if p.Down != nil {
+		if _, down := p.Down.DownSince(ws.ServerID); down {
+			avoid = ws.ServerID
+		}
+	}
+	var homePtr *registry.Home
+	if hasHome {
+		homePtr = &home
+	}
+	req.HomeServerID = home.ServerID
+	snap, dec, err := p.place(ctx, req, avoid)
+	if err := checkHomeReachable(snap, dec, err, homePtr); err != nil {
+		return err
+	}
+	oldServer, reset := ws.ServerID, false
 	p.retire(ctx, oldServer, ws.ContainerID) // never two copies: the old one goes first, if its agent answers
-	_, err = p.launch(ctx, ws.ID, snap, dec, spec, ws.Environment, launchSteps{
+	moved, err := p.launch(ctx, ws.ID, snap, dec, spec, ws.Environment, launchSteps{
+		home: homePtr,
 		reserve: func(server registry.Server, node placement.Node) (registry.Workspace, error) {
 			return p.DB.MoveWorkspace(ctx, ws.ID, server.ID, limits(node))
 		},
 		undo: func(moved registry.Workspace, why error) {
 			p.setStatusLocked(ctx, moved.ID, fleet.StatusError, "re-placement failed: "+why.Error())
 		},
-		finish: func(w *registry.Workspace) {
+		finish: func(w *registry.Workspace, h homeOutcome) {
 			if w.Metadata == nil {
 				w.Metadata = map[string]any{}
 			}
-			w.Metadata["home_reset"] = true
+			reset = h.reset
 			w.Metadata["previous_server_id"] = oldServer
 			w.Metadata["replaced_at"] = time.Now().UTC().Format(time.RFC3339)
 		},
@@ -295,10 +388,13 @@ func (p *Placer) moveLocked(ctx context.Context, ws registry.Workspace) error {
 	if err != nil {
 		return err
 	}
-	moved, _ := p.DB.GetWorkspace(ctx, ws.ID)
-	p.log.Info("workspace re-placed with a new home", "workspace_id", ws.ID, "from", oldServer, "to", moved.ServerID)
+	what := "its home directory went with it"
+	if reset {
+		what = "its home directory is new (the old one is gone)"
+	}
+	p.log.Info("workspace re-placed", "workspace_id", ws.ID, "from", oldServer, "to", moved.ServerID)
 	p.event(ctx, registry.Event{Kind: "workspace.replaced", ServerID: moved.ServerID, WorkspaceID: ws.ID,
-		Message: fmt.Sprintf("re-placed from %s to %s; the home directory is new", oldServer, moved.ServerID)})
+		Message: fmt.Sprintf("re-placed from %s to %s; %s", oldServer, moved.ServerID, what)})
 	p.notify(ctx, ws.ID)
 	return nil
 }
@@ -335,7 +431,7 @@ func (p *Placer) image(baseImage string, spec tiers.Spec, s registry.Server) str
 	switch {
 	case baseImage != "":
 		return baseImage
-	case spec.IsGPU && s.WorkspaceImageGPU != "":
+	case spec.NeedsGPU() && s.WorkspaceImageGPU != "":
 		return s.WorkspaceImageGPU
 	case wire.NormalizeArch(s.Architecture) == "arm64" && s.WorkspaceImageARM64 != "":
 		return s.WorkspaceImageARM64
@@ -348,13 +444,17 @@ func (p *Placer) image(baseImage string, spec tiers.Spec, s registry.Server) str
 }
 
 // containerSpec is contract §9.3: name, environment, home mount, limits.
-func (p *Placer) containerSpec(ws registry.Workspace, env map[string]string, creds registry.Credentials, spec tiers.Spec, node placement.Node) wire.CreateContainerRequest {
-	all := map[string]string{
-		"WORKSPACE_ID": ws.ID, "USER_ID": ws.UserID, "SESSION_ID": ws.SessionID, "WORKSPACE_TIER": ws.Tier,
-	}
+func (p *Placer) containerSpec(ws registry.Workspace, env map[string]string, creds registry.Credentials, spec tiers.Spec,
+	node placement.Node, freshHome bool) wire.CreateContainerRequest {
+	all := map[string]string{}
 	for k, v := range env {
-		all[k] = v
+		// Create refused these; a record made before the check existed
+		// still never overrides them.
+		if !slices.Contains(ReservedEnv, k) && (spec.NeedsGPU() || !slices.Contains(GPUEnv, k)) {
+			all[k] = v
+		}
 	}
+	all["WORKSPACE_ID"], all["USER_ID"], all["SESSION_ID"], all["WORKSPACE_TIER"] = ws.ID, ws.UserID, ws.SessionID, ws.Tier
 	set := func(k, v string) {
 		if v != "" {
 			all[k] = v
@@ -365,7 +465,7 @@ func (p *Placer) containerSpec(ws registry.Workspace, env map[string]string, cre
 	set("GIT_BRANCH", ws.Settings.GitBranch)
 	set("GIT_USER_NAME", ws.Settings.GitName)
 	set("GIT_USER_EMAIL", ws.Settings.GitEmail)
-	if spec.IsGPU {
+	if spec.NeedsGPU() {
 		if _, ok := all["NVIDIA_VISIBLE_DEVICES"]; !ok {
 			all["NVIDIA_VISIBLE_DEVICES"] = "all"
 		}
@@ -381,7 +481,7 @@ func (p *Placer) containerSpec(ws registry.Workspace, env map[string]string, cre
 			wire.LabelUserID: ws.UserID, wire.LabelSessionID: ws.SessionID, wire.LabelTier: ws.Tier,
 			wire.LabelCluster: p.cfg.ClusterID,
 		},
-		Mounts:      []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev"}},
+		Mounts:      []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev", Fresh: freshHome}},
 		Resources:   wire.Resources{CPU: p.cpuLimit(spec.VCPU, node), MemoryMB: spec.MemoryMB},
 		Hostname:    "workspace",
 		Runtime:     p.cfg.Runtime,

@@ -98,7 +98,7 @@ func TestDuplicateCreateDuringCreate(t *testing.T) {
 	go func() { ws, err := r.orch.Create(ctx, createReq("w1", "u1")); first <- result{ws, err} }()
 	<-entered
 	go func() { ws, err := r.orch.Create(ctx, createReq("w1", "u1")); retried <- result{ws, err} }()
-	waitFor(t, "the retried create to wait for the first", func() bool { return r.orch.LockUsers("w1") == 2 })
+	waitFor(t, "the retried create to wait for the first", func() bool { return r.orch.CreateCallers("w1") == 2 })
 	if err := r.orch.ReconcileServer(ctx, "ws-1"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -213,9 +214,12 @@ func TestContainerEventsIgnored(t *testing.T) {
 	}
 }
 
-// A server down past the grace loses its workspaces; a restart re-places
-// them on a healthy server with a new home, and says so.
-func TestServerLostAndReplaced(t *testing.T) {
+// A server down past the grace loses its workspaces. A restart while it is
+// down is refused (the home is there; starting elsewhere would start
+// without the user's files); once it is back, the restart starts the
+// workspace where it was, home and all. Only when an operator removes the
+// server for good does the workspace start elsewhere, with an empty home.
+func TestServerLostKeepsItsHome(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, 4, "ws-1", "ws-2")
 	ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
@@ -223,6 +227,7 @@ func TestServerLostAndReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost, to := ws.ServerID, other(ws.ServerID)
+	r.writeHome(lost, "w1", map[string]string{"work.txt": "mine"})
 	r.down.set(lost, time.Now().Add(-orchestrator.Default().LostGrace-time.Minute))
 	r.agents[lost].SetDown(true)
 	r.orch.ReconcileOnce(ctx)
@@ -232,40 +237,44 @@ func TestServerLostAndReplaced(t *testing.T) {
 	if notes := r.notes.all(); !slices.Contains(notes, note{"w1", fleet.StatusError, orchestrator.ReasonServerLost}) {
 		t.Errorf("notifier: got %+v, want w1 server_lost", notes)
 	}
+
+	ws, _ = r.orch.Get(ctx, "w1")
+	var herr *orchestrator.HomeUnavailableError
+	if err := r.orch.Restart(ctx, ws); !errors.As(err, &herr) || herr.ServerID != lost {
+		t.Fatalf("Restart while %s is down: %v; want HomeUnavailableError", lost, err)
+	}
+	if got, _ := r.orch.Get(ctx, "w1"); got.ServerID != lost || len(r.agents[to].Containers()) != 0 {
+		t.Errorf("after the refused restart: on %s, %d containers on %s; want it left on %s", got.ServerID, len(r.agents[to].Containers()), to, lost)
+	}
+
+	// Back: the restart starts it where it was, with its files.
+	r.agents[lost].SetDown(false)
+	r.down.set(lost, time.Time{})
 	ws, _ = r.orch.Get(ctx, "w1")
 	if err := r.orch.Restart(ctx, ws); err != nil {
-		t.Fatalf("Restart: %v", err)
+		t.Fatalf("Restart after %s came back: %v", lost, err)
 	}
-	ws, _ = r.orch.Get(ctx, "w1")
-	if ws.ServerID != to || ws.Status != fleet.StatusRunning || ws.Metadata["home_reset"] != true ||
-		ws.Metadata["previous_server_id"] != lost || ws.Epoch <= 0 {
-		t.Errorf("after restart: server %s status %s epoch %d metadata %v, want running on %s with home_reset and an epoch",
-			ws.ServerID, ws.Status, ws.Epoch, ws.Metadata, to)
+	if got, _ := r.orch.Get(ctx, "w1"); got.ServerID != lost || got.Status != fleet.StatusRunning {
+		t.Errorf("after restart: %s on %s, want running on %s", got.Status, got.ServerID, lost)
 	}
-	if cs := r.agents[to].Containers(); len(cs) != 1 || cs[0].ID != ws.ContainerID || cs[0].Labels[wire.LabelEpoch] != fmt.Sprint(ws.Epoch) {
-		t.Errorf("containers on %s: got %+v, want the recorded %s with epoch %d", to, cs, ws.ContainerID, ws.Epoch)
+	if got := r.readHome(lost, "w1", "work.txt"); got["work.txt"] != "mine" {
+		t.Errorf("work.txt = %q", got["work.txt"])
 	}
-	usage, err := r.db.ServerUsage(ctx)
+
+	// Gone for good: the operator removes the server; the podex API
+	// re-creates the workspace, which starts elsewhere with an empty home.
+	if _, err := r.orch.EvictServer(ctx, lost, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.DeleteServer(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.orch.Create(ctx, createReq("w1", "u1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if usage[lost].Workspaces != 0 || usage[to].Workspaces != 1 {
-		t.Errorf("usage: got %+v, want the reservation moved", usage)
-	}
-	if evs := r.events("w1"); !slices.Contains(evs, "workspace.replaced@"+to) {
-		t.Errorf("events: got %q, want workspace.replaced on %s", evs, to)
-	}
-	// The lost server comes back with the old container still running: it is stopped.
-	r.agents[lost].SetDown(false)
-	r.down.set(lost, time.Time{})
-	r.orch.ReconcileOnce(ctx)
-	for _, c := range r.agents[lost].Containers() {
-		if c.State == "running" {
-			t.Errorf("stale container %s still runs on %s", c.Name, lost)
-		}
-	}
-	if got, _ := r.orch.Get(ctx, "w1"); got.ServerID != to || got.Status != fleet.StatusRunning {
-		t.Errorf("after the lost server came back: got %s on %s, want running on %s", got.Status, got.ServerID, to)
+	if again.ServerID != to || again.Metadata["home_reset"] != true {
+		t.Errorf("re-created on %s with metadata %v; want %s with home_reset", again.ServerID, again.Metadata, to)
 	}
 }
 

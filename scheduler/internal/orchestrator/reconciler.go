@@ -301,10 +301,12 @@ func containerEpoch(c wire.Container) int64 {
 }
 
 // CleanupOnce purges the workspaces marked pending_deletion — container,
-// then data directory, then the record — and returns how many it removed.
-// It is the only code that deletes a workspace's data. A workspace whose
-// agent cannot be reached, or that someone is changing, stays pending for
-// the next round.
+// then data directory, then the record and its home — and the homes whose
+// owner asked for them to go after their record was deleted, and removes
+// the old copies moves left behind. It returns how many workspaces and
+// homes it purged. It is the only code that deletes a workspace's data. A
+// workspace or home whose agent cannot be reached, or that someone is
+// changing, stays for the next round.
 func (r *Reconciler) CleanupOnce(ctx context.Context) int {
 	pending, err := r.DB.ListWorkspaces(ctx, registry.WorkspaceFilter{Statuses: []fleet.Status{fleet.StatusPendingDeletion}})
 	if err != nil {
@@ -325,31 +327,123 @@ func (r *Reconciler) CleanupOnce(ctx context.Context) int {
 		}
 		done++
 	}
+	homes, err := r.DB.ListHomes(ctx, registry.HomeFilter{Purge: true})
+	if err != nil {
+		r.log.Warn("cleanup: list homes", "error", err)
+	}
+	for _, h := range homes {
+		unlock, ok := r.locks.tryLock(h.WorkspaceID)
+		if !ok {
+			continue
+		}
+		err := r.purgeHomeLocked(ctx, h.WorkspaceID)
+		unlock()
+		if err != nil {
+			r.log.Warn("cleanup: home will retry", "workspace_id", h.WorkspaceID, "error", err)
+			continue
+		}
+		done++
+	}
+	r.removeLeftovers(ctx)
 	return done
 }
 
 func (r *Reconciler) purgeLocked(ctx context.Context, ws registry.Workspace) error {
-	if ws.ServerID != "" {
+	if ws.ServerID != "" && ws.ContainerID != "" {
 		s, err := r.DB.GetServer(ctx, ws.ServerID)
 		if err != nil {
 			return err
 		}
-		client := r.agent(s)
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if ws.ContainerID != "" {
-			if err := removeContainer(cctx, client, ws.ContainerID, 30*time.Second); err != nil {
-				return err
-			}
-		}
-		if err := client.RemoveData(cctx, DataDir(ws.ID)); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
+		if err := removeContainer(cctx, r.agent(s), ws.ContainerID, 30*time.Second); err != nil {
 			return err
 		}
 	}
+	if err := r.removeHomeData(ctx, ws.ID); err != nil {
+		return err
+	}
 	if err := r.DB.DeleteWorkspace(ctx, ws.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		return err
+	}
+	if err := r.DB.DeleteHome(ctx, ws.ID); err != nil {
 		return err
 	}
 	r.event(ctx, registry.Event{Kind: "workspace.deleted", ServerID: ws.ServerID, WorkspaceID: ws.ID, Message: "container and data removed by cleanup"})
 	r.log.Info("workspace purged", "workspace_id", ws.ID, "server", ws.ServerID)
 	return nil
+}
+
+// purgeHomeLocked removes the data of a home whose record is gone, then the
+// home: the id is free for anyone afterwards. A record made meanwhile (the
+// owner came back) cancelled the purge.
+func (r *Reconciler) purgeHomeLocked(ctx context.Context, id string) error {
+	h, err := r.DB.GetHome(ctx, id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if !h.Purge {
+		return nil
+	}
+	if _, err := r.DB.GetWorkspace(ctx, id); err == nil {
+		return nil
+	}
+	if err := r.removeHomeData(ctx, id); err != nil {
+		return err
+	}
+	if err := r.DB.DeleteHome(ctx, id); err != nil {
+		return err
+	}
+	r.event(ctx, registry.Event{Kind: "home.deleted", ServerID: h.ServerID, WorkspaceID: id, Message: "home directory removed by cleanup"})
+	r.log.Info("home purged", "workspace_id", id, "server", h.ServerID)
+	return nil
+}
+
+// removeHomeData removes the data directory of id where its home lives;
+// copies elsewhere (an interrupted move's target) become leftovers. A lost
+// home has nothing left to remove.
+func (r *Reconciler) removeHomeData(ctx context.Context, id string) error {
+	h, err := r.DB.GetHome(ctx, id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if h.MovingTo != "" {
+		if err := r.DB.AddLeftover(ctx, id, h.MovingTo); err != nil {
+			return err
+		}
+	}
+	if h.ServerID == "" {
+		return nil
+	}
+	s, err := r.DB.GetServer(ctx, h.ServerID)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.agent(s).RemoveData(cctx, DataDir(id)); err != nil && !errors.Is(err, agentclient.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// removeLeftovers removes the old home copies whose servers answer.
+func (r *Reconciler) removeLeftovers(ctx context.Context) {
+	leftovers, err := r.DB.ListLeftovers(ctx)
+	if err != nil {
+		r.log.Warn("cleanup: list leftovers", "error", err)
+		return
+	}
+	for _, l := range leftovers {
+		unlock, ok := r.locks.tryLock(l.WorkspaceID)
+		if !ok {
+			continue
+		}
+		r.removeLeftover(ctx, l)
+		unlock()
+	}
 }

@@ -33,10 +33,14 @@ type ExecRequest struct {
 	Stdin      []byte // fed to the command
 }
 
-// ExecResult is a finished command.
+// ExecResult is a finished command. StdoutDropped and StderrDropped count
+// the output bytes beyond what the agent returns (wire.ExecOutputLimit per
+// stream for Exec, wire.ExecRawStderrLimit of stderr for ExecRaw).
 type ExecResult struct {
-	ExitCode int
-	Stdout   []byte
-	Stderr   []byte
-	TimedOut bool
+	ExitCode      int
+	Stdout        []byte
+	Stderr        []byte
+	TimedOut      bool
+	StdoutDropped int64
+	StderrDropped int64
 }

@@ -50,6 +50,11 @@ type Request struct {
 	Strategy         Strategy // any case; empty or unknown = Spread
 	AffinityServerID string   // the preferred node for Affinity
 
+	// HomeServerID is the node holding the workspace's home directory.
+	// When it passes every filter it goes first, whatever the strategy:
+	// the home stays where it is instead of being copied.
+	HomeServerID string
+
 	// Sequence is the round-robin counter. The caller keeps it and adds 1 per
 	// call, whatever the strategy and whether the call succeeded, so that
 	// placement stays pure.

@@ -14,6 +14,7 @@ const (
 	reasonAffinity         = "Placed on preferred affinity server"
 	reasonAffinityFallback = "Affinity server unavailable, used spread placement"
 	reasonRoundRobinFormat = "Round-robin selection (index %d)"
+	reasonHome             = "Placed on the server holding the workspace's home directory"
 
 	affinityScore   = 100
 	roundRobinScore = 50
@@ -28,8 +29,23 @@ type candidate struct {
 }
 
 // rank scores the candidates for the strategy, orders them best first and
-// returns the reason for the first one. Equal scores keep input order.
+// returns the reason for the first one; the node holding the workspace's
+// home, when it is a candidate, goes first whatever the strategy. Equal
+// scores keep input order.
 func rank(cs []candidate, q *query, s Strategy) string {
+	reason := rankStrategy(cs, q, s)
+	if q.HomeServerID == "" {
+		return reason
+	}
+	i := slices.IndexFunc(cs, func(c candidate) bool { return c.node.ID == q.HomeServerID })
+	if i < 0 {
+		return reason
+	}
+	moveToFront(cs, i)
+	return reasonHome
+}
+
+func rankStrategy(cs []candidate, q *query, s Strategy) string {
 	switch s {
 	case BestFit:
 		scoreAndSort(cs, q, bestFitScore)

@@ -16,6 +16,10 @@ var (
 	// the destination file is already there.
 	ErrExists = errors.New("already exists")
 
+	// ErrOwnedByOther: the workspace id (its record or its home directory,
+	// which outlives the record) belongs to another user.
+	ErrOwnedByOther = errors.New("owned by another user")
+
 	// ErrInsufficientCapacity: the reservations already held on the server plus
 	// the request exceed one of the caller's limits.
 	ErrInsufficientCapacity = errors.New("insufficient capacity")

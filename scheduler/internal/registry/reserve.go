@@ -125,7 +125,8 @@ func placeTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string, req fle
 
 // ReserveAndInsert places a new workspace on ws.ServerID in one write
 // transaction: if the id is taken it returns ErrExists (GetWorkspace returns
-// the existing row); if the server is unknown, ErrNotFound; if it is not
+// the existing row); if the id's home belongs to another user,
+// ErrOwnedByOther (otherwise the home is claimed: see claimHomeTx); if the server is unknown, ErrNotFound; if it is not
 // active, ErrServerNotActive; if the reservations on the server plus
 // ws.Reservation exceed limits, ErrInsufficientCapacity. Otherwise it bumps
 // the server's placement epoch and inserts the row with status creating and
@@ -178,6 +179,9 @@ func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, creds Credenti
 		}
 		epoch, host, err := placeTx(ctx, tx, ws.ServerID, ws.ID, ws.Reservation, limits)
 		if err != nil {
+			return err
+		}
+		if err := claimHomeTx(ctx, tx, ws.ID, ws.UserID, ws.ServerID); err != nil {
 			return err
 		}
 		ws.Epoch = epoch

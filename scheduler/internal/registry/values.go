@@ -169,6 +169,13 @@ func (f *filter) eq(column, value string) {
 	}
 }
 
+// cond adds a condition without arguments, when on is set.
+func (f *filter) cond(on bool, condition string) {
+	if on {
+		f.where = append(f.where, condition)
+	}
+}
+
 // sql is " WHERE a = ? AND b = ?", or "" when nothing is filtered.
 func (f *filter) sql() string {
 	if len(f.where) == 0 {

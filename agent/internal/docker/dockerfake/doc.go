@@ -9,7 +9,8 @@
 // container events a real daemon would (create, start, kill, die with the
 // exit code, stop, oom, destroy) to every subscriber of Events. Exec runs
 // nothing: it answers from a hook (by default it echoes the command line on
-// stdout and exits 0). ExecTTY runs a TTY hook on a Terminal (by default an
+// stdout and exits 0); a hook set with SetExecIO reads the exec's input as
+// a stream, one set with SetExec finds it whole in the request. ExecTTY runs a TTY hook on a Terminal (by default an
 // echo: what is written is read back) that records its sizes; stopping the
 // container ends it with exit 137. Address answers 127.0.0.1 (SetAddress
 // changes it), so the agent's proxy reaches a server the test runs. Stats

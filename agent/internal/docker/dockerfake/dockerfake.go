@@ -3,6 +3,7 @@ package dockerfake
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -43,6 +44,26 @@ func EchoExec(_ context.Context, _ wire.Container, req wire.ExecRequest, stdout,
 	return 0, err
 }
 
+// ExecIOFunc is an ExecFunc that reads the process's input as a stream
+// (see SetExecIO): stdin is never nil (empty when the exec has no input),
+// and the request's Stdin has been moved into it.
+type ExecIOFunc func(ctx context.Context, c wire.Container, req wire.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, err error)
+
+// withInput adapts an ExecFunc: its input, read whole, is in req.Stdin.
+func withInput(fn ExecFunc) ExecIOFunc {
+	return func(ctx context.Context, c wire.Container, req wire.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+		in, err := io.ReadAll(stdin)
+		if err != nil {
+			return 0, err
+		}
+		req.Stdin = in
+		if len(in) == 0 {
+			req.Stdin = nil
+		}
+		return fn(ctx, c, req, stdout, stderr)
+	}
+}
+
 // Fake is an in-memory Docker daemon. Build it with New.
 type Fake struct {
 	serverID string
@@ -61,7 +82,7 @@ type Fake struct {
 	failUpdate     error
 	failPull       string
 	requireImages  bool
-	exec           ExecFunc
+	exec           ExecIOFunc
 	tty            TTYFunc
 	address        string
 	terminals      []*Terminal
@@ -83,7 +104,7 @@ func New(serverID string) *Fake {
 		subs:       map[*subscriber]struct{}{},
 		images: []wire.Image{{ID: "sha256:" + strings.Repeat("ab", 32), Tags: []string{"berth/workspace:dev"},
 			Size: 300 << 20, Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}},
-		exec:    EchoExec,
+		exec:    withInput(EchoExec),
 		tty:     EchoTTY,
 		address: DefaultAddress,
 	}
@@ -126,10 +147,21 @@ func (f *Fake) SetDown(down bool) {
 // is accepted.
 func (f *Fake) RequireImages(on bool) { f.mu.Lock(); f.requireImages = on; f.mu.Unlock() }
 
-// SetExec replaces the exec hook; nil restores EchoExec.
+// SetExec replaces the exec hook; nil restores EchoExec. The hook sees the
+// exec's input, read whole, in req.Stdin; SetExecIO's hooks read it as a
+// stream.
 func (f *Fake) SetExec(fn ExecFunc) {
 	if fn == nil {
 		fn = EchoExec
+	}
+	f.SetExecIO(withInput(fn))
+}
+
+// SetExecIO replaces the exec hook with one that reads the input as a
+// stream; nil restores EchoExec.
+func (f *Fake) SetExecIO(fn ExecIOFunc) {
+	if fn == nil {
+		fn = withInput(EchoExec)
 	}
 	f.mu.Lock()
 	f.exec = fn
@@ -350,11 +382,23 @@ func (f *Fake) List(context.Context) ([]wire.Container, error) {
 // Exec answers from the exec hook, in a running container only
 // (docker.ErrConflict otherwise). With req.TimeoutSeconds, a hook still
 // running when it passes is abandoned and Exec answers as the adapter does:
-// exit docker.ExecTimeoutExitCode, timed out.
-func (f *Fake) Exec(ctx context.Context, id string, req wire.ExecRequest, stdout, stderr io.Writer) (int, bool, error) {
+// exit docker.ExecTimeoutExitCode, timed out. The input is stdin or
+// req.Stdin, as for the adapter (docker.ExecInput); when reading it fails,
+// Exec fails with docker.ErrBadRequest, as the adapter does, whatever the
+// hook answered.
+func (f *Fake) Exec(ctx context.Context, id string, req wire.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (int, bool, error) {
 	if err := docker.ValidateExec(req); err != nil {
 		return 0, false, err
 	}
+	stdin, err := docker.ExecInput(req, stdin)
+	if err != nil {
+		return 0, false, err
+	}
+	req.Stdin = nil
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	in := &inputRecorder{r: stdin}
 	f.mu.Lock()
 	e, err := f.ownedLocked(id)
 	if err == nil && e.c.State != "running" {
@@ -381,8 +425,10 @@ func (f *Fake) Exec(ctx context.Context, id string, req wire.ExecRequest, stdout
 		hctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutSeconds)*time.Second)
 		defer cancel()
 	}
-	code, err := hook(hctx, c, req, stdout, stderr)
+	code, err := hook(hctx, c, req, in, stdout, stderr)
 	switch {
+	case in.err != nil:
+		return 0, false, fmt.Errorf("%w: exec input of %s broke off: %w", docker.ErrBadRequest, id, in.err)
 	case ctx.Err() != nil:
 		return docker.ExecTimeoutExitCode, true, fmt.Errorf("exec in %s: %w", id, ctx.Err())
 	case hctx.Err() != nil:
@@ -391,6 +437,21 @@ func (f *Fake) Exec(ctx context.Context, id string, req wire.ExecRequest, stdout
 		return 0, false, fmt.Errorf("%w: exec output of %s: %w", docker.ErrDocker, id, err)
 	}
 	return code, false, nil
+}
+
+// inputRecorder keeps the first read error of an exec's input (its end is
+// not one).
+type inputRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *inputRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // Stats returns fixed figures for a running container (12.5 % CPU, 256 MB

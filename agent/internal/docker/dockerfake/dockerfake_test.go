@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"berth/agent/internal/capacity"
@@ -193,11 +195,11 @@ func TestRefusals(t *testing.T) {
 		{"empty id", func() error { _, err := f.Inspect(ctx, ""); return err }, docker.ErrBadRequest},
 		{"remove running without force", func() error { return f.Remove(ctx, running.ID, false) }, docker.ErrConflict},
 		{"exec into a stopped container", func() error {
-			_, _, err := f.Exec(ctx, stopped.ID, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil)
+			_, _, err := f.Exec(ctx, stopped.ID, wire.ExecRequest{Cmd: []string{"true"}}, nil, nil, nil)
 			return err
 		}, docker.ErrConflict},
 		{"exec without a command", func() error {
-			_, _, err := f.Exec(ctx, running.ID, wire.ExecRequest{}, nil, nil)
+			_, _, err := f.Exec(ctx, running.ID, wire.ExecRequest{}, nil, nil, nil)
 			return err
 		}, docker.ErrBadRequest},
 		{"negative update", func() error { return f.Update(ctx, running.ID, wire.Resources{CPU: -1}) }, docker.ErrBadRequest},
@@ -300,7 +302,7 @@ func TestExec(t *testing.T) {
 	c := mustCreate(t, f, startedReq)
 	run := func(req wire.ExecRequest) (code int, timedOut bool, stdout, stderr string, err error) {
 		var o, e bytes.Buffer
-		code, timedOut, err = f.Exec(ctx, c.ID, req, &o, &e)
+		code, timedOut, err = f.Exec(ctx, c.ID, req, nil, &o, &e)
 		return code, timedOut, o.String(), e.String(), err
 	}
 	code, timedOut, stdout, _, err := run(wire.ExecRequest{Cmd: []string{"echo", "hi"}})
@@ -328,7 +330,7 @@ func TestExec(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	code, timedOut, err = f.Exec(cctx, c.ID, wire.ExecRequest{Cmd: []string{"sleep"}}, nil, nil)
+	code, timedOut, err = f.Exec(cctx, c.ID, wire.ExecRequest{Cmd: []string{"sleep"}}, nil, nil, nil)
 	if !errors.Is(err, context.Canceled) || code != docker.ExecTimeoutExitCode || !timedOut {
 		t.Errorf("cancelled: got %d %v %v, want %d true context.Canceled", code, timedOut, err, docker.ExecTimeoutExitCode)
 	}
@@ -337,6 +339,58 @@ func TestExec(t *testing.T) {
 	if _, _, stdout, _, _ := run(wire.ExecRequest{Cmd: []string{"back"}}); stdout != "back\n" {
 		t.Errorf("after SetExec(nil): got %q, want the echo again", stdout)
 	}
+}
+
+func TestExecInput(t *testing.T) {
+	f := dockerfake.New("srv-1")
+	c := mustCreate(t, f, startedReq)
+	var seen []string
+	f.SetExecIO(func(_ context.Context, _ wire.Container, req wire.ExecRequest, stdin io.Reader, stdout, _ io.Writer) (int, error) {
+		in, err := io.ReadAll(stdin)
+		seen = append(seen, fmt.Sprintf("%q in the request, %q streamed", req.Stdin, in))
+		if err != nil {
+			return 0, err
+		}
+		_, err = stdout.Write(in)
+		return 0, err
+	})
+	tests := []struct {
+		name    string
+		req     wire.ExecRequest
+		stdin   io.Reader
+		want    string
+		wantErr error
+	}{
+		{name: "streamed", req: wire.ExecRequest{Cmd: []string{"cat"}}, stdin: strings.NewReader("abc"), want: "abc"},
+		{name: "in the request, streamed to the hook", req: wire.ExecRequest{Cmd: []string{"cat"}, Stdin: []byte("xyz")}, want: "xyz"},
+		{name: "none: an empty input", req: wire.ExecRequest{Cmd: []string{"cat"}}, want: ""},
+		{name: "both", req: wire.ExecRequest{Cmd: []string{"cat"}, Stdin: []byte("x")}, stdin: strings.NewReader("y"),
+			wantErr: docker.ErrBadRequest},
+		{name: "an input that breaks off", req: wire.ExecRequest{Cmd: []string{"cat"}},
+			stdin: io.MultiReader(strings.NewReader("ab"), iotest.ErrReader(io.ErrUnexpectedEOF)), wantErr: docker.ErrBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			_, _, err := f.Exec(ctx, c.ID, tt.req, tt.stdin, &out, nil)
+			if !errors.Is(err, tt.wantErr) || tt.wantErr == nil && out.String() != tt.want {
+				t.Errorf("got %q, %v; want %q, %v", out.String(), err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	if want := `"" in the request, "xyz" streamed`; seen[1] != want {
+		t.Errorf("the IO hook saw %s, want %s", seen[1], want)
+	}
+
+	var got []byte
+	f.SetExec(func(_ context.Context, _ wire.Container, req wire.ExecRequest, _, _ io.Writer) (int, error) {
+		got = req.Stdin
+		return 0, nil
+	})
+	if _, _, err := f.Exec(ctx, c.ID, wire.ExecRequest{Cmd: []string{"cat"}}, strings.NewReader("whole"), nil, nil); err != nil || string(got) != "whole" {
+		t.Errorf("a SetExec hook saw %q (%v), want the streamed input whole in req.Stdin", got, err)
+	}
+	f.SetExec(nil)
 }
 
 func TestStats(t *testing.T) {

@@ -342,6 +342,14 @@
       el('span', { text: e.message }))));
   }
 
+  function renderMoves(moves) {
+    $('#moves').replaceChildren(...moves.map(m => el('li', { 'data-move-of': m.workspace_id },
+      el('strong', { text: m.workspace_id }), ' ',
+      el('span', { class: 'mono', text: m.from + ' → ' + m.to }), ' ',
+      el('span', { text: m.progress }))));
+    $('#no-moves').hidden = moves.length > 0;
+  }
+
   // ---- the whole page
 
   function render(o) {
@@ -355,6 +363,7 @@
     sync($('#workspaces'), blocks, b => b[0], 'data-workspaces-of', newWorkspaceBlock, updateWorkspaceBlock);
     renderMembers(o.members);
     renderEvents(o.events);
+    renderMoves(o.moves || []);
     $('#updated-at').textContent = 'updated ' + time(o.generated_at);
     document.body.dataset.generatedAt = o.generated_at;
   }

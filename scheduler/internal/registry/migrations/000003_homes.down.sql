@@ -1,0 +1,2 @@
+DROP TABLE home_leftovers;
+DROP TABLE homes;
