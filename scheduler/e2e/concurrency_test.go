@@ -182,3 +182,57 @@ func deleteAll(t *testing.T, k caller, ids []string, left string) {
 		}
 	}
 }
+
+// Ten simultaneous creates of one id, as retries after a timeout send
+// them: all 201 with the same running record and its container, or all
+// the same error when the create fails; never a 201 for a workspace that
+// is not there.
+func TestConcurrentCreatesOfOneID(t *testing.T) {
+	needCluster(t)
+	const callers = 10
+	tests := []struct {
+		name       string
+		config     map[string]any
+		wantStatus int
+	}{
+		{"all get the running workspace", starter(), http.StatusCreated},
+		{"all get the failure", map[string]any{"tier": "starter", "base_image": "berth/no-such-image:none"}, http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := composeAPI().as(uniqueID("same-id-user"))
+			session, id := uniqueID("s"), uniqueID("same")
+			k.deleteOnCleanup(t, id)
+			k.purgeOnCleanup(t, id)
+			answers := make([]response, callers)
+			var wg sync.WaitGroup
+			for i := range callers {
+				wg.Go(func() {
+					r, err := k.tryDo(http.MethodPost, "/workspaces", createBody(session, id, tt.config))
+					if err != nil {
+						r = response{status: -1, body: []byte(err.Error())}
+					}
+					answers[i] = r
+				})
+			}
+			wg.Wait()
+			for i, r := range answers {
+				if r.status != tt.wantStatus || string(r.body) != string(answers[0].body) {
+					t.Errorf("caller %d: %s; want %d, the same as caller 0 (%s)", i, r, tt.wantStatus, answers[0])
+				}
+			}
+			if tt.wantStatus != http.StatusCreated {
+				if r := k.get(t, id); r.status != http.StatusNotFound {
+					t.Errorf("after the failed creates: GET %s, want 404", r)
+				}
+				return
+			}
+			var ws info
+			answers[0].into(t, &ws)
+			if ws.Status != "running" || ws.ContainerID == "" || containerState(t, ws.ServerID, id) != "running" {
+				t.Errorf("the record all callers got: %s with container %q (%q on %s); want running", ws.Status, ws.ContainerID,
+					containerState(t, ws.ServerID, id), ws.ServerID)
+			}
+		})
+	}
+}
