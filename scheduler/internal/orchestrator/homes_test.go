@@ -279,3 +279,36 @@ func TestReservedEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// A re-created id whose home's server has no room left runs elsewhere, and
+// its home moves there with it.
+func TestRecreateOnAFullHomeServerMovesTheHome(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, 1, "ws-1", "ws-2") // room for one starter each
+	ws, err := r.orch.Create(ctx, createReq("w1", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, elsewhere := ws.ServerID, other(ws.ServerID)
+	r.writeHome(home, "w1", map[string]string{"keep.txt": "kept"})
+	if err := r.orch.Delete(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else takes the room on the home's server.
+	r.setState(elsewhere, fleet.StateCordoned)
+	if got, err := r.orch.Create(ctx, createReq("w2", "bob")); err != nil || got.ServerID != home {
+		t.Fatalf("filler: %v on %s; want it on %s", err, got.ServerID, home)
+	}
+	r.setState(elsewhere, fleet.StateActive)
+
+	again, err := r.orch.Create(ctx, createReq("w1", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ServerID != elsewhere || again.Metadata["home_reset"] != nil {
+		t.Fatalf("re-created on %s with metadata %v; want on %s with its home", again.ServerID, again.Metadata, elsewhere)
+	}
+	if got := r.readHome(elsewhere, "w1", "keep.txt"); got["keep.txt"] != "kept" {
+		t.Errorf("keep.txt on %s = %q", elsewhere, got["keep.txt"])
+	}
+}
