@@ -152,10 +152,11 @@ func (s *Service) Import(ctx context.Context, req wire.HomeImport, dir string, p
 // fetch streams the archive into staging and verifies it.
 func (s *Service) fetch(ctx context.Context, req wire.HomeImport, staging string, progress func(wire.HomeProgress)) (Summary, error) {
 	tr := &http.Transport{TLSClientConfig: mtls.ForServer(s.peerTLS, req.SourceServerID), ForceAttemptHTTP2: true,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 5 * time.Second, ResponseHeaderTimeout: time.Minute,
-		// A source that vanished mid-copy sends no RST: pings find it.
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 10 * time.Second, PingTimeout: 10 * time.Second}}
+		// A source that vanished mid-copy sends no RST: keepalive probes
+		// (after 10 s of silence, every 5 s, three unanswered) find it.
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAliveConfig: net.KeepAliveConfig{
+			Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3}}).DialContext,
+		TLSHandshakeTimeout: 5 * time.Second, ResponseHeaderTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+req.SourceAddr+wire.PathHomeArchive, nil)
 	if err != nil {

@@ -25,6 +25,10 @@ import (
 	"github.com/coder/websocket"
 )
 
+// deadPeer is the TCP keepalive of every connection to an agent: probes
+// after 15 s of silence, every 5 s, three unanswered ones close it.
+var deadPeer = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
+
 // Dialer makes Clients that share one mTLS identity. It caches one client
 // (and so one connection pool) per server id and address. Safe for
 // concurrent use.
@@ -59,16 +63,15 @@ func (d *Dialer) Client(serverID, addr string) *Client {
 		return c
 	}
 	tr := &http.Transport{
-		TLSClientConfig:     mtls.ForServer(d.base, serverID),
-		DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		TLSClientConfig: mtls.ForServer(d.base, serverID),
+		// A peer that vanished (a host killed, its network gone) sends no
+		// RST: keepalive probes find a dead connection within ~30 s, so a
+		// long stream (a home import, a terminal) ends instead of hanging.
+		DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAliveConfig: deadPeer}).DialContext,
 		TLSHandshakeTimeout: 3 * time.Second,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     60 * time.Second,
 		ForceAttemptHTTP2:   true,
-		// A peer that vanished (a host killed, its network gone) sends no
-		// RST: pings find a dead connection within ~25 s, so a long stream
-		// (a home import, a terminal) ends instead of hanging.
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
 		// A raw exec's input waits for the agent's 100 Continue, so a
 		// refused exec costs no upload (ExecRaw).
 		ExpectContinueTimeout: 5 * time.Second,
