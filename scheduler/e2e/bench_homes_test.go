@@ -83,22 +83,13 @@ type moveData struct {
 // moveFigures reads the home.move.finished event of a workspace.
 func moveFigures(t *testing.T, id string) moveData {
 	t.Helper()
-	code, body := panelAPI(t, http.MethodGet, "/admin/events?limit=500&workspace_id="+id, nil)
-	if code != http.StatusOK {
-		t.Fatalf("GET /admin/events: %d %s", code, body)
-	}
-	var out struct {
-		Events []struct {
-			Kind string   `json:"kind"`
-			Data moveData `json:"data"`
-		} `json:"events"`
-	}
-	if err := json.Unmarshal(body, &out); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range out.Events {
+	for _, e := range workspaceEvents(t, id) {
 		if e.Kind == "home.move.finished" {
-			return e.Data
+			var d moveData
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			return d
 		}
 	}
 	t.Fatalf("no home.move.finished event for %s", id)

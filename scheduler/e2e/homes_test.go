@@ -52,25 +52,35 @@ func checkFiles(t *testing.T, k caller, id, sum string) {
 	}
 }
 
-// adminEvents lists the kinds of a workspace's events, newest first.
-func adminEvents(t *testing.T, id string) []string {
+// workspaceEvent is one event of GET /admin/events.
+type workspaceEvent struct {
+	Kind    string          `json:"kind"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// workspaceEvents lists a workspace's events, newest first.
+func workspaceEvents(t *testing.T, id string) []workspaceEvent {
 	t.Helper()
 	code, body := panelAPI(t, http.MethodGet, "/admin/events?limit=500&workspace_id="+id, nil)
 	if code != http.StatusOK {
 		t.Fatalf("GET /admin/events: %d %s", code, body)
 	}
 	var out struct {
-		Events []struct {
-			Kind    string `json:"kind"`
-			Message string `json:"message"`
-		} `json:"events"`
+		Events []workspaceEvent `json:"events"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatal(err)
 	}
-	kinds := make([]string, len(out.Events))
-	for i, e := range out.Events {
-		kinds[i] = e.Kind
+	return out.Events
+}
+
+// adminEvents lists the kinds of a workspace's events, newest first.
+func adminEvents(t *testing.T, id string) []string {
+	t.Helper()
+	var kinds []string
+	for _, e := range workspaceEvents(t, id) {
+		kinds = append(kinds, e.Kind)
 	}
 	return kinds
 }

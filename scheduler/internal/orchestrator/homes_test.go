@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -160,7 +161,7 @@ func TestDrainMovesHomeWithItsFiles(t *testing.T) {
 	if h := r.home("w1"); h.ServerID != to || h.MovingTo != "" {
 		t.Errorf("home = %+v; want on %s, no move under way", h, to)
 	}
-	if removed := r.agents[from].RemovedData(); !contains(removed, orchestrator.DataDir("w1")) {
+	if removed := r.agents[from].RemovedData(); !slices.Contains(removed, orchestrator.DataDir("w1")) {
 		t.Errorf("old copy on %s not removed (removed: %v)", from, removed)
 	}
 	if left, _ := r.db.ListLeftovers(ctx); len(left) != 0 {
@@ -168,19 +169,10 @@ func TestDrainMovesHomeWithItsFiles(t *testing.T) {
 	}
 	evs := r.events("w1")
 	for _, want := range []string{orchestrator.EventHomeMoveStarted + "@" + to, orchestrator.EventHomeMoveFinished + "@" + to} {
-		if !contains(evs, want) {
+		if !slices.Contains(evs, want) {
 			t.Errorf("events %v lack %s", evs, want)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func TestMoveFromUnreachableHomeIsRefusedAndKeepsData(t *testing.T) {
@@ -248,7 +240,7 @@ func TestHomeOfRemovedServerStartsEmpty(t *testing.T) {
 	if again.Metadata["home_reset"] != true {
 		t.Errorf("metadata %v; want home_reset true", again.Metadata)
 	}
-	if !contains(r.events("w1"), orchestrator.EventHomeReset+"@"+again.ServerID) {
+	if !slices.Contains(r.events("w1"), orchestrator.EventHomeReset+"@"+again.ServerID) {
 		t.Errorf("events %v lack %s", r.events("w1"), orchestrator.EventHomeReset)
 	}
 }
