@@ -94,6 +94,7 @@ type CreateContainerRequest struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	Mounts      []Mount           `json:"mounts,omitempty"`
 	Resources   Resources         `json:"resources"`
+	GPU         *GPURequest       `json:"gpu,omitempty"` // GPUs to expose; nil = none
 	User        string            `json:"user,omitempty"`
 	WorkingDir  string            `json:"working_dir,omitempty"`
 	Hostname    string            `json:"hostname,omitempty"`
@@ -108,6 +109,13 @@ type CreateContainerRequest struct {
 	NetworkMode string `json:"network_mode,omitempty"` // "" or "bridge"; "host" is refused
 	PidMode     string `json:"pid_mode,omitempty"`     // "host" is refused
 	IpcMode     string `json:"ipc_mode,omitempty"`     // "host" is refused
+}
+
+// GPURequest exposes GPUs to a container through Docker's device requests
+// (the NVIDIA container toolkit on the host).
+type GPURequest struct {
+	Count        int      `json:"count"`        // GPUs; -1 = all of the host's
+	Capabilities []string `json:"capabilities"` // e.g. gpu, compute, utility
 }
 
 // Container is the agent's view of one berth container.

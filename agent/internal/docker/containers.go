@@ -128,6 +128,9 @@ func (c *Client) buildCreate(req wire.CreateContainerRequest) (*container.Config
 		Init:        &initOn,
 		Resources:   dockerResources(req.Resources),
 	}
+	if g := req.GPU; g != nil {
+		hostCfg.DeviceRequests = []container.DeviceRequest{{Count: g.Count, Capabilities: [][]string{g.Capabilities}}}
+	}
 	return cfg, hostCfg, nil
 }
 

@@ -47,6 +47,9 @@ func ValidateCreate(req wire.CreateContainerRequest, dataDir string) error {
 	if err := ValidateResources(req.Resources); err != nil {
 		return err
 	}
+	if g := req.GPU; g != nil && (g.Count == 0 || g.Count < -1 || len(g.Capabilities) == 0) {
+		return fmt.Errorf("%w: gpu request %+v: want a count of at least 1 (or -1 for all) and capabilities", ErrBadRequest, *g)
+	}
 	for _, m := range req.Mounts {
 		if !path.IsAbs(m.Target) {
 			return fmt.Errorf("%w: mount target %q must be an absolute path", ErrBadRequest, m.Target)

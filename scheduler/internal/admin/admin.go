@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/labstack/echo/v4"
@@ -40,6 +41,8 @@ type Fleet interface {
 	Request(cfg orchestrator.WorkspaceConfig) (placement.Request, tiers.Spec)
 	Explain(ctx context.Context, cfg orchestrator.WorkspaceConfig) (placement.Decision, error)
 	EvictServer(ctx context.Context, serverID string, force bool) (int, error)
+	// IdleStopAt is when a running workspace is stopped if unused meanwhile.
+	IdleStopAt(ws registry.Workspace) (time.Time, bool)
 }
 
 // Agents gives the mTLS client of a server's agent.

@@ -164,7 +164,11 @@ func (a *API) overview(ctx context.Context) (Overview, error) {
 	for _, w := range workspaces {
 		list, ok := o.Workspaces[w.ServerID]
 		if ok && len(list) < maxPanelWorkspaces {
-			o.Workspaces[w.ServerID] = append(list, workspaceOf(w))
+			v := workspaceOf(w)
+			if at, ok := a.d.Fleet.IdleStopAt(w); ok {
+				v.IdleStopAt = timestamp(at)
+			}
+			o.Workspaces[w.ServerID] = append(list, v)
 		}
 	}
 	for i, e := range events {

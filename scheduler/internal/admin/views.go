@@ -107,6 +107,7 @@ type Workspace struct {
 	CreatedAt    *string   `json:"created_at"`
 	LastActivity *string   `json:"last_activity"`
 	UpdatedAt    *string   `json:"updated_at"`
+	IdleStopAt   *string   `json:"idle_stop_at"` // when it is stopped if nobody uses it; null: never
 }
 
 // Event is one entry of the registry's event log.

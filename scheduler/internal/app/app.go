@@ -106,6 +106,7 @@ func (a *App) build(ctx context.Context) error {
 	ocfg.WorkspaceImage, ocfg.Runtime = cfg.WorkspaceImage, cfg.DockerRuntime
 	ocfg.ReconcileInterval, ocfg.OrphanGrace, ocfg.LostGrace = cfg.ReconcileInterval, cfg.OrphanGrace, cfg.ServerLostGrace
 	ocfg.HomeMoveTimeout = cfg.HomeMoveTimeout
+	ocfg.IdleTimeout, ocfg.IdleCPUPercent = cfg.IdleTimeout, cfg.IdleCPUPercent
 	a.orch, err = orchestrator.New(ocfg, orchestrator.Deps{
 		DB: a.db, Agents: dialer, Members: members, Health: a.tracker, Down: a.tracker, Notifier: notifier,
 		Observer: a.metrics, Log: log.Named("orchestrator"),

@@ -38,6 +38,9 @@ type Workspaces interface {
 	// ErrExists when it has a record.
 	MarkHomeForDeletion(ctx context.Context, id, userID string) error
 	Heartbeat(ctx context.Context, ws registry.Workspace) error
+	// NoteActivity records use of the workspace by a stream (terminal
+	// bytes, proxied requests and messages) for the idle stop; no I/O.
+	NoteActivity(id string)
 	// Exec and ExecStream fail with orchestrator.ErrNoContainer,
 	// ErrNotRunning or ErrServerUnavailable; any other error means the
 	// Docker exec failed. A timeout is a result with TimedOut set.

@@ -42,6 +42,7 @@ type fakeWorkspaces struct {
 	execFn     func(req orchestrator.ExecRequest) (orchestrator.ExecResult, error)
 	streamFn   func(ctx context.Context, req orchestrator.ExecRequest, onOutput func(string, []byte) error) (orchestrator.ExecResult, error)
 	rawFn      func(ctx context.Context, req orchestrator.ExecRequest, stdin io.Reader, stdout io.Writer) (orchestrator.ExecResult, error)
+	activity   map[string]int // NoteActivity calls by workspace
 	stats      wire.ContainerStats
 	statsErr   error
 	options    orchestrator.ScaleOptions
@@ -167,6 +168,22 @@ func (f *fakeWorkspaces) MarkHomeForDeletion(context.Context, string, string) er
 
 func (f *fakeWorkspaces) MarkForDeletion(_ context.Context, w registry.Workspace) error {
 	return f.record("MarkForDeletion", w.ID)
+}
+
+func (f *fakeWorkspaces) NoteActivity(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.activity == nil {
+		f.activity = map[string]int{}
+	}
+	f.activity[id]++
+}
+
+// activityOf is how many times the streams noted use of a workspace.
+func (f *fakeWorkspaces) activityOf(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.activity[id]
 }
 
 func (f *fakeWorkspaces) Heartbeat(_ context.Context, w registry.Workspace) error {

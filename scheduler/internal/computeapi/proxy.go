@@ -129,6 +129,7 @@ func (a *API) proxy(c echo.Context, port, prefixSegments int) error {
 	if err != nil {
 		return a.proxyFailure(id, port, err)
 	}
+	a.d.Workspaces.NoteActivity(ws.ID) // preview traffic is use (idle stop)
 	h, err := a.d.Workspaces.AppProxy(ctx, ws, port, agentclient.ProxyOptions{
 		ModifyResponse: injectBridge,
 		ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {

@@ -354,6 +354,9 @@ func TestProxyRequest(t *testing.T) {
 			if ports := p.app.askedPorts(); len(ports) != 1 || ports[0] != tt.wantPort {
 				t.Errorf("ports: got %v, want [%d]", ports, tt.wantPort)
 			}
+			if n := p.f.activityOf("ws1"); n != 1 {
+				t.Errorf("use of ws1 noted %d times, want once per request (idle stop)", n)
+			}
 		})
 	}
 }

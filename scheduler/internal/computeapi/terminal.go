@@ -70,6 +70,26 @@ type terminalIO interface {
 	Close() error
 }
 
+// usedTerminal notes use of the workspace (for the idle stop) on every
+// read of output and write of input.
+type usedTerminal struct {
+	terminalIO
+	note func()
+}
+
+func (t usedTerminal) Read(p []byte) (int, error) {
+	n, err := t.terminalIO.Read(p)
+	if n > 0 {
+		t.note()
+	}
+	return n, err
+}
+
+func (t usedTerminal) Write(p []byte) (int, error) {
+	t.note()
+	return t.terminalIO.Write(p)
+}
+
 // webSocketOnly answers 404 Not Found to a request that is not a
 // WebSocket upgrade: Starlette routes none to a WebSocket endpoint.
 func webSocketOnly(next echo.HandlerFunc) echo.HandlerFunc {
@@ -145,7 +165,7 @@ func (a *API) terminal(c echo.Context) error {
 		return nil
 	}
 	a.log.Debug("terminal opened", "workspace_id", ws.ID, "session", req.Session, "shell", req.Shell)
-	how := a.serveTerminal(ctx, conn, tty)
+	how := a.serveTerminal(ctx, conn, usedTerminal{terminalIO: tty, note: func() { a.d.Workspaces.NoteActivity(ws.ID) }})
 	a.log.Debug("terminal closed", "workspace_id", ws.ID, "session", req.Session, "end", how)
 	return nil
 }

@@ -335,6 +335,9 @@ func TestTerminalSession(t *testing.T) {
 	if out, _ := readOutputFor(t, conn, "echo hi\r"); out != "echo hi\r" {
 		t.Errorf("echo: got %q", out)
 	}
+	if n := r.fake.activityOf("ws1"); n < 2 {
+		t.Errorf("use of ws1 noted %d times; want input and output noted (idle stop)", n)
+	}
 	write(t, conn, websocket.MessageBinary, []byte("\x1b[A\x03")) // up, ctrl-c
 	readOutputFor(t, conn, "\x1b[A\x03")
 

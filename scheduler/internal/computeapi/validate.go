@@ -120,6 +120,12 @@ func (o object) nullableString(name string) *string {
 	return &s
 }
 
+// has reports whether the field was given (null included).
+func (o object) has(name string) bool {
+	_, ok := o.get(name)
+	return ok
+}
+
 // intOr is an `int` field with a default and optional ge/le bounds.
 func (o object) intOr(name string, def int64, b bounds) int64 {
 	x, ok := o.get(name)

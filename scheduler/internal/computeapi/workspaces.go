@@ -108,7 +108,9 @@ func decodeCreate(b requestBody, user string) (orchestrator.CreateRequest, error
 	wc.GitCredentials = deref(cfg.nullableString("git_credentials"))
 	wc.Environment = cfg.stringMap("environment")
 	cfg.intOr("storage_gb", 20, between(5, 500))
-	cfg.intOr("timeout_hours", 24, between(1, 168))
+	if hours := cfg.intOr("timeout_hours", 24, between(1, 168)); cfg.has("timeout_hours") {
+		wc.Settings.IdleTimeoutHours = int(hours) // the idle limit (README: idle stop)
+	}
 	cfg.stringList("pre_init_commands")
 	cfg.stringList("post_init_commands")
 	cfg.nullableString("template_id")

@@ -134,7 +134,7 @@ func (a *API) socketProxy(c echo.Context) error {
 		return nil
 	}
 	defer func() { _ = app.CloseNow() }()
-	a.relaySocket(client, app, lim)
+	a.relaySocket(client, app, lim, func() { a.d.Workspaces.NoteActivity(ws.ID) })
 	return nil
 }
 
@@ -242,9 +242,17 @@ type relay struct {
 	lim     relayLimits
 	last    atomic.Int64 // unix nanos of the last message moved, either way
 	stalled atomic.Int32 // 1 + the side that stopped reading; 0 while none has
+	used    func()       // notes use of the workspace (idle stop); nil = none
 }
 
-func (r *relay) touch() { r.last.Store(time.Now().UnixNano()) }
+// touch records that a message moved: for the relay's own idle timeout,
+// and as use of the workspace.
+func (r *relay) touch() {
+	r.last.Store(time.Now().UnixNano())
+	if r.used != nil {
+		r.used()
+	}
+}
 
 // pumpEnd is how one direction of a relay ended.
 type pumpEnd struct {
@@ -256,8 +264,8 @@ type pumpEnd struct {
 
 // relaySocket copies messages both ways until either side ends, then ends
 // the other as described at the top of the file.
-func (a *API) relaySocket(client, app *websocket.Conn, lim relayLimits) {
-	r := &relay{conns: [2]*websocket.Conn{clientSide: client, appSide: app}, lim: lim}
+func (a *API) relaySocket(client, app *websocket.Conn, lim relayLimits, used func()) {
+	r := &relay{conns: [2]*websocket.Conn{clientSide: client, appSide: app}, lim: lim, used: used}
 	client.SetReadLimit(lim.ReadLimit)
 	app.SetReadLimit(lim.ReadLimit)
 	ctx, cancel := context.WithCancel(context.Background())

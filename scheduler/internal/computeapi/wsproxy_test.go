@@ -218,6 +218,9 @@ func TestSocketProxyRelays(t *testing.T) {
 	if s.api.streams.count("ws1", socketKind) != 1 {
 		t.Errorf("open sockets: got %d, want 1", s.api.streams.count("ws1", socketKind))
 	}
+	if n := s.f.activityOf("ws1"); n < 8 {
+		t.Errorf("use of ws1 noted %d times, want once per message moved at least (idle stop)", n)
+	}
 	conn.Close(websocket.StatusNormalClosure, "")
 	waitUntil(t, "the slot released", func() bool { return s.api.streams.count("ws1", socketKind) == 0 })
 }

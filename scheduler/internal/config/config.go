@@ -41,6 +41,8 @@ type Config struct {
 	OrphanGrace       time.Duration // BERTH_ORPHAN_GRACE: unrecorded containers are removed after this
 	ServerLostGrace   time.Duration // BERTH_SERVER_LOST_GRACE: a server down this long loses its workspaces
 	HomeMoveTimeout   time.Duration // BERTH_HOME_MOVE_TIMEOUT: one copy of a home directory between hosts
+	IdleTimeout       time.Duration // BERTH_IDLE_TIMEOUT: stop a running workspace unused this long; 0 = never
+	IdleCPUPercent    float64       // BERTH_IDLE_CPU_PERCENT: CPU use (% of a core) that counts as use; 0 = never
 
 	ShutdownTimeout time.Duration
 	LogLevel        string
@@ -65,6 +67,8 @@ func Default() Config {
 		OrphanGrace:       10 * time.Minute,
 		ServerLostGrace:   time.Minute,
 		HomeMoveTimeout:   2 * time.Hour,
+		IdleTimeout:       24 * time.Hour,
+		IdleCPUPercent:    5,
 		LogLevel:          "info",
 	}
 }
@@ -105,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcileInterval < 100*time.Millisecond || c.OrphanGrace < 0 || c.ServerLostGrace < time.Second {
 		add("reconcile interval must be at least 100ms, orphan grace not negative, server lost grace at least 1s")
+	}
+	if c.IdleTimeout < 0 || c.IdleCPUPercent < 0 {
+		add("idle timeout %s and idle cpu percent %g: must not be negative", c.IdleTimeout, c.IdleCPUPercent)
 	}
 	if c.HomeMoveTimeout < time.Minute {
 		add("home move timeout %s: at least 1m", c.HomeMoveTimeout)
@@ -168,6 +175,11 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
 		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: durationSetter(&c.ReconcileInterval)},
 		{Env: "BERTH_ORPHAN_GRACE", Flag: "orphan-grace", Help: "remove unrecorded containers after", Set: durationSetter(&c.OrphanGrace)},
+		{Env: "BERTH_IDLE_TIMEOUT", Flag: "idle-timeout", Help: "stop a running workspace unused this long (0: never; timeout_hours at create wins)", Set: durationSetter(&c.IdleTimeout)},
+		{Env: "BERTH_IDLE_CPU_PERCENT", Flag: "idle-cpu-percent", Help: "CPU use, % of one core, that counts as use for the idle stop (0: never)", Set: func(v string) (err error) {
+			c.IdleCPUPercent, err = strconv.ParseFloat(v, 64)
+			return err
+		}},
 		{Env: "BERTH_HOME_MOVE_TIMEOUT", Flag: "home-move-timeout", Help: "bound on one copy of a home between hosts", Set: durationSetter(&c.HomeMoveTimeout)},
 		{Env: "BERTH_SERVER_LOST_GRACE", Flag: "server-lost-grace", Help: "a server down this long loses its workspaces", Set: durationSetter(&c.ServerLostGrace)},
 		{Env: "COMPUTE_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Help: "graceful shutdown limit, seconds", Set: func(v string) (err error) {

@@ -31,6 +31,12 @@ type Config struct {
 	OrphanGrace       time.Duration // a container without a record is removed after this long (stopped at once)
 	LostGrace         time.Duration // a server down this long loses its workspaces (server_lost)
 	CleanupInterval   time.Duration // how often pending_deletion workspaces are purged
+
+	// Idle stop (idle.go): a running workspace unused this long is stopped;
+	// 0 = never (a workspace's own timeout_hours wins).
+	IdleTimeout       time.Duration
+	IdleCheckInterval time.Duration // how often running workspaces are checked
+	IdleCPUPercent    float64       // CPU use (% of one core) that counts as use; 0 = CPU never does
 }
 
 // Default returns the settings berth runs with unless told otherwise.
@@ -40,6 +46,7 @@ func Default() Config {
 		CreateTimeout: 2 * time.Minute, HomeMoveTimeout: 2 * time.Hour,
 		ReconcileInterval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute,
 		CleanupInterval: 5 * time.Second,
+		IdleTimeout:     24 * time.Hour, IdleCheckInterval: 2 * time.Second, IdleCPUPercent: 5,
 	}
 }
 
@@ -50,13 +57,16 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("cluster id is empty"))
 	}
 	for name, d := range map[string]time.Duration{"create timeout": c.CreateTimeout, "home move timeout": c.HomeMoveTimeout, "reconcile interval": c.ReconcileInterval,
-		"cleanup interval": c.CleanupInterval} {
+		"cleanup interval": c.CleanupInterval, "idle check interval": c.IdleCheckInterval} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
 		}
 	}
 	if c.OrphanGrace < 0 || c.LostGrace < 0 {
 		errs = append(errs, errors.New("grace periods must not be negative"))
+	}
+	if c.IdleTimeout < 0 || c.IdleCPUPercent < 0 {
+		errs = append(errs, errors.New("idle timeout and idle CPU percent must not be negative"))
 	}
 	return errors.Join(errs...)
 }

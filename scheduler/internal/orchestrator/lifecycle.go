@@ -221,8 +221,10 @@ func (l *Lifecycle) Heartbeat(ctx context.Context, ws registry.Workspace) error 
 }
 
 func (l *Lifecycle) touch(ctx context.Context, id string) error {
+	now := time.Now()
+	l.activity.note(id, now)
 	_, err := l.DB.UpdateWorkspace(ctx, id, func(w *registry.Workspace) error {
-		w.LastActivity = time.Now().UTC()
+		w.LastActivity = now.UTC()
 		return nil
 	})
 	if errors.Is(err, registry.ErrNotFound) {

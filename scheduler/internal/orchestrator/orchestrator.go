@@ -38,7 +38,7 @@ func New(cfg Config, d Deps) (*Orchestrator, error) {
 	if d.Log == nil {
 		d.Log = hclog.NewNullLogger()
 	}
-	c := &core{cfg: cfg, Deps: d, log: d.Log, locks: newLocks()}
+	c := &core{cfg: cfg, Deps: d, log: d.Log, locks: newLocks(), activity: &activity{}}
 	p := &Placer{core: c, flights: newFlights()}
 	return &Orchestrator{
 		Placer:     p,
@@ -50,9 +50,10 @@ func New(cfg Config, d Deps) (*Orchestrator, error) {
 // core is what the parts share.
 type core struct {
 	Deps
-	cfg   Config
-	log   hclog.Logger
-	locks *locks
+	cfg      Config
+	log      hclog.Logger
+	locks    *locks
+	activity *activity // use seen by the streams (idle.go)
 }
 
 // agent is the client of a server's agent.

@@ -483,12 +483,23 @@ func (p *Placer) containerSpec(ws registry.Workspace, env map[string]string, cre
 		},
 		Mounts:      []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev", Fresh: freshHome}},
 		Resources:   wire.Resources{CPU: p.cpuLimit(spec.VCPU, node), MemoryMB: spec.MemoryMB},
+		GPU:         gpuRequest(spec),
 		Hostname:    "workspace",
 		Runtime:     p.cfg.Runtime,
 		Start:       true,
 		WorkspaceID: ws.ID,
 		Epoch:       ws.Epoch,
 	}
+}
+
+// gpuRequest is the device request of a GPU tier: its GPU count (at least
+// one, as placement counts it) with the capabilities berth's environment
+// announces (NVIDIA_DRIVER_CAPABILITIES compute,utility); nil for others.
+func gpuRequest(spec tiers.Spec) *wire.GPURequest {
+	if !spec.NeedsGPU() {
+		return nil
+	}
+	return &wire.GPURequest{Count: max(spec.GPUCount, 1), Capabilities: []string{"gpu", "compute", "utility"}}
 }
 
 // cpuLimit is the CPU limit to give a container: the tier's vCPUs, but no

@@ -28,13 +28,16 @@ type Reconciler struct {
 // errChanged aborts an update whose premise no longer holds.
 var errChanged = errors.New("workspace changed meanwhile")
 
-// Run reconciles every server every ReconcileInterval and purges marked
-// workspaces every CleanupInterval, until ctx ends.
+// Run reconciles every server every ReconcileInterval, purges marked
+// workspaces every CleanupInterval and stops idle ones every
+// IdleCheckInterval, until ctx ends.
 func (r *Reconciler) Run(ctx context.Context) error {
 	reconcile := time.NewTicker(r.cfg.ReconcileInterval)
 	defer reconcile.Stop()
 	cleanup := time.NewTicker(r.cfg.CleanupInterval)
 	defer cleanup.Stop()
+	idle := time.NewTicker(r.cfg.IdleCheckInterval)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -43,6 +46,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.ReconcileOnce(ctx)
 		case <-cleanup.C:
 			r.CleanupOnce(ctx)
+		case <-idle.C:
+			r.IdleOnce(ctx)
 		}
 	}
 }

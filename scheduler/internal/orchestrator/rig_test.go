@@ -37,6 +37,7 @@ type rig struct {
 	orch   *orchestrator.Orchestrator
 	agents map[string]*agenttest.Agent
 	dialer *agentclient.Dialer
+	pki    *testutil.PKI
 	path   string      // the SQLite file
 	health *healthView // the orchestrator's HealthView; all healthy at first
 	down   *downView   // the orchestrator's DownView; nobody is down at first
@@ -56,16 +57,10 @@ func newRig(t *testing.T, slots int, servers ...string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	r := &rig{t: t, db: db, path: path, agents: map[string]*agenttest.Agent{}, health: &healthView{}, down: &downView{}, notes: &notifier{}}
+	r := &rig{t: t, db: db, path: path, pki: pki, agents: map[string]*agenttest.Agent{}, health: &healthView{}, down: &downView{}, notes: &notifier{}}
 	for _, id := range servers {
-		a := agenttest.Start(t, pki, id)
-		r.agents[id] = a
-		host, port, _ := net.SplitHostPort(a.Addr())
-		p, _ := strconv.Atoi(port)
-		if _, err := db.CreateServer(ctx, registry.Server{ID: id, Hostname: id, IPAddress: host, AgentPort: p,
-			Architecture: "amd64", Region: "local", TotalCPU: float64(2 * slots), TotalMemoryMB: int64(4096 * slots), TotalDiskGB: 1000}); err != nil {
-			t.Fatal(err)
-		}
+		r.addServer(registry.Server{ID: id, Architecture: "amd64", Region: "local",
+			TotalCPU: float64(2 * slots), TotalMemoryMB: int64(4096 * slots), TotalDiskGB: 1000})
 	}
 	cert, key := pki.Issue("scheduler", wire.RoleScheduler, false)
 	dialer, err := agentclient.NewDialer(mtls.Files{Cert: cert, Key: key, CA: pki.CAFile})
@@ -75,6 +70,19 @@ func newRig(t *testing.T, slots int, servers ...string) *rig {
 	r.dialer = dialer
 	r.orch = r.with(nil)
 	return r
+}
+
+// addServer starts an agent for s.ID and registers s with its address.
+func (r *rig) addServer(s registry.Server) {
+	r.t.Helper()
+	a := agenttest.Start(r.t, r.pki, s.ID)
+	r.agents[s.ID] = a
+	host, port, _ := net.SplitHostPort(a.Addr())
+	s.Hostname, s.IPAddress = s.ID, host
+	s.AgentPort, _ = strconv.Atoi(port)
+	if _, err := r.db.CreateServer(context.Background(), s); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // with builds another orchestrator over the rig's database, agents, down

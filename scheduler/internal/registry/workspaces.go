@@ -56,6 +56,10 @@ type Settings struct {
 	GitEmail         string `json:"git_email,omitempty"`
 	BaseImage        string `json:"base_image,omitempty"`
 	RegionPreference string `json:"region_preference,omitempty"`
+	// IdleTimeoutHours is the create's timeout_hours when it gave one: the
+	// workspace is stopped after that long unused; 0 = the scheduler's
+	// default.
+	IdleTimeoutHours int `json:"idle_timeout_hours,omitempty"`
 }
 
 // Credentials are a workspace's secrets, stored in their own table and read
@@ -185,6 +189,9 @@ func validateWorkspace(w Workspace) error {
 // (insert, or an update that changes them), so a row stored before a rule
 // existed can still have its status updated.
 func validateSettings(s Settings) error {
+	if s.IdleTimeoutHours < 0 {
+		return fmt.Errorf("setting idle_timeout_hours %d: negative: %w", s.IdleTimeoutHours, ErrInvalid)
+	}
 	for _, f := range []struct{ name, value string }{
 		{"git_branch", s.GitBranch}, {"git_name", s.GitName}, {"git_email", s.GitEmail},
 		{"base_image", s.BaseImage}, {"region_preference", s.RegionPreference},

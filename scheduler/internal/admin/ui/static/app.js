@@ -264,7 +264,7 @@
       el('summary', {}, el('strong', { 'data-field': 'server' }), ' ', el('span', { class: 'muted', 'data-field': 'count' })),
       el('div', { class: 'table-wrap' },
         el('table', { class: 'ws' },
-          el('thead', {}, el('tr', {}, ...['Workspace', 'User', 'Status', 'Tier', 'Reserved', 'Created'].map(h => el('th', { text: h })))),
+          el('thead', {}, el('tr', {}, ...['Workspace', 'User', 'Status', 'Tier', 'Reserved', 'Created', 'Idle stop in'].map(h => el('th', { text: h })))),
           el('tbody'))));
   }
 
@@ -281,7 +281,18 @@
       el('td', {}, el('span', { class: 'badge status-' + w.status, text: w.status, title: w.status_reason || '' })),
       el('td', { text: w.tier || '—' }),
       el('td', { text: cores(w.reserved.cpu) + ', ' + mb(w.reserved.memory_mb) + ', ' + gb(w.reserved.disk_gb) }),
-      el('td', { text: dateTime(w.created_at) }))));
+      el('td', { text: dateTime(w.created_at) }),
+      el('td', { 'data-field': 'idle', text: idleIn(w.idle_stop_at) }))));
+  }
+
+  // idleIn is the time left before an unused workspace is stopped.
+  function idleIn(at) {
+    if (!at) return '—';
+    const s = Math.round((Date.parse(at) - Date.now()) / 1000);
+    if (s <= 0) return 'now';
+    if (s < 120) return s + ' s';
+    if (s < 7200) return Math.round(s / 60) + ' min';
+    return Math.round(s / 3600) + ' h';
   }
 
   // ---- cluster totals
