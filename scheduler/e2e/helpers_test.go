@@ -507,8 +507,8 @@ const testToken = "e2e-token"
 // startScheduler starts `scheduler serve` with strategy and the seeds (by
 // host id), waits until it serves and its health probes have found both
 // hosts healthy, and stops it when the test ends. Containers it leaves on
-// the hosts are an error and are removed.
-func startScheduler(t *testing.T, strategy string, seeds map[string]seed) *scheduler {
+// the hosts are an error and are removed. env adds settings (KEY=VALUE).
+func startScheduler(t *testing.T, strategy string, seeds map[string]seed, env ...string) *scheduler {
 	t.Helper()
 	bin := schedulerBinary(t)
 	root := repoRoot(t)
@@ -562,6 +562,7 @@ func startScheduler(t *testing.T, strategy string, seeds map[string]seed) *sched
 		"COMPUTE_SHUTDOWN_TIMEOUT=5",
 		"BERTH_LOG_JSON=true",
 	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
 	if err := cmd.Start(); err != nil {
