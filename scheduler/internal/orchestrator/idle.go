@@ -46,6 +46,9 @@ func (a *activity) note(id string, t time.Time) {
 	}
 }
 
+// forget drops a workspace that is gone.
+func (a *activity) forget(id string) { a.m.Delete(id) }
+
 func (a *activity) last(id string) time.Time {
 	if v, ok := a.m.Load(id); ok {
 		return time.Unix(0, v.(*atomic.Int64).Load())

@@ -184,6 +184,7 @@ func (l *Lifecycle) deleteLocked(ctx context.Context, id, why string) error {
 	if err := l.DB.DeleteWorkspace(ctx, ws.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		return err
 	}
+	l.activity.forget(ws.ID)
 	return nil
 }
 

@@ -365,12 +365,13 @@ func (r *Reconciler) purgeLocked(ctx context.Context, ws registry.Workspace) err
 			return err
 		}
 	}
-	if err := r.removeHomeData(ctx, ws.ID); err != nil {
+	if err := r.removeHomeData(ctx, ws.ID, ws.ServerID); err != nil {
 		return err
 	}
 	if err := r.DB.DeleteWorkspace(ctx, ws.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		return err
 	}
+	r.activity.forget(ws.ID)
 	if err := r.DB.DeleteHome(ctx, ws.ID); err != nil {
 		return err
 	}
@@ -395,7 +396,7 @@ func (r *Reconciler) purgeHomeLocked(ctx context.Context, id string) error {
 	if _, err := r.DB.GetWorkspace(ctx, id); err == nil {
 		return nil
 	}
-	if err := r.removeHomeData(ctx, id); err != nil {
+	if err := r.removeHomeData(ctx, id, ""); err != nil {
 		return err
 	}
 	if err := r.DB.DeleteHome(ctx, id); err != nil {
@@ -408,11 +409,13 @@ func (r *Reconciler) purgeHomeLocked(ctx context.Context, id string) error {
 
 // removeHomeData removes the data directory of id where its home lives;
 // copies elsewhere (an interrupted move's target) become leftovers. A lost
-// home has nothing left to remove.
-func (r *Reconciler) removeHomeData(ctx context.Context, id string) error {
+// home has nothing left to remove. An id without a home row (none is
+// expected: every placement claims one) has its data removed on
+// fallbackServer, its workspace's server, if any.
+func (r *Reconciler) removeHomeData(ctx context.Context, id, fallbackServer string) error {
 	h, err := r.DB.GetHome(ctx, id)
 	if errors.Is(err, registry.ErrNotFound) {
-		return nil
+		h = registry.Home{WorkspaceID: id, ServerID: fallbackServer}
 	} else if err != nil {
 		return err
 	}
