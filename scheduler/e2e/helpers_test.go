@@ -456,8 +456,11 @@ type scheduler struct {
 	clusterID string
 	api       *client
 	logs      *lineLog
-	exited    chan struct{}
+	exited    chan struct{} // of the running process
 	exitErr   error
+	cmd       *exec.Cmd // the running process
+	bin       string
+	env       []string // its settings, kept for restart
 }
 
 var (
@@ -545,10 +548,10 @@ func startScheduler(t *testing.T, strategy string, seeds map[string]seed, env ..
 	}
 	s.api = newClient(s.url, testToken)
 
-	cmd := exec.Command(bin, "serve")
 	// Only what the test means: no gossip key, no BERTH_CONFIG, nothing
 	// inherited from the caller's environment but PATH and HOME.
-	cmd.Env = []string{
+	s.bin = bin
+	s.env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"BERTH_LISTEN=" + addr,
 		"BERTH_DATA_DIR=" + t.TempDir(),
@@ -562,26 +565,18 @@ func startScheduler(t *testing.T, strategy string, seeds map[string]seed, env ..
 		"COMPUTE_SHUTDOWN_TIMEOUT=5",
 		"BERTH_LOG_JSON=true",
 	}
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start scheduler: %v", err)
-	}
-	go func() {
-		s.exitErr = cmd.Wait()
-		close(s.exited)
-	}()
+	s.env = append(s.env, env...)
+	s.launch(t)
 
 	// Cleanups run last-registered first: the tests' DELETEs, then the
 	// stop, then the sweep of whatever the DELETEs left on the hosts.
 	t.Cleanup(func() { s.sweep(t) })
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-s.exited:
 		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
+			_ = s.cmd.Process.Kill()
 			<-s.exited
 		}
 		if t.Failed() {
@@ -591,6 +586,47 @@ func startScheduler(t *testing.T, strategy string, seeds map[string]seed, env ..
 
 	s.waitReady(t)
 	return s
+}
+
+// launch starts the scheduler process with s's settings.
+func (s *scheduler) launch(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(s.bin, "serve")
+	cmd.Env = s.env
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start scheduler: %v", err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited, s.exitErr = cmd, exited, nil
+	go func() {
+		err := cmd.Wait()
+		s.exitErr = err
+		close(exited)
+	}()
+}
+
+// kill9 kills the scheduler process with SIGKILL, as a crash would, and
+// waits until it is gone.
+func (s *scheduler) kill9(t *testing.T) {
+	t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+// restart starts the scheduler again after it ended: the same binary,
+// settings, address and data directory (its registry), and waits until it
+// is ready.
+func (s *scheduler) restart(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.exited:
+	default:
+		t.Fatal("restart: the scheduler is still running")
+	}
+	s.launch(t)
+	s.waitReady(t)
 }
 
 // freeAddr is a loopback address with a port nobody listens on now.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -117,23 +116,8 @@ const testAdminToken = "e2e-admin-token-0123456789"
 // scheduler the test started with BERTH_ADMIN_TOKEN=testAdminToken.
 func adminEventsOf(t *testing.T, s *scheduler, id string) []string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.url+"/admin/events?limit=200&workspace_id="+id, nil)
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Events []struct {
-			Kind string `json:"kind"`
-		} `json:"events"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("GET /admin/events: %v", err)
-	}
 	var kinds []string
-	for _, e := range out.Events {
+	for _, e := range eventsOf(t, s, id) {
 		kinds = append(kinds, e.Kind)
 	}
 	return kinds

@@ -66,6 +66,7 @@ type Deps struct {
 	Fleet        Fleet
 	Agents       Agents
 	Members      Members // nil when gossip is off
+	Billing      Billing // nil when billing is off (no podex API)
 	Log          hclog.Logger
 }
 
@@ -116,6 +117,7 @@ func (a *API) Register(e *echo.Echo) {
 	admin(http.MethodGet, "/admin/cluster", a.cluster)
 	admin(http.MethodGet, "/admin/events", a.events)
 	admin(http.MethodGet, "/admin/homes", a.homes)
+	admin(http.MethodGet, "/admin/billing", a.billing)
 	admin(http.MethodPost, "/admin/placements/explain", a.explain)
 
 	a.registerPanel(e)

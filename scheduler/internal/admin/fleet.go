@@ -177,6 +177,9 @@ func (a *API) overview(ctx context.Context) (Overview, error) {
 	if o.Moves, err = a.moves(ctx); err != nil {
 		return Overview{}, err
 	}
+	if o.Billing, err = a.billingSummary(ctx); err != nil {
+		return Overview{}, err
+	}
 	return o, nil
 }
 

@@ -81,7 +81,7 @@ func newRig(t *testing.T, servers ...string) *rig {
 	e := echo.New()
 	e.HTTPErrorHandler = computeapi.ErrorHandler
 	admin.New(admin.Deps{Token: adminToken, ServiceToken: serviceToken, Registry: db, Fleet: orch, Agents: dialer,
-		Members: r.gossip, Log: hclog.NewNullLogger()}).Register(e)
+		Members: r.gossip, Billing: db, Log: hclog.NewNullLogger()}).Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	r.handler, r.url = e, srv.URL

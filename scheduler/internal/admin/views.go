@@ -183,6 +183,7 @@ type Overview struct {
 	Workspaces map[string][]Workspace `json:"workspaces"` // by server id, newest first, at most maxPanelWorkspaces each
 	Events     []Event                `json:"events"`     // newest first
 	Moves      []Move                 `json:"moves"`      // home moves under way
+	Billing    *BillingSummary        `json:"billing"`    // null when billing is off (billing.go)
 }
 
 // Move is a home directory being copied between servers, with the last

@@ -18,12 +18,13 @@ import (
 	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/computeapi"
 	"berth/scheduler/internal/config"
+	"berth/scheduler/internal/gitsetup"
 	"berth/scheduler/internal/health"
 	"berth/scheduler/internal/metrics"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
-	"berth/scheduler/internal/podexapi"
 	"berth/scheduler/internal/registry"
+	"berth/scheduler/internal/secretbox"
 	"berth/shared/gossip"
 	"berth/shared/mtls"
 	"berth/shared/version"
@@ -39,8 +40,9 @@ type App struct {
 	pool    *gossip.Pool // nil when gossip is off
 	tracker *health.Tracker
 	watcher *health.Watcher
-	podex   *podexapi.Client // nil when COMPUTE_API_BASE_URL is unset
+	peer    *peer // the podex API peer and billing; nil when COMPUTE_API_BASE_URL is unset (podex.go)
 	orch    *orchestrator.Orchestrator
+	git     *gitsetup.Service // nil with BERTH_GIT_ENV
 	metrics *metrics.Metrics
 	compute *computeapi.API
 	echo    *echo.Echo
@@ -68,6 +70,15 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger) (*App, error)
 
 func (a *App) build(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
+	key, err := secretbox.LoadOrCreateKey(cfg.SecretsKeyPath())
+	if err != nil {
+		return err
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		return err
+	}
+	a.db.SealCredentials(box) // git credentials never in the SQLite file in clear
 	n, err := seedServers(ctx, a.db, cfg.WorkspaceServers)
 	if err != nil {
 		return err
@@ -96,10 +107,8 @@ func (a *App) build(ctx context.Context) error {
 	a.metrics = metrics.New()
 	dialer.Observe(a.metrics.AgentCall)
 	a.tracker = health.New(a.db, dialer, healthPool, orchestrator.AgentAddr, health.DefaultOptions(), log.Named("health"))
-	var notifier orchestrator.Notifier
-	if cfg.APIBaseURL != "" {
-		a.podex = podexapi.New(cfg.APIBaseURL, cfg.ServiceToken, log.Named("podexapi"))
-		notifier = a.podex
+	if a.peer, err = newPeer(ctx, cfg, a.db, a.tracker, dialer, a.metrics, log); err != nil {
+		return err
 	}
 	ocfg := orchestrator.Default()
 	ocfg.Strategy, ocfg.ClusterID, ocfg.CPUOvercommit = placement.ParseStrategy(cfg.Strategy), cfg.ClusterID, cfg.CPUOvercommit
@@ -107,9 +116,19 @@ func (a *App) build(ctx context.Context) error {
 	ocfg.ReconcileInterval, ocfg.OrphanGrace, ocfg.LostGrace = cfg.ReconcileInterval, cfg.OrphanGrace, cfg.ServerLostGrace
 	ocfg.HomeMoveTimeout = cfg.HomeMoveTimeout
 	ocfg.IdleTimeout, ocfg.IdleCPUPercent = cfg.IdleTimeout, cfg.IdleCPUPercent
+	ocfg.GitEnv = cfg.GitEnv
+	var gitSetup orchestrator.GitSetup // none when the image clones by itself from GIT_* variables
+	if !cfg.GitEnv {
+		a.git, err = gitsetup.New(gitsetup.Config{Timeout: cfg.GitSetupTimeout, Workers: cfg.GitSetupWorkers}, a.db, log.Named("gitsetup"))
+		if err != nil {
+			return err
+		}
+		gitSetup = a.git
+	}
 	a.orch, err = orchestrator.New(ocfg, orchestrator.Deps{
-		DB: a.db, Agents: dialer, Members: members, Health: a.tracker, Down: a.tracker, Notifier: notifier,
-		Observer: a.metrics, Log: log.Named("orchestrator"),
+		DB: a.db, Agents: dialer, Members: members, Health: a.tracker, Down: a.tracker, Notifier: a.peer.notifier(),
+		Tiers:    a.peer.tiers(),
+		Observer: a.metrics, Log: log.Named("orchestrator"), GitSetup: gitSetup,
 	})
 	if err != nil {
 		return err
@@ -126,7 +145,7 @@ func (a *App) build(ctx context.Context) error {
 		FileLimit: cfg.FileLimit})
 	a.compute.Register(a.echo)
 	admin.New(admin.Deps{Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, Registry: a.db, Fleet: a.orch,
-		Agents: dialer, Members: healthPool, Log: log.Named("admin")}).Register(a.echo)
+		Agents: dialer, Members: healthPool, Billing: a.peer.billingView(a.db), Log: log.Named("admin")}).Register(a.echo)
 	return nil
 }
 
@@ -156,8 +175,11 @@ func (a *App) Background(ctx context.Context) {
 	run("health", a.tracker.Run)
 	run("reconcile", a.orch.Run)
 	run("events", a.watcher.Run)
-	if a.podex != nil {
-		run("podexapi", a.podex.Run)
+	if a.git != nil {
+		run("gitsetup", func(ctx context.Context) error { return a.git.Run(ctx, a.orch) })
+	}
+	for name, loop := range a.peer.loops() {
+		run(name, loop)
 	}
 }
 

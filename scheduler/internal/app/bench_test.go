@@ -28,7 +28,8 @@ import (
 // benchApp is the whole scheduler (registry file, placement, orchestrator,
 // compute API over real HTTP) in front of n in-process agents (the real
 // agent API over an in-memory Docker, agenttest) reached over real mTLS.
-func benchApp(b testing.TB, n int) (*httptest.Server, *App) {
+// opts change the configuration before the scheduler is built.
+func benchApp(b testing.TB, n int, opts ...func(*config.Config)) (*httptest.Server, *App) {
 	b.Helper()
 	pki := testutil.NewPKI(b)
 	var seeds []map[string]any
@@ -47,6 +48,9 @@ func benchApp(b testing.TB, n int) (*httptest.Server, *App) {
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = cert, key, pki.CAFile
 	cfg.ServiceToken = "bench-token"
 	cfg.WorkspaceServers = string(raw)
+	for _, o := range opts {
+		o(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := New(ctx, cfg, hclog.NewNullLogger())
 	if err != nil {

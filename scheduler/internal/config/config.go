@@ -44,6 +44,23 @@ type Config struct {
 	IdleTimeout       time.Duration // BERTH_IDLE_TIMEOUT: stop a running workspace unused this long; 0 = never
 	IdleCPUPercent    float64       // BERTH_IDLE_CPU_PERCENT: CPU use (% of a core) that counts as use; 0 = never
 
+	// Git setup (scheduler/internal/gitsetup).
+	GitEnv          bool          // BERTH_GIT_ENV: GIT_* variables, credentials included, to the container instead of berth's clone
+	GitSetupTimeout time.Duration // BERTH_GIT_SETUP_TIMEOUT: bound on one workspace's git setup (every clone)
+	GitSetupWorkers int           // BERTH_GIT_SETUP_WORKERS: workspaces set up at once
+	SecretsKeyFile  string        // BERTH_SECRETS_KEY_FILE: key sealing git credentials in the registry; "" = <data dir>/secrets.key
+
+	// The podex API peer and billing, used only with COMPUTE_API_BASE_URL.
+	ServerSyncInterval   time.Duration // COMPUTE_SERVER_SYNC_INTERVAL: the API's server list is read this often
+	APIHeartbeatInterval time.Duration // BERTH_API_HEARTBEAT_INTERVAL: server heartbeats to the API
+	HardwareSpecsTTL     time.Duration // BERTH_HARDWARE_SPECS_TTL: the API's hardware specs are read this often
+	APITimeout           time.Duration // BERTH_API_TIMEOUT: one try of one call to the API
+	APIAttempts          int           // BERTH_API_ATTEMPTS: tries of one call (no answer, 5xx, 408, 429)
+	BillingInterval      time.Duration // BERTH_BILLING_INTERVAL: length of a billed interval of compute time
+	BillingFlushInterval time.Duration // BERTH_BILLING_FLUSH_INTERVAL: the usage outbox is sent this often
+	BillingBatch         int           // BERTH_BILLING_BATCH: usage events per request
+	BillingRetention     time.Duration // BERTH_BILLING_RETENTION: acknowledged usage events are kept this long
+
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogJSON         bool
@@ -67,9 +84,21 @@ func Default() Config {
 		OrphanGrace:       10 * time.Minute,
 		ServerLostGrace:   time.Minute,
 		HomeMoveTimeout:   2 * time.Hour,
+		GitSetupTimeout:   10 * time.Minute,
+		GitSetupWorkers:   4,
 		IdleTimeout:       24 * time.Hour,
 		IdleCPUPercent:    5,
 		LogLevel:          "info",
+
+		ServerSyncInterval:   30 * time.Second,
+		APIHeartbeatInterval: 30 * time.Second,
+		HardwareSpecsTTL:     5 * time.Minute,
+		APITimeout:           10 * time.Second,
+		APIAttempts:          3,
+		BillingInterval:      time.Minute,
+		BillingFlushInterval: 5 * time.Second,
+		BillingBatch:         50,
+		BillingRetention:     24 * time.Hour,
 	}
 }
 
@@ -113,6 +142,20 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 || c.IdleCPUPercent < 0 {
 		add("idle timeout %s and idle cpu percent %g: must not be negative", c.IdleTimeout, c.IdleCPUPercent)
 	}
+	if c.GitSetupTimeout < time.Second || c.GitSetupWorkers < 1 || c.GitSetupWorkers > 64 {
+		add("git setup timeout %s and workers %d: want at least 1s and 1 to 64 (BERTH_GIT_SETUP_TIMEOUT, BERTH_GIT_SETUP_WORKERS)",
+			c.GitSetupTimeout, c.GitSetupWorkers)
+	}
+	if c.ServerSyncInterval <= 0 || c.APIHeartbeatInterval <= 0 || c.HardwareSpecsTTL <= 0 || c.APITimeout <= 0 ||
+		c.BillingFlushInterval <= 0 || c.BillingRetention <= 0 {
+		add("podex API and billing intervals, timeout and retention must be positive")
+	}
+	if c.APIAttempts < 1 || c.BillingBatch < 1 {
+		add("api attempts %d and billing batch %d: at least 1", c.APIAttempts, c.BillingBatch)
+	}
+	if c.BillingInterval < time.Second {
+		add("billing interval %s: at least 1s (BERTH_BILLING_INTERVAL)", c.BillingInterval)
+	}
 	if c.HomeMoveTimeout < time.Minute {
 		add("home move timeout %s: at least 1m", c.HomeMoveTimeout)
 	}
@@ -135,6 +178,15 @@ func (c Config) Validate() error {
 
 // DBPath is the SQLite file.
 func (c Config) DBPath() string { return filepath.Join(c.DataDir, "berth.db") }
+
+// SecretsKeyPath is the file of the key that seals credentials in the
+// registry: SecretsKeyFile, or secrets.key in the data dir.
+func (c Config) SecretsKeyPath() string {
+	if c.SecretsKeyFile != "" {
+		return c.SecretsKeyFile
+	}
+	return filepath.Join(c.DataDir, "secrets.key")
+}
 
 // Load builds a Config from Default(), the file named by BERTH_CONFIG, the
 // environment and args; it returns the positional arguments left.
@@ -180,8 +232,27 @@ func (c *Config) keys() []envflag.Key {
 			c.IdleCPUPercent, err = strconv.ParseFloat(v, 64)
 			return err
 		}},
+		{Env: "BERTH_GIT_ENV", Flag: "git-env", Help: "hand repos, identity and credentials to the container as GIT_* variables (images that clone by themselves) instead of cloning", Set: func(v string) (err error) {
+			c.GitEnv, err = strconv.ParseBool(v)
+			return err
+		}},
+		{Env: "BERTH_GIT_SETUP_TIMEOUT", Flag: "git-setup-timeout", Help: "bound on one workspace's git setup (every clone)", Set: durationSetter(&c.GitSetupTimeout)},
+		{Env: "BERTH_GIT_SETUP_WORKERS", Flag: "git-setup-workers", Help: "workspaces whose git setup runs at once", Set: func(v string) (err error) {
+			c.GitSetupWorkers, err = strconv.Atoi(v)
+			return err
+		}},
+		{Env: "BERTH_SECRETS_KEY_FILE", Flag: "secrets-key-file", Help: "key sealing git credentials in the registry (created if missing; default <data dir>/secrets.key)", Set: envflag.String(&c.SecretsKeyFile)},
 		{Env: "BERTH_HOME_MOVE_TIMEOUT", Flag: "home-move-timeout", Help: "bound on one copy of a home between hosts", Set: durationSetter(&c.HomeMoveTimeout)},
 		{Env: "BERTH_SERVER_LOST_GRACE", Flag: "server-lost-grace", Help: "a server down this long loses its workspaces", Set: durationSetter(&c.ServerLostGrace)},
+		{Env: "COMPUTE_SERVER_SYNC_INTERVAL", Flag: "server-sync-interval", Help: "podex API: read its server list this often (seconds or a duration)", Set: durationSetter(&c.ServerSyncInterval)},
+		{Env: "BERTH_API_HEARTBEAT_INTERVAL", Flag: "api-heartbeat-interval", Help: "podex API: server heartbeats this often", Set: durationSetter(&c.APIHeartbeatInterval)},
+		{Env: "BERTH_HARDWARE_SPECS_TTL", Flag: "hardware-specs-ttl", Help: "podex API: read the hardware specs (tiers) this often", Set: durationSetter(&c.HardwareSpecsTTL)},
+		{Env: "BERTH_API_TIMEOUT", Flag: "api-timeout", Help: "podex API: one try of one call", Set: durationSetter(&c.APITimeout)},
+		{Env: "BERTH_API_ATTEMPTS", Flag: "api-attempts", Help: "podex API: tries of one call", Set: intSetter(&c.APIAttempts)},
+		{Env: "BERTH_BILLING_INTERVAL", Flag: "billing-interval", Help: "billing: length of a billed interval of compute time", Set: durationSetter(&c.BillingInterval)},
+		{Env: "BERTH_BILLING_FLUSH_INTERVAL", Flag: "billing-flush-interval", Help: "billing: send the usage outbox this often", Set: durationSetter(&c.BillingFlushInterval)},
+		{Env: "BERTH_BILLING_BATCH", Flag: "billing-batch", Help: "billing: usage events per request", Set: intSetter(&c.BillingBatch)},
+		{Env: "BERTH_BILLING_RETENTION", Flag: "billing-retention", Help: "billing: keep acknowledged usage events this long", Set: durationSetter(&c.BillingRetention)},
 		{Env: "COMPUTE_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Help: "graceful shutdown limit, seconds", Set: func(v string) (err error) {
 			c.ShutdownTimeout, err = parseSeconds(v)
 			return err
@@ -216,6 +287,13 @@ func ParseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("size %q: want bytes, or a number with KiB, MiB or GiB", v)
 	}
 	return n * mult, nil
+}
+
+func intSetter(p *int) func(string) error {
+	return func(v string) (err error) {
+		*p, err = strconv.Atoi(strings.TrimSpace(v))
+		return err
+	}
 }
 
 func durationSetter(p *time.Duration) func(string) error {

@@ -1,6 +1,7 @@
 // Package metrics is the scheduler's Prometheus instrumentation, served
 // unauthenticated on /metrics (as the compute service's was). Counters and
-// histograms are updated where things happen (placement, agent calls);
-// gauges of state (workspaces by status, server health, gossip members) are
+// histograms are updated where things happen (placement, agent calls,
+// podex API calls, acknowledged usage events); gauges of state (workspaces
+// by status, server health, gossip members, the billing outbox) are
 // read from their owners at scrape time, so they can never drift.
 package metrics

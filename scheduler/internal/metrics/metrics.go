@@ -18,6 +18,7 @@ type Metrics struct {
 	placements *prometheus.CounterVec
 	placeTime  prometheus.Histogram
 	agentCalls *prometheus.HistogramVec
+	peer       *peerMetrics // podex.go
 }
 
 // New registers the instruments and the Go runtime collectors.
@@ -38,6 +39,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(m.placements, m.placeTime, m.agentCalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.peer = newPeerMetrics(m.reg)
 	return m
 }
 

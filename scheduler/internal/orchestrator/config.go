@@ -26,6 +26,10 @@ type Config struct {
 	CreateTimeout  time.Duration // one agent create call
 	// HomeMoveTimeout bounds one copy of a home directory between agents.
 	HomeMoveTimeout time.Duration
+	// GitEnv hands the repos, branch, identity and credentials to the
+	// container as GIT_* variables (contract §9.3), for images that clone
+	// by themselves; off, none are set (Deps.GitSetup does the work).
+	GitEnv bool
 
 	ReconcileInterval time.Duration // a full pass over every server
 	OrphanGrace       time.Duration // a container without a record is removed after this long (stopped at once)
@@ -116,6 +120,7 @@ type Deps struct {
 	Observer Observer
 	Tiers    Catalog
 	Log      hclog.Logger
+	GitSetup GitSetup // nil: no git setup (gitsetup.go)
 }
 
 // Catalog is the tier catalogue: tier name → spec (tiers.Catalog).

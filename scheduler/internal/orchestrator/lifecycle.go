@@ -63,7 +63,7 @@ func (l *Lifecycle) Sync(ctx context.Context, ws registry.Workspace) (registry.W
 	if !ok || status == ws.Status {
 		return ws, nil
 	}
-	l.setStatusLocked(ctx, ws.ID, status, reason)
+	l.setStatusAtLocked(ctx, ws.ID, status, reason, liveSince(ctr))
 	return l.Get(ctx, ws.ID)
 }
 
@@ -126,13 +126,17 @@ func (l *Lifecycle) Restart(ctx context.Context, ws registry.Workspace) error {
 	if err := client.Start(sctx, ws.ContainerID); err != nil {
 		return err
 	}
-	_, err = l.DB.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
+	started, err := l.DB.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
 		if w.Status == fleet.StatusPendingDeletion {
 			return ErrMarkedForDeletion
 		}
 		w.Status, w.StatusReason, w.LastActivity = fleet.StatusRunning, "", time.Now().UTC()
+		l.gitPendingLocked(w) // a clone removed meanwhile is made again
 		return nil
 	})
+	if err == nil {
+		l.gitLaunched(started)
+	}
 	if err == nil && ws.Status != fleet.StatusRunning {
 		l.notify(ctx, ws.ID)
 	}

@@ -83,7 +83,14 @@ func (c *core) event(ctx context.Context, e registry.Event) {
 // setStatusLocked changes a workspace's status and tells the notifier on
 // change. The caller holds the workspace's lock.
 func (c *core) setStatusLocked(ctx context.Context, id string, status fleet.Status, reason string) {
-	changed, err := c.DB.SetWorkspaceStatus(ctx, id, status, reason)
+	c.setStatusAtLocked(ctx, id, status, reason, time.Time{})
+}
+
+// setStatusAtLocked is setStatusLocked for a change that happened at at
+// (zero: now), such as an agent's container event: the workspace's billing
+// interval closes (or opens) at that moment (registry.SetWorkspaceStatusAt).
+func (c *core) setStatusAtLocked(ctx context.Context, id string, status fleet.Status, reason string, at time.Time) {
+	changed, err := c.DB.SetWorkspaceStatusAt(ctx, id, status, reason, at)
 	if err != nil {
 		if !errors.Is(err, registry.ErrNotFound) {
 			c.log.Warn("set workspace status", "workspace_id", id, "status", status, "error", err)

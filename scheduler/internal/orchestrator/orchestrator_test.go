@@ -48,7 +48,7 @@ func TestCreateRunsContainerWithLabelsAndEnv(t *testing.T) {
 		t.Fatalf("creates sent: got %d, want 1", len(reqs))
 	}
 	wantEnv := map[string]string{"WORKSPACE_ID": "w1", "USER_ID": "u1", "SESSION_ID": "s1", "WORKSPACE_TIER": "starter",
-		"GITHUB_TOKEN": "t0k", "GIT_USER_NAME": "Ada"}
+		"GITHUB_TOKEN": "t0k"} // no GIT_*: the git setup does that work (credentials_test.go)
 	if d := cmp.Diff(wantEnv, reqs[0].Env); d != "" {
 		t.Errorf("container env (-want +got):\n%s", d)
 	}

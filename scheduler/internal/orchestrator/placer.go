@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -321,6 +320,7 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 			if steps.finish != nil {
 				steps.finish(w, moved)
 			}
+			p.gitPendingLocked(w)
 			return nil
 		})
 		if err != nil {
@@ -330,6 +330,7 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 			steps.undo(ws, err)
 			return registry.Workspace{}, err
 		}
+		p.gitLaunched(ws)
 		return ws, nil
 	}
 	if lastErr == nil {
@@ -455,16 +456,9 @@ func (p *Placer) containerSpec(ws registry.Workspace, env map[string]string, cre
 		}
 	}
 	all["WORKSPACE_ID"], all["USER_ID"], all["SESSION_ID"], all["WORKSPACE_TIER"] = ws.ID, ws.UserID, ws.SessionID, ws.Tier
-	set := func(k, v string) {
-		if v != "" {
-			all[k] = v
-		}
+	if p.cfg.GitEnv {
+		setGitEnv(all, ws, creds)
 	}
-	set("GIT_REPOS", strings.Join(ws.Repositories, ","))
-	set("GIT_CREDENTIALS", creds.Git)
-	set("GIT_BRANCH", ws.Settings.GitBranch)
-	set("GIT_USER_NAME", ws.Settings.GitName)
-	set("GIT_USER_EMAIL", ws.Settings.GitEmail)
 	if spec.NeedsGPU() {
 		if _, ok := all["NVIDIA_VISIBLE_DEVICES"]; !ok {
 			all["NVIDIA_VISIBLE_DEVICES"] = "all"

@@ -86,13 +86,13 @@ func (r *Reconciler) ContainerEvent(ctx context.Context, serverID string, ev wir
 			}
 			cancel()
 		}
-		r.setStatusLocked(ctx, ws.ID, status, reason)
+		r.setStatusAtLocked(ctx, ws.ID, status, reason, ev.Time)
 	case "destroy":
-		r.setStatusLocked(ctx, ws.ID, fleet.StatusError, "container removed outside berth")
+		r.setStatusAtLocked(ctx, ws.ID, fleet.StatusError, "container removed outside berth", ev.Time)
 	case "pause":
-		r.setStatusLocked(ctx, ws.ID, fleet.StatusError, "container paused outside berth")
+		r.setStatusAtLocked(ctx, ws.ID, fleet.StatusError, "container paused outside berth", ev.Time)
 	case "start", "unpause":
-		r.setStatusLocked(ctx, ws.ID, fleet.StatusRunning, "")
+		r.setStatusAtLocked(ctx, ws.ID, fleet.StatusRunning, "", ev.Time)
 	}
 }
 
@@ -138,7 +138,7 @@ func (r *Reconciler) markLost(ctx context.Context, serverID string, since time.T
 			continue
 		}
 		r.log.Warn("server lost: workspace in error", "workspace_id", ws.ID, "server", serverID, "down_since", since)
-		r.setStatusLocked(ctx, ws.ID, fleet.StatusError, ReasonServerLost)
+		r.setStatusAtLocked(ctx, ws.ID, fleet.StatusError, ReasonServerLost, since)
 		unlock()
 	}
 }
@@ -256,7 +256,7 @@ func (r *Reconciler) reconcileRowLocked(ctx context.Context, ws registry.Workspa
 		return // the server came back: the user decides (restart re-places or resumes)
 	}
 	if status, reason, ok := liveStatus(c); ok && status != ws.Status {
-		r.setStatusLocked(ctx, ws.ID, status, reason)
+		r.setStatusAtLocked(ctx, ws.ID, status, reason, liveSince(c))
 	}
 }
 

@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"time"
+
 	"berth/scheduler/internal/fleet"
 	"berth/shared/wire"
 )
@@ -32,4 +34,14 @@ func liveStatus(c wire.Container) (fleet.Status, string, bool) {
 	}
 	status, ok := StatusFromDocker(c.State)
 	return status, "container " + c.State, ok
+}
+
+// liveSince is when a container got into the state liveStatus reads, as
+// Docker tells it (its start if it runs, else its end); zero when Docker
+// does not say. A status set from it is billed from or to that moment.
+func liveSince(c wire.Container) time.Time {
+	if c.State == "running" {
+		return c.StartedAt
+	}
+	return c.FinishedAt
 }

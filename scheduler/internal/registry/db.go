@@ -28,6 +28,7 @@ type DB struct {
 	read   *sql.DB
 	path   string
 	logger hclog.Logger
+	sealer Sealer // credentials at rest (SealCredentials); nil: stored as given
 }
 
 // Open opens (creating if needed) the SQLite database at path, applies the

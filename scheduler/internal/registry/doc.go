@@ -42,6 +42,31 @@
 // deleting a workspace deletes its credentials. Environment values and the
 // auth token are in the row; the file is created owner-only.
 //
+// # Billing
+//
+// With the podex API (StartBilling; StopBilling turns it off), every write
+// of a workspace row moves the workspace's billing mark in the same
+// transaction (billTx): a row that starts running opens an interval, one
+// that stops running or is deleted closes it into the outbox, one whose
+// tier, server or container changes closes it and opens the next. The
+// time of the change is the write's (UpdatedAt), or the one the caller
+// passes (SetWorkspaceStatusAt: an agent's event time, the time a server
+// went down). CloseDueIntervals closes the intervals that reached their
+// length. An outbox row is written only with the move of its mark, so no
+// second is lost or counted twice whatever instant the process dies at;
+// its event id is random, made once, and sent with every retry
+// (DueUsage, MarkUsageSent, MarkUsageFailed). Package billing drives it and
+// tells the whole story.
+//
+// # Servers from the podex API
+//
+// SyncAPIServers applies one answer of the podex API's server list in one
+// transaction: new servers registered, the fields the list carries updated,
+// servers an earlier list named and this one does not cordoned (never
+// deleted), and active again when listed again unless an operator changed
+// their state meanwhile (api_servers remembers which servers the list
+// named and which cordons it made).
+//
 // # Durability and concurrency
 //
 // The database runs in WAL mode with synchronous=FULL, so a transaction that

@@ -144,6 +144,10 @@ func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, creds Credenti
 	if err := validateLimits(limits); err != nil {
 		return fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
 	}
+	creds, sealErr := db.sealCredentials(ws.ID, creds)
+	if sealErr != nil {
+		return fmt.Errorf("reserve workspace %q: %w", ws.ID, sealErr)
+	}
 	ws.Status = fleet.StatusCreating
 	ws.UpdatedAt = now()
 	ws.CreatedAt = normTime(ws.CreatedAt)

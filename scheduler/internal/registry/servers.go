@@ -348,6 +348,11 @@ func (db *DB) UpdateServer(ctx context.Context, id string, patch ServerPatch) (S
 			return err
 		}
 		if s.State != old {
+			// An operator's choice: the podex server sync no longer undoes
+			// a cordon it made (apiservers.go).
+			if _, err := tx.ExecContext(ctx, "UPDATE api_servers SET cordoned_by_sync = 0 WHERE server_id = ?", id); err != nil {
+				return err
+			}
 			_, err := addEventTx(ctx, tx, Event{Kind: EventServerState, ServerID: id,
 				Message: fmt.Sprintf("server %s: state %s -> %s", id, old, s.State),
 				Data:    map[string]any{"from": string(old), "to": string(s.State)}})

@@ -238,7 +238,10 @@ func insertWorkspaceTx(ctx context.Context, tx *sql.Tx, w Workspace) error {
 	if isUniqueViolation(err) {
 		return fmt.Errorf("workspace %q: %w", w.ID, ErrExists)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return billTx(ctx, tx, w.ID, &w, w.UpdatedAt)
 }
 
 // GetWorkspace returns the workspace with the given id, or ErrNotFound.
@@ -329,6 +332,12 @@ func (db *DB) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspace
 }
 
 func updateWorkspaceTx(ctx context.Context, tx *sql.Tx, id string, fn func(*Workspace) error) (Workspace, error) {
+	return updateWorkspaceAtTx(ctx, tx, id, time.Time{}, fn)
+}
+
+// updateWorkspaceAtTx is updateWorkspaceTx for a change that happened at at
+// (zero: now), the time its billing interval closes or opens (billTx).
+func updateWorkspaceAtTx(ctx context.Context, tx *sql.Tx, id string, at time.Time, fn func(*Workspace) error) (Workspace, error) {
 	old, err := getWorkspace(ctx, tx, id)
 	if err != nil {
 		return Workspace{}, err
@@ -360,7 +369,10 @@ func updateWorkspaceTx(ctx context.Context, tx *sql.Tx, id string, fn func(*Work
 			return Workspace{}, fmt.Errorf("workspace %q: %w", id, err)
 		}
 	}
-	if err := writeWorkspaceTx(ctx, tx, w); err != nil {
+	if at.IsZero() {
+		at = w.UpdatedAt
+	}
+	if err := writeWorkspaceAtTx(ctx, tx, w, at); err != nil {
 		return Workspace{}, err
 	}
 	if w.Status != old.Status {
@@ -371,8 +383,14 @@ func updateWorkspaceTx(ctx context.Context, tx *sql.Tx, id string, fn func(*Work
 	return w, nil
 }
 
-// writeWorkspaceTx overwrites every column of the existing row w.ID.
+// writeWorkspaceTx overwrites every column of the existing row w.ID, and
+// moves its billing mark as of w.UpdatedAt.
 func writeWorkspaceTx(ctx context.Context, tx *sql.Tx, w Workspace) error {
+	return writeWorkspaceAtTx(ctx, tx, w, w.UpdatedAt)
+}
+
+// writeWorkspaceAtTx is writeWorkspaceTx for a change that happened at at.
+func writeWorkspaceAtTx(ctx context.Context, tx *sql.Tx, w Workspace, at time.Time) error {
 	args, err := workspaceValues(w)
 	if err != nil {
 		return err
@@ -381,7 +399,10 @@ func writeWorkspaceTx(ctx context.Context, tx *sql.Tx, w Workspace) error {
 	cols := strings.TrimPrefix(workspaceColumns, "id, ")
 	_, err = tx.ExecContext(ctx,
 		"UPDATE workspaces SET ("+cols+") = ("+placeholders(len(args)-1)+") WHERE id = ?", args...)
-	return err
+	if err != nil {
+		return err
+	}
+	return billTx(ctx, tx, w.ID, &w, at)
 }
 
 func statusEventTx(ctx context.Context, tx *sql.Tx, w Workspace, old fleet.Status) error {
@@ -402,6 +423,13 @@ func statusEventTx(ctx context.Context, tx *sql.Tx, w Workspace, old fleet.Statu
 // pending_deletion is sticky: a workspace marked for deletion keeps that
 // status until its row is deleted (contract §15).
 func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status fleet.Status, reason string) (bool, error) {
+	return db.SetWorkspaceStatusAt(ctx, id, status, reason, time.Time{})
+}
+
+// SetWorkspaceStatusAt is SetWorkspaceStatus for a change that happened at
+// at (zero: now), e.g. the time of the agent's container event: the
+// workspace's billing interval closes or opens at that moment.
+func (db *DB) SetWorkspaceStatusAt(ctx context.Context, id string, status fleet.Status, reason string, at time.Time) (bool, error) {
 	if !status.Valid() {
 		return false, fmt.Errorf("set workspace status: %q: %w", status, ErrInvalid)
 	}
@@ -424,7 +452,7 @@ func (db *DB) SetWorkspaceStatus(ctx context.Context, id string, status fleet.St
 			return nil // sticky: only the cleanup that deletes the row ends it
 		}
 		changed = oldStatus != status
-		_, err = updateWorkspaceTx(ctx, tx, id, func(w *Workspace) error {
+		_, err = updateWorkspaceAtTx(ctx, tx, id, at, func(w *Workspace) error {
 			w.Status, w.StatusReason = status, reason
 			return nil
 		})
@@ -449,7 +477,7 @@ func (db *DB) GetCredentials(ctx context.Context, id string) (Credentials, error
 	if err != nil {
 		return Credentials{}, fmt.Errorf("get credentials: workspace %q: %w", id, err)
 	}
-	return Credentials{Git: git.String}, nil
+	return db.openCredentials(id, Credentials{Git: git.String})
 }
 
 // insertCredentialsTx stores c for the workspace id; zero c stores nothing.
@@ -482,6 +510,9 @@ func (db *DB) DeleteWorkspaceIf(ctx context.Context, id string, ok func(Workspac
 		}
 		if ok != nil && !ok(w) {
 			return nil
+		}
+		if err := billTx(ctx, tx, id, nil, now()); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM workspaces WHERE id = ?", id); err != nil {
 			return err

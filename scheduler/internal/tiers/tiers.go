@@ -66,6 +66,23 @@ type Catalog struct{ specs []Spec }
 // Builtin returns the built-in catalog.
 func Builtin() Catalog { return Catalog{specs: builtin} }
 
+// New returns a catalog of specs, in their order (the podex API's
+// hardware specs, podexapi). Tier names are matched case-insensitively;
+// the first spec of a name wins.
+func New(specs []Spec) Catalog {
+	out := make([]Spec, 0, len(specs))
+	seen := map[string]bool{}
+	for _, s := range specs {
+		s.Tier = strings.ToLower(s.Tier)
+		if seen[s.Tier] {
+			continue
+		}
+		seen[s.Tier] = true
+		out = append(out, s)
+	}
+	return Catalog{specs: out}
+}
+
 // Lookup finds a tier by name, case-insensitively.
 func (c Catalog) Lookup(name string) (Spec, bool) {
 	name = strings.ToLower(name)

@@ -302,7 +302,22 @@
       el('span', { class: 'badge ' + prefix + k, 'data-count-of': k, text: by[k] + ' ' + k })));
   }
 
-  function renderCluster(c, servers) {
+  // billingCard is the usage outbox: events not yet acknowledged by the
+  // podex API (its depth), and the workspaces being billed.
+  function billingCard(b) {
+    const waiting = b.outbox_pending === 0 ? 'all usage acknowledged by the podex API'
+      : b.pending_seconds + ' s of compute waiting' + (b.oldest_pending_at ? ' since ' + time(b.oldest_pending_at) : '');
+    const card = el('div', { class: 'card', 'data-card': 'billing' },
+      el('h3', { text: 'Billing outbox' }),
+      el('div', { class: 'big', text: String(b.outbox_pending) }),
+      el('div', { class: 'muted', text: waiting }),
+      el('div', { class: 'muted', text: b.open_intervals + (b.open_intervals === 1 ? ' workspace' : ' workspaces') + ' being billed' }),
+      b.failing > 0 ? el('div', { class: 'last-error', text: b.failing + ' failing: ' + b.last_error }) : null);
+    card.dataset.pending = b.outbox_pending;
+    return card;
+  }
+
+  function renderCluster(c, servers, billing) {
     const card = (name, title, big, ...rest) => el('div', { class: 'card', 'data-card': name },
       el('h3', { text: title }), el('div', { class: 'big', text: String(big) }), ...rest);
     const cpu = meter('cpu'), mem = meter('memory'), disk = meter('disk');
@@ -325,6 +340,7 @@
       card('memory', 'Memory', mb(c.capacity.effective.memory_mb), mem),
       card('disk', 'Disk', gb(c.capacity.effective.disk_gb), disk),
       card('members', 'Gossip members', c.members.total, chips(c.members.by, 'gossip-')));
+    if (billing) $('#cluster-cards').append(billingCard(billing));
   }
 
   // ---- members and events
@@ -364,7 +380,7 @@
   // ---- the whole page
 
   function render(o) {
-    renderCluster(o.cluster, o.servers);
+    renderCluster(o.cluster, o.servers, o.billing);
     const tbody = $('#servers tbody');
     sync(tbody, o.servers, s => s.id, 'data-server-id', newServerRow, updateServerRow);
     $('#no-servers').hidden = o.servers.length > 0;
