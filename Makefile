@@ -84,7 +84,7 @@ test: deps vet lint certs images
 	scripts/test-summary.sh --reset
 	go test -race -count=1 -v ./... 2>&1 | scripts/test-summary.sh unit+integration
 	scripts/cluster-up.sh
-	BERTH_E2E=1 go test -count=1 -v ./scheduler/e2e/... 2>&1 | scripts/test-summary.sh e2e
+	BERTH_E2E=1 go test -count=1 -v -timeout 25m ./scheduler/e2e/... 2>&1 | scripts/test-summary.sh e2e
 	$(MAKE) test-faults
 	scripts/test-summary.sh --total
 
