@@ -121,7 +121,10 @@ func TestLaunchRemovesContainerWhoseAnswerWasLost(t *testing.T) {
 					loss.install(a)
 				}
 			}
-			orch := r.with(func(c *orchestrator.Config, _ *orchestrator.Deps) { c.CreateTimeout = 300 * time.Millisecond })
+			// Long enough for the agent to have made the container under a loaded
+			// -race run: a create still in progress when the scheduler gives up is
+			// not found by the removal, and is reconciliation's (OrphanGrace).
+			orch := r.with(func(c *orchestrator.Config, _ *orchestrator.Deps) { c.CreateTimeout = 2 * time.Second })
 
 			var err error
 			if tt.op == create {
