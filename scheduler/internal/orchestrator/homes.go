@@ -109,9 +109,9 @@ type homeOutcome struct {
 // there. home is the id's home as it was before the reservation, nil when
 // the id had none: a new home starts empty (the container's mount is
 // Fresh: any directory a forgotten workspace of that id left there is
-// removed first, so nobody inherits it); a home on server stays; a lost home starts anew (reset); a home
-// elsewhere is copied over (moveHome). The caller holds the workspace's
-// lock.
+// removed first, so nobody inherits it); a home on server stays; a lost
+// home starts anew (reset); a home elsewhere is copied over (moveHome).
+// The caller holds the workspace's lock.
 func (p *Placer) bringHome(ctx context.Context, ws registry.Workspace, home *registry.Home, server registry.Server) (homeOutcome, error) {
 	switch {
 	case home == nil:
