@@ -237,10 +237,7 @@ func (c *Config) keys() []envflag.Key {
 			return err
 		}},
 		{Env: "BERTH_GIT_SETUP_TIMEOUT", Flag: "git-setup-timeout", Help: "bound on one workspace's git setup (every clone)", Set: durationSetter(&c.GitSetupTimeout)},
-		{Env: "BERTH_GIT_SETUP_WORKERS", Flag: "git-setup-workers", Help: "workspaces whose git setup runs at once", Set: func(v string) (err error) {
-			c.GitSetupWorkers, err = strconv.Atoi(v)
-			return err
-		}},
+		{Env: "BERTH_GIT_SETUP_WORKERS", Flag: "git-setup-workers", Help: "workspaces whose git setup runs at once", Set: intSetter(&c.GitSetupWorkers)},
 		{Env: "BERTH_SECRETS_KEY_FILE", Flag: "secrets-key-file", Help: "key sealing git credentials in the registry (created if missing; default <data dir>/secrets.key)", Set: envflag.String(&c.SecretsKeyFile)},
 		{Env: "BERTH_HOME_MOVE_TIMEOUT", Flag: "home-move-timeout", Help: "bound on one copy of a home between hosts", Set: durationSetter(&c.HomeMoveTimeout)},
 		{Env: "BERTH_SERVER_LOST_GRACE", Flag: "server-lost-grace", Help: "a server down this long loses its workspaces", Set: durationSetter(&c.ServerLostGrace)},
