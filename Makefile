@@ -3,6 +3,7 @@
 #   make run        build everything and start the cluster (2 DinD hosts + scheduler)
 #   make test       vet, lint, unit + integration tests, then e2e/browser/fault suites on the cluster
 #   make test-unit  vet and the unit tests only: no images, no cluster, no root
+#   make fuzz       every Go fuzz target for BERTH_FUZZTIME (default 5s) each
 #   make lint       golangci-lint (.golangci.yml), fetched through the Go module proxy
 #   make down       stop the cluster, keeping its volumes;  make clean  remove everything
 # BERTH_DIND=privileged uses privileged DinD hosts where the engine allows it.
@@ -20,7 +21,7 @@ ifeq ($(shell command -v go 2>/dev/null),)
 export PATH := $(PATH):/usr/local/go/bin
 endif
 
-.PHONY: deps build certs images run load-workspace-images-dind down clean vet lint test-unit test test-faults bench logs
+.PHONY: deps build certs images run load-workspace-images-dind down clean vet lint test-unit test test-faults fuzz bench logs
 
 # What this machine lacks for run/test (debootstrap, openssl, docker-compose,
 # gcc; chromium for `make test`): installed with apt-get when running as
@@ -83,10 +84,18 @@ test: export BERTH_TEST_IMAGES = 1
 test: deps vet lint certs images
 	scripts/test-summary.sh --reset
 	go test -race -count=1 -v ./... 2>&1 | scripts/test-summary.sh unit+integration
+	scripts/fuzz.sh 2>&1 | scripts/test-summary.sh fuzz
 	scripts/cluster-up.sh
 	BERTH_E2E=1 go test -count=1 -v -timeout 25m ./scheduler/e2e/... 2>&1 | scripts/test-summary.sh e2e
 	$(MAKE) test-faults
 	scripts/test-summary.sh --total
+
+# Every Go fuzz target (*_fuzz_test.go) for BERTH_FUZZTIME each (default
+# 5s; about 3.5 minutes for all 22, builds included, on 2 cores); a finding fails, its
+# input saved under the package's testdata/fuzz/. Plain go test runs the
+# committed seed corpora.
+fuzz:
+	scripts/fuzz.sh
 
 # Real faults against the running cluster: agent kill -9, host kill, network
 # partition, scheduler kill -9 during 50 creates. Needs the cluster (make run).

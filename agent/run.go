@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -26,16 +27,16 @@ import (
 // fails: Docker adapter → capacity sampler → gossip (meta refreshed on every
 // change) and the mTLS API.
 func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
-	files := mtls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}
+	// Certificate, key, CA bundle and revocation list are re-read when
+	// their files change (mtls.DefaultCheckInterval).
+	id, err := mtls.Load(mtls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA, CRL: cfg.TLSCRL, Log: log.Named("tls")})
+	if err != nil {
+		return err
+	}
 	// The scheduler calls every route; peer agents only fetch home archives.
-	tlsConfig, err := mtls.ServerConfig(files, wire.RoleScheduler, wire.RoleAgent)
-	if err != nil {
-		return err
-	}
-	peerTLS, err := mtls.ClientConfig(files, wire.RoleAgent)
-	if err != nil {
-		return err
-	}
+	clientRoles := []string{wire.RoleScheduler, wire.RoleAgent}
+	tlsConfig := id.ServerConfig(clientRoles...)
+	peerTLS := id.ClientConfig(wire.RoleAgent)
 	dc, err := docker.New(ctx, docker.Options{Host: cfg.DockerHost, DataDir: cfg.DataDir, ServerID: cfg.ServerID}, log.Named("docker"))
 	if err != nil {
 		return fmt.Errorf("docker: %w", err)
@@ -43,6 +44,11 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	info, err := dc.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("docker info: %w", err)
+	}
+	if _, err := dc.ProbeSandbox(ctx, docker.SandboxOptions{
+		Egress: cfg.Egress, DiskQuota: cfg.DiskQuota == "loop", RunscState: cfg.RunscState,
+	}); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
 	}
 	sampler := capacity.NewSampler(capacity.Options{
 		ServerID: cfg.ServerID, DataRoot: info.DataRoot, GPUType: cfg.GPUType, GPUCount: cfg.GPUCount,
@@ -59,7 +65,7 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	}
 	pool, err := gossip.New(gossip.Config{
 		Name: cfg.ServerID, BindAddr: cfg.GossipBind, AdvertiseAddr: cfg.GossipAdvertise,
-		Key: cfg.GossipKey, Label: cfg.ClusterLabel, Fast: true,
+		Key: cfg.GossipKey, Keys: cfg.GossipKeys, Label: cfg.ClusterLabel, Fast: true, PruneAfter: cfg.GossipPruneAfter,
 	}, nodeMeta(cfg, advertise, first, 0), log.Named("gossip"))
 	if err != nil {
 		return err
@@ -77,7 +83,9 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	api := server.New(cfg.ServerID, dc, latest.get, server.StreamConfig{
 		WriteTimeout: cfg.StreamWriteTimeout, ProxyMaxConns: cfg.ProxyMaxConns,
 		ProxyResponseHeaderTimeout: cfg.ProxyHeaderTimeout, ProxyIdleTimeout: cfg.ProxyIdleTimeout,
+		HTTP: cfg.HTTP,
 	}, log.Named("api"))
+	api.CheckPeers(func(certs []*x509.Certificate) error { return id.CheckPeer(certs, clientRoles...) })
 	api.EnableHomes(server.Homes{DataDir: dc.DataDir(), Service: homes.NewService(peerTLS)})
 	log.Info("agent ready", "server_id", cfg.ServerID, "api", l.Addr().String(), "gossip", pool.LocalAddr(),
 		"cores", first.CPUCores, "memory_mb", first.MemoryTotalMB, "disk_gb", int(first.DiskTotalGB), "version", version.Version)
@@ -86,7 +94,7 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4) // one per part: none blocks on exit
+	errc := make(chan error, 5) // one per part: none blocks on exit
 	// Every part runs until ctx ends; run returns only once all have
 	// stopped (the deferred Leave then announces the departure).
 	var wg sync.WaitGroup
@@ -102,6 +110,9 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	part(func() error { return api.Serve(ctx, l, tlsConfig) })
 	part(func() error { return fc.Run(ctx) })
 	part(func() error { pool.JoinRetry(ctx, cfg.Join); <-ctx.Done(); return nil })
+	if cfg.GossipKeyFile != "" { // keyring rotation without a restart
+		part(func() error { pool.WatchKeyFile(ctx, cfg.GossipKeyFile, time.Second); return nil })
+	}
 	var seq uint64
 	prev := nodeMeta(cfg, advertise, first, 0)
 	part(func() error {

@@ -16,6 +16,9 @@
 #   BERTH_DOCKERD_LOG_LEVEL  warn
 #   BERTH_DOCKERD_ARGS       extra dockerd flags (word-split)
 #   BERTH_DOCKERD_TIMEOUT    60   seconds to wait for dockerd
+#   BERTH_RUNSC              auto   gVisor for workspaces: auto (probe, register if it works) or off
+#   BERTH_RUNSC_PLATFORMS    "systrap kvm ptrace"   tried in order; the first that runs a container wins
+#   BERTH_RUNSC_STATE        /run/berth/runsc-state   the probe's outcome, which the agent reports
 set -euo pipefail
 
 log() { printf '%s host-entrypoint: %s\n' "$(date -u +%FT%T.%3NZ)" "$*" >&2; }
@@ -82,6 +85,28 @@ if grep -qE '^\S+ /proc/sys \S+ ro[ ,]' /proc/self/mounts; then
 		log "warning: /proc/sys is read-only; dockerd cannot tune its bridges' sysctls"
 fi
 
+# Loop devices for the agent's per-home quota images (BERTH_DISK_QUOTA=loop).
+# A real host has them; a DinD host sees none, and its device cgroup refuses
+# them. With cgroup v1 and CAP_SYS_ADMIN we allow loop devices (block major 7,
+# /dev/loop-control) in this container's own device cgroup and make their
+# nodes. Loop devices are the kernel's, shared with the machine. Where this
+# fails the agent's probe finds no working quota and says so.
+enable_loop_devices() {
+	[[ -e /dev/loop-control ]] && return 0
+	local cg
+	cg=$(awk -F: '$2 == "devices" { print $3 }' /proc/self/cgroup)
+	if [[ -n $cg && -w /sys/fs/cgroup/devices$cg/devices.allow ]]; then
+		echo 'c 10:237 rwm' >"/sys/fs/cgroup/devices$cg/devices.allow" 2>/dev/null || true
+		echo 'b 7:* rwm' >"/sys/fs/cgroup/devices$cg/devices.allow" 2>/dev/null || true
+	fi
+	mknod -m 0660 /dev/loop-control c 10 237 2>/dev/null || { log "warning: no loop devices: disk quotas unavailable"; return 0; }
+	local i
+	for ((i = 0; i < 256; i++)); do
+		[[ -e /dev/loop$i ]] || mknod -m 0660 "/dev/loop$i" b 7 "$i" 2>/dev/null || true
+	done
+}
+enable_loop_devices
+
 mountpoint -q /var/lib/docker ||
 	log "warning: /var/lib/docker is not a volume; dockerd will fall back to the slow vfs driver"
 
@@ -115,6 +140,50 @@ shutdown() {
 }
 trap shutdown TERM INT
 
+# gVisor. Before dockerd, `runsc do` finds the first platform this kernel
+# runs (systrap needs a newer runsc than Debian bookworm's; kvm needs
+# /dev/kvm; ptrace works almost anywhere). It is registered as the runtime
+# "runsc", then a probe container must run under it through dockerd. The
+# probe's outcome goes to $runsc_state for the agent, which runs workspaces
+# under runsc only when dockerd has it and reports the fallback otherwise.
+runsc_state=${BERTH_RUNSC_STATE:-/run/berth/runsc-state}
+runsc_platform=
+runsc_args=()
+mkdir -p "$(dirname "$runsc_state")"
+write_daemon_json() { # the runtimes dockerd reloads on SIGHUP
+	mkdir -p /etc/docker
+	if [[ -n $runsc_platform ]]; then
+		local a json=""
+		for a in "${runsc_args[@]}"; do json+="${json:+,}\"$a\""; done
+		printf '{"runtimes": {"runsc": {"path": "%s", "runtimeArgs": [%s]}}}\n' "$(command -v runsc)" "$json" >/etc/docker/daemon.json
+	else
+		echo '{}' >/etc/docker/daemon.json
+	fi
+}
+probe_runsc_platform() {
+	if [[ ${BERTH_RUNSC:-auto} == off ]]; then
+		echo "off (BERTH_RUNSC=off)" >"$runsc_state"
+		return
+	fi
+	if ! command -v runsc >/dev/null; then
+		echo "unavailable: runsc is not installed" >"$runsc_state"
+		return
+	fi
+	local p out
+	for p in ${BERTH_RUNSC_PLATFORMS:-systrap kvm ptrace}; do
+		if out=$(timeout 30 runsc --platform="$p" --network=none do /bin/true 2>&1); then
+			runsc_platform=$p
+			runsc_args=(--platform="$p")
+			log "runsc: platform $p works"
+			return
+		fi
+		log "runsc: platform $p does not work here: $(tail -n 1 <<<"$out")"
+	done
+	echo "unavailable: no runsc platform works here (tried ${BERTH_RUNSC_PLATFORMS:-systrap kvm ptrace})" >"$runsc_state"
+}
+probe_runsc_platform
+write_daemon_json
+
 log "starting dockerd ${args[*]}"
 dockerd "${args[@]}" &
 dockerd_pid=$!
@@ -127,6 +196,57 @@ until docker info >/dev/null 2>&1; do
 done
 log "dockerd ready: $(docker version -f 'engine {{.Server.Version}}, api {{.Server.APIVersion}}'), $(docker info -f 'storage driver {{.Driver}}, cgroup {{.CgroupVersion}}')"
 [[ $(docker info -f '{{.Driver}}') != vfs ]] || log "warning: dockerd uses the vfs storage driver (slow); mount a volume on /var/lib/docker"
+
+# The probe container: busybox alone, imported (no registry). Bookworm's
+# runsc refuses its own network stack on recent kernels ("cannot run with
+# network enabled in root network namespace": it mistakes the container's
+# namespace for the host's), so on that error it is registered again with
+# --network=host: the sandbox then uses the container's network namespace
+# through the host kernel instead of gVisor's netstack (Docker's network
+# isolation holds; the network syscalls are not intercepted).
+reload_dockerd() { # write daemon.json, SIGHUP, wait until dockerd shows it
+	write_daemon_json
+	kill -HUP "$dockerd_pid"
+	local i rt
+	for ((i = 0; i < 100; i++)); do
+		rt=$(docker info -f '{{json .Runtimes}}' 2>/dev/null || true)
+		if [[ -z $runsc_platform ]]; then
+			[[ $rt != *'"runsc"'* ]] && return 0
+		elif [[ $rt == *"${runsc_args[-1]}"* ]]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	log "warning: dockerd did not reload its runtimes within 10s"
+}
+probe_runsc_container() {
+	[[ -n $runsc_platform ]] || return 0
+	local dir out
+	dir=$(mktemp -d)
+	mkdir "$dir/bin"
+	cp /bin/busybox "$dir/bin/busybox"
+	tar -C "$dir" -c . | docker import - berth/runsc-probe:local >/dev/null
+	rm -rf "$dir"
+	if out=$(docker run --rm --runtime=runsc berth/runsc-probe:local /bin/busybox true 2>&1); then
+		echo "ok: platform $runsc_platform" >"$runsc_state"
+		log "runsc: registered (platform $runsc_platform)"
+		return
+	fi
+	if [[ $out == *"root network namespace"* ]]; then
+		runsc_args+=(--network=host)
+		reload_dockerd
+		if out=$(docker run --rm --runtime=runsc berth/runsc-probe:local /bin/busybox true 2>&1); then
+			echo "ok: platform $runsc_platform, network host (this runsc cannot run its own network stack on this kernel)" >"$runsc_state"
+			log "runsc: registered (platform $runsc_platform, --network=host)"
+			return
+		fi
+	fi
+	log "runsc: the probe container failed; workspaces will run under runc: $out"
+	echo "unavailable: the probe container failed under runsc: $(tail -n 1 <<<"$out")" >"$runsc_state"
+	runsc_platform=
+	reload_dockerd
+}
+probe_runsc_container
 
 supervise_agent() {
 	trap - TERM INT

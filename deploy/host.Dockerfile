@@ -8,11 +8,29 @@
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
-# docker.io brings dockerd, containerd, runc and tini.
+# docker.io brings dockerd, containerd, runc and tini. runsc is gVisor, the
+# workspaces' runtime (host-entrypoint.sh probes it and registers it with
+# dockerd); busybox-static is the probe container's only binary. e2fsprogs
+# (mkfs.ext4, resize2fs) and mount make the agent's per-home quota images.
+#
+# runsc comes from Debian trixie (0.0~20240729, a static binary with no
+# dependencies), pinned so that nothing else does: bookworm's 0.0~20221219
+# has no systrap platform and refuses statx(AT_NO_AUTOMOUNT), so `ls -l` and
+# `stat` fail inside its sandboxes (EINVAL). RUNSC_SUITE=bookworm keeps
+# bookworm's.
+ARG RUNSC_SUITE=trixie
 RUN set -eux; \
+	if [ "$RUNSC_SUITE" != bookworm ]; then \
+		uri=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources | head -n 1); \
+		printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+			"${uri:-http://deb.debian.org/debian}" "$RUNSC_SUITE" >/etc/apt/sources.list.d/runsc.sources; \
+		printf 'Package: *\nPin: release n=%s\nPin-Priority: 1\n\nPackage: runsc\nPin: release n=%s\nPin-Priority: 990\n' \
+			"$RUNSC_SUITE" "$RUNSC_SUITE" >/etc/apt/preferences.d/runsc; \
+	fi; \
 	apt-get update; \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		ca-certificates docker.io iproute2 iptables procps; \
+		busybox-static ca-certificates docker.io e2fsprogs iproute2 iptables mount procps runsc; \
+	runsc --version; \
 	rm -rf /var/lib/apt/lists/*; \
 	mkdir -p /var/lib/berth
 

@@ -13,19 +13,33 @@ FROM ${BASE_IMAGE}
 RUN set -eux; \
 	apt-get update; \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		bash ca-certificates coreutils curl fish git iproute2 less procps sudo tini tmux zsh; \
+		bash ca-certificates coreutils curl fish git iproute2 less procps tini tmux zsh; \
 	rm -rf /var/lib/apt/lists/*
 
 # The user every exec, file operation and terminal runs as (compute API
 # contract: user dev, uid/gid 1000, home /home/dev, which the agent bind-mounts
-# from the workspace's data directory). Passwordless sudo, so a user can
-# apt-get install what the image lacks.
+# from the workspace's data directory).
+#
+# Sudo is a per-image choice (README "Workspace sandbox"). The agent runs
+# every workspace with no-new-privileges, under which setuid binaries like
+# sudo cannot raise privileges, so by default this image has no sudo at all.
+# --build-arg WORKSPACE_SUDO=yes installs it with passwordless sudo for dev;
+# it then works only where the scheduler sends the new_privileges exception
+# (BERTH_SANDBOX_EXCEPTIONS=new_privileges), and root gets only the sandbox's
+# minimal capabilities, inside gVisor where the host runs it.
+ARG WORKSPACE_SUDO=no
+LABEL berth.sandbox.sudo=${WORKSPACE_SUDO}
 RUN set -eux; \
 	groupadd --gid 1000 dev; \
 	useradd --uid 1000 --gid 1000 --create-home --home-dir /home/dev --shell /bin/bash dev; \
-	echo 'dev ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/dev; \
-	chmod 0440 /etc/sudoers.d/dev; \
-	visudo -cf /etc/sudoers.d/dev
+	if [ "$WORKSPACE_SUDO" = yes ]; then \
+		apt-get update; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends sudo; \
+		rm -rf /var/lib/apt/lists/*; \
+		echo 'dev ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/dev; \
+		chmod 0440 /etc/sudoers.d/dev; \
+		visudo -cf /etc/sudoers.d/dev; \
+	fi
 
 # The tunnel routes start `cloudflared tunnel run --token … [--url …]` as dev
 # (contract §3.19). This is berth's stand-in (tools/cloudflared-standin): same

@@ -70,7 +70,7 @@ wait_until() {
 inner_docker() { docker exec "$(cid "$1")" docker info; }
 healthy() { [[ $(status "$1") == "running healthy" ]]; }
 
-for f in .dev/pki/ca.crt .dev/gossip.key; do
+for f in .dev/pki/ca.crt .dev/pki/crl.pem .dev/gossip.key; do
 	[[ -s $f ]] || { log "error: $f is missing: run 'make certs'"; exit 1; }
 done
 for image in berth/host:dev berth/scheduler:dev berth/workspace:dev; do

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # workspace-server-init.sh: everything one production workspace host needs,
 # in one directory: its certificate and key (signed by the cluster CA, with
-# the server id and its addresses in the SAN), the CA, the gossip key, the
-# agent's configuration (agent.env, read by systemd's EnvironmentFile) and
-# the systemd unit. Run it where the cluster CA lives; copy the bundle to the
-# host. Safe to run twice: existing keys and certificates are kept, and the
-# configuration is rewritten identically.
+# the server id and its addresses in the SAN), the CA and its revocation
+# list, the gossip key, the agent's configuration (agent.env, read by
+# systemd's EnvironmentFile) and the systemd unit. Run it where the cluster
+# CA lives; copy the bundle to the host. Safe to run twice: existing keys
+# and certificates are kept, and the configuration is rewritten identically.
 #
 #   scripts/workspace-server-init.sh --id ws-eu-1 --address 203.0.113.10 \
 #       [--hostname ws-eu-1.example.net] [--region eu-central] [--labels disk=nvme,zone=fsn1] \
@@ -78,10 +78,12 @@ out=${out:-./hosts/$id}
 sans=("$address")
 [[ -n $hostname ]] && sans+=("$hostname")
 "$here/pki.sh" agent "$pki" "$id" "${sans[@]}"
+"$here/pki.sh" crl-due "$pki"
 
 mkdir -p "$out"
 chmod 700 "$out"
 install -m 644 "$pki/ca.crt" "$out/ca.crt"
+install -m 644 "$pki/crl.pem" "$out/crl.pem"
 install -m 644 "$pki/$id.crt" "$out/agent.crt"
 install -m 600 "$pki/$id.key" "$out/agent.key"
 install -m 600 "$gossip" "$out/gossip.key"
@@ -96,6 +98,7 @@ install -m 644 "$here/../deploy/systemd/berth-agent.service" "$out/berth-agent.s
 	echo "BERTH_TLS_CERT=/etc/berth/agent.crt"
 	echo "BERTH_TLS_KEY=/etc/berth/agent.key"
 	echo "BERTH_TLS_CA=/etc/berth/ca.crt"
+	echo "BERTH_TLS_CRL=/etc/berth/crl.pem"
 	echo "BERTH_GOSSIP_KEY_FILE=/etc/berth/gossip.key"
 	echo "BERTH_GOSSIP_BIND=$gossip_bind"
 	echo "BERTH_GOSSIP_ADVERTISE=$hostport:7946"
@@ -112,10 +115,12 @@ chmod 600 "$out/agent.env"
 cat <<MSG
 Bundle for $id in $out. On the host (Docker installed, Docker's TCP port closed):
   install -d -m 700 /etc/berth && install -m 600 $out/{agent.key,gossip.key,agent.env} /etc/berth/
-  install -m 644 $out/{agent.crt,ca.crt} /etc/berth/ && install -m 755 bin/agent /usr/local/bin/berth-agent
+  install -m 644 $out/{agent.crt,ca.crt,crl.pem} /etc/berth/ && install -m 755 bin/agent /usr/local/bin/berth-agent
   install -m 644 $out/berth-agent.service /etc/systemd/system/ && systemctl daemon-reload
   systemctl enable --now berth-agent
 Open TCP 7443 (mTLS API) to the scheduler and between hosts (home directories move agent to agent),
 and TCP+UDP 7946 (gossip) between hosts and scheduler.
 Then register it: bin/scheduler servers add --id $id --address $address (or POST /admin/servers).
+Its certificate lives ${PKI_DAYS:-30} days: renew it with scripts/pki.sh renew $pki $id (or renew-due) and copy
+agent.crt/agent.key in place; copy $pki/crl.pem after every revocation. The agent re-reads them within a second.
 MSG

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"berth/scheduler/internal/agentclient"
@@ -35,10 +37,12 @@ import (
 // compose cluster's scheduler (BERTH_URL overrides it): sign in, both hosts
 // healthy with their capacity, a third host added through the form, its
 // state changed with the buttons, then killed and seen to turn unreachable
-// on the open page, and removed. The third host is an agent process of the
-// test's own on this machine (the compose hosts are shared with other
-// tests and stay untouched); it is added cordoned so that no other test's
-// workspace can land on it. Screenshots go to .artifacts/screenshots/.
+// on the open page, and removed; then sign out, after which the browser's
+// session cookie, replayed, opens nothing. The third host is an agent
+// process of the test's own on this machine (the compose hosts are shared
+// with other tests and stay untouched); it is added cordoned so that no
+// other test's workspace can land on it. Screenshots go to
+// .artifacts/screenshots/.
 
 // panelAgentID is the third host's server id; scripts/pki.sh issues its
 // certificate with the cluster's dev CA.
@@ -354,6 +358,39 @@ func TestAdminPanelInBrowser(t *testing.T) {
 	if code, body := panelAPI(t, "GET", "/admin/servers/"+panelAgentID, nil); code != 404 {
 		t.Errorf("GET the removed server: %d %s, want 404", code, body)
 	}
+
+	// 7. Sign out: the session ends on the server, so the browser's cookie,
+	// replayed from elsewhere, opens nothing.
+	session, err := chromedp.Run(bctx, func(ctx context.Context, tg *chromedp.Target) (string, error) {
+		res, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{panelURL() + "/admin/ui"}})
+		for _, c := range res.Cookies {
+			if c.Name == "berth_admin" {
+				return c.Value, err
+			}
+		}
+		return "", err
+	})
+	if err != nil || session == "" {
+		t.Fatalf("read the session cookie: %q, %v", session, err)
+	}
+	replay := func() int {
+		req, _ := http.NewRequest("GET", panelURL()+"/admin/servers", nil)
+		req.AddCookie(&http.Cookie{Name: "berth_admin", Value: session})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := replay(); code != 200 {
+		t.Fatalf("the session cookie before sign-out: %d, want 200", code)
+	}
+	do("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#token")))
+	if code := replay(); code != 401 {
+		t.Errorf("the session cookie replayed after sign-out: %d, want 401", code)
+	}
+	shots.take(t, bctx, "signed-out")
 }
 
 // The preview in a real browser: Chromium opens the test app's page

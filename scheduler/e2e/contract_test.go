@@ -292,7 +292,10 @@ func TestContractAuthOrder(t *testing.T) {
 		{"unsafe id in path", owner, "GET", "/workspaces/e2e.bad", nil, 400, "Invalid workspace_id: contains unsafe characters"},
 		{"other user's stop", api.as(user + "-other"), "POST", path + "/stop", nil, 403, "Not authorized to access this workspace"},
 		{"unknown workspace's exec", owner, "POST", "/workspaces/" + uniqueID("e2e-nope") + "/exec", map[string]any{"command": "true"}, 404, "Workspace not found"},
-		{"malformed JSON before the user check", api.anonymous(), "POST", path + "/exec", "{", 422, ""},
+		// Issue 12: the body is read after auth (a deliberate deviation from
+		// §1.2 step 1), so an anonymous malformed body is 401, not 422.
+		{"malformed JSON after the user check", api.anonymous(), "POST", path + "/exec", "{", 401, "Missing user ID header"},
+		{"malformed JSON of an authenticated caller", owner, "POST", path + "/exec", "{", 422, ""},
 		{"a file write authenticates before it reads its body", api.anonymous(), "PUT", path + "/files/content", "{", 401, "Missing user ID header"},
 		{"bad body before ownership", api.as(user + "-other"), "POST", path + "/exec", map[string]any{}, 422, ""},
 		{"owner", owner, "GET", path, nil, 200, ""},

@@ -403,13 +403,15 @@ func removeDataDirs(ids ...string) {
 		if err != nil || ctr == "" || strings.Contains(ctr, "\n") {
 			continue
 		}
-		args := []string{"exec", ctr, "rm", "-rf", "--"}
+		// A home with a disk quota is a loop mount: unmount it first, or
+		// rm cannot remove it and the loop device stays taken.
+		script := ""
 		for _, id := range ids {
 			if safeID.MatchString(id) {
-				args = append(args, dataRoot+"/"+id)
+				script += fmt.Sprintf("umount %[1]s/%[2]s/home 2>/dev/null; rm -rf -- %[1]s/%[2]s; ", dataRoot, id)
 			}
 		}
-		_ = exec.Command("docker", args...).Run()
+		_ = exec.Command("docker", "exec", ctr, "sh", "-c", script).Run()
 	}
 }
 

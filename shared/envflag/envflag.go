@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"berth/shared/gossip"
 )
 
 // Key is one setting: its environment name, flag name, help text, and how
@@ -136,19 +139,6 @@ func Base64Key(p *[]byte) func(string) error {
 	}
 }
 
-// Base64KeyFile reads a file holding a base64 gossip key.
-func Base64KeyFile(p *[]byte) func(string) error {
-	return func(path string) error {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		b, err := decodeB64(string(raw))
-		*p = b
-		return err
-	}
-}
-
 func decodeB64(s string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 }
@@ -157,9 +147,13 @@ func decodeB64(s string) ([]byte, error) {
 // their place in the gossip pool.
 type Peer struct {
 	TLSCert, TLSKey, TLSCA string
+	TLSCRL                 string // optional revocation list; all four files are re-read when they change
 	GossipBind             string
 	GossipAdvertise        string
-	GossipKey              []byte
+	GossipKey              []byte   // the primary key (GossipKeys[0] when read from a file)
+	GossipKeys             [][]byte // the keyring read from GossipKeyFile, primary first
+	GossipKeyFile          string   // re-read while running: keyring rotation without a restart
+	GossipPruneAfter       time.Duration
 	ClusterLabel           string
 	Join                   []string
 }
@@ -170,10 +164,26 @@ func PeerKeys(p *Peer, role string) []Key {
 		{Env: "BERTH_TLS_CERT", Flag: "tls-cert", Help: role + " certificate (PEM)", Set: String(&p.TLSCert)},
 		{Env: "BERTH_TLS_KEY", Flag: "tls-key", Help: role + " key (PEM)", Set: String(&p.TLSKey)},
 		{Env: "BERTH_TLS_CA", Flag: "tls-ca", Help: "cluster CA (PEM)", Set: String(&p.TLSCA)},
+		{Env: "BERTH_TLS_CRL", Flag: "tls-crl", Help: "certificate revocation list of the cluster CA (PEM or DER), re-read when it changes", Set: String(&p.TLSCRL)},
 		{Env: "BERTH_GOSSIP_BIND", Flag: "gossip-bind", Help: "memberlist bind host:port", Set: String(&p.GossipBind)},
 		{Env: "BERTH_GOSSIP_ADVERTISE", Flag: "gossip-advertise", Help: "memberlist advertise host:port", Set: String(&p.GossipAdvertise)},
 		{Env: "BERTH_GOSSIP_KEY", Flag: "gossip-key", Help: "gossip key, base64", Set: Base64Key(&p.GossipKey)},
-		{Env: "BERTH_GOSSIP_KEY_FILE", Flag: "gossip-key-file", Help: "file holding the base64 gossip key", Set: Base64KeyFile(&p.GossipKey)},
+		{Env: "BERTH_GOSSIP_KEY_FILE", Flag: "gossip-key-file", Help: "file of base64 gossip keys, one a line, the first the primary; re-read when it changes", Set: func(path string) error {
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			keys, err := gossip.ParseKeys(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			p.GossipKeyFile, p.GossipKeys, p.GossipKey = path, keys, keys[0]
+			return nil
+		}},
+		{Env: "BERTH_GOSSIP_PRUNE_AFTER", Flag: "gossip-prune-after", Help: "forget gossip members dead or left this long (default 1h)", Set: func(v string) (err error) {
+			p.GossipPruneAfter, err = time.ParseDuration(v)
+			return err
+		}},
 		{Env: "BERTH_CLUSTER_LABEL", Flag: "cluster-label", Help: "gossip cluster label", Set: String(&p.ClusterLabel)},
 		{Env: "BERTH_JOIN", Flag: "join", Help: "comma-separated gossip peers", Set: func(v string) error { p.Join = SplitList(v); return nil }},
 	}

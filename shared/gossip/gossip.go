@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,10 +33,29 @@ type Config struct {
 	AdvertiseAddr string // host:port others use; "" = derived from BindAddr
 	Key           []byte // AES key, 16/24/32 bytes: gossip is always encrypted
 	Label         string // cluster label: packets of other clusters are refused
+	// Keys is the keyring (the primary first, see ParseKeys); when set, Key
+	// is ignored. SetKeys and WatchKeyFile change it while running.
+	Keys [][]byte
 	// Fast tunes failure detection for a LAN (sub-second probes, small
 	// suspicion multiplier). Off gives memberlist's DefaultLANConfig.
 	Fast bool
+	// Admit, when set, decides on every member gossip announces (after the
+	// built-in checks of checkMember); an error refuses the member, and the
+	// refusal is logged at most once a minute per name. The scheduler admits
+	// only agents whose name is a registered server id.
+	Admit func(Member) error
+	// PruneAfter is how long a dead or left member stays in Members;
+	// 0 = DefaultPruneAfter.
+	PruneAfter time.Duration
 }
+
+// DefaultPruneAfter is how long a dead or left member stays in the view.
+const DefaultPruneAfter = time.Hour
+
+// DeadNodeReclaimTime is how long a member must have been dead before
+// another address may take its name (memberlist refuses a name held by a
+// live member at another address, and this package logs the conflict).
+const DeadNodeReclaimTime = 10 * time.Second
 
 // Member is one node of the membership view.
 type Member struct {
@@ -45,6 +65,11 @@ type Member struct {
 	Meta    wire.NodeMeta `json:"meta"`
 	MetaErr string        `json:"meta_error,omitempty"`
 	Since   time.Time     `json:"since"` // when State was last set
+	// Unregistered marks an agent refused membership because its name is
+	// not a registered server (Config.Admit, ErrUnregistered): listed so
+	// that it can be registered, never a member. Since is its latest
+	// announcement.
+	Unregistered bool `json:"unregistered,omitempty"`
 }
 
 // Event is a membership change delivered to subscribers.
@@ -55,25 +80,45 @@ type Event struct {
 
 // Pool is one running memberlist member.
 type Pool struct {
-	list *memberlist.Memberlist
-	log  hclog.Logger
+	list       *memberlist.Memberlist
+	log        hclog.Logger
+	keyring    *memberlist.Keyring
+	name       string
+	admit      func(Member) error
+	pruneAfter time.Duration
 
 	mu      sync.Mutex
 	meta    []byte
-	members map[string]Member // by name, including dead and left ones
+	members map[string]Member // by name, including dead and left ones until pruned
 	subs    []chan Event
+	refused map[string]time.Time // name → when its refusal was last logged
+	// candidates are unregistered agents refused membership, by name.
+	candidates map[string]Member
 }
 
 // New starts a member. It does not join anyone: call Join.
 func New(cfg Config, meta wire.NodeMeta, log hclog.Logger) (*Pool, error) {
-	if len(cfg.Key) == 0 {
+	if cfg.PruneAfter < 0 {
+		return nil, fmt.Errorf("gossip: prune after %s: must not be negative", cfg.PruneAfter)
+	}
+	keys := cfg.Keys
+	if len(keys) == 0 && len(cfg.Key) > 0 {
+		keys = [][]byte{cfg.Key}
+	}
+	if len(keys) == 0 {
 		return nil, errors.New("gossip: a key is required (gossip is always encrypted)")
+	}
+	keyring, err := memberlist.NewKeyring(keys[1:], keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("gossip keyring: %w", err)
 	}
 	encoded, err := meta.Encode()
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{log: log, meta: encoded, members: map[string]Member{}}
+	p := &Pool{log: log, meta: encoded, members: map[string]Member{}, keyring: keyring, name: cfg.Name,
+		admit: cfg.Admit, pruneAfter: cmp.Or(cfg.PruneAfter, DefaultPruneAfter), refused: map[string]time.Time{},
+		candidates: map[string]Member{}}
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.Fast {
@@ -99,11 +144,14 @@ func New(cfg Config, meta wire.NodeMeta, log hclog.Logger) (*Pool, error) {
 		}
 		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
 	}
-	mc.SecretKey = cfg.Key
+	mc.Keyring = keyring
+	mc.DeadNodeReclaimTime = DeadNodeReclaimTime
 	mc.Label = cfg.Label
 	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.Delegate = (*delegate)(p)
 	mc.Events = (*events)(p)
+	mc.Alive = (*admission)(p)
+	mc.Conflict = (*admission)(p)
 	mc.Logger = logging.StdLogger(log.Named("memberlist"))
 
 	list, err := memberlist.Create(mc)
@@ -127,7 +175,6 @@ func tuneFast(mc *memberlist.Config) {
 	mc.GossipNodes = 4
 	mc.PushPullInterval = 10 * time.Second
 	mc.TCPTimeout = 2 * time.Second
-	mc.DeadNodeReclaimTime = time.Second
 }
 
 // Join contacts the given peers; it succeeds when at least one answered.
@@ -164,19 +211,27 @@ func (p *Pool) LocalAddr() string {
 func (p *Pool) NumAlive() int { return p.list.NumMembers() }
 
 // Members returns the view: every member seen, sorted by name. Alive and
-// suspect states come from memberlist; dead and left ones are remembered.
+// suspect states come from memberlist; dead and left ones are remembered
+// (PruneAfter); unregistered candidates (ErrUnregistered) are listed with
+// Unregistered set.
 func (p *Pool) Members() []Member {
 	live := map[string]string{}
 	for _, n := range p.list.Members() {
 		live[n.Name] = stateName(n.State)
 	}
 	p.mu.Lock()
+	p.pruneLocked(time.Now())
 	out := make([]Member, 0, len(p.members))
 	for name, m := range p.members {
 		if s, ok := live[name]; ok && s != m.State && m.State != StateDead && m.State != StateLeft {
 			m.State = s
 		}
 		out = append(out, m)
+	}
+	for name, c := range p.candidates {
+		if _, member := p.members[name]; !member {
+			out = append(out, c)
+		}
 	}
 	p.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -227,7 +282,12 @@ func (p *Pool) record(n *memberlist.Node, kind string) {
 	}
 	m.Meta = meta
 	p.mu.Lock()
+	if old, ok := p.members[n.Name]; ok && old.Addr != m.Addr {
+		p.log.Warn("gossip member changed address", "member", n.Name, "from", old.Addr, "to", m.Addr, "was", old.State)
+	}
 	p.members[n.Name] = m
+	delete(p.candidates, n.Name) // registered since
+	p.pruneLocked(time.Now())
 	subs := p.subs
 	for _, ch := range subs {
 		select {

@@ -9,10 +9,13 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"berth/shared/mtls"
 )
 
 // PKI is a throwaway certificate authority for tests.
@@ -52,8 +55,21 @@ func NewPKI(t testing.TB) *PKI {
 }
 
 // Issue writes name.crt and name.key signed by the CA, with the given role
-// (OU) and SANs (host names or IPs), and returns their paths.
+// (its URI SAN, mtls.RoleURI, and the OU) and SANs (host names or IPs), and
+// returns their paths.
 func (p *PKI) Issue(name, role string, server bool, sans ...string) (certFile, keyFile string) {
+	p.t.Helper()
+	return p.issue(name, role, true, server, sans...)
+}
+
+// IssueOUOnly is Issue as berth issued certificates before role URI SANs:
+// the role only in the OU.
+func (p *PKI) IssueOUOnly(name, role string, server bool, sans ...string) (certFile, keyFile string) {
+	p.t.Helper()
+	return p.issue(name, role, false, server, sans...)
+}
+
+func (p *PKI) issue(name, role string, roleURI, server bool, sans ...string) (certFile, keyFile string) {
 	p.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -67,6 +83,9 @@ func (p *PKI) Issue(name, role string, server bool, sans ...string) (certFile, k
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if roleURI {
+		tmpl.URIs = []*url.URL{mtls.RoleURL(role)}
 	}
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
@@ -91,6 +110,39 @@ func (p *PKI) Issue(name, role string, server bool, sans ...string) (certFile, k
 	writePEM(p.t, certFile, "CERTIFICATE", der)
 	writePEM(p.t, keyFile, "EC PRIVATE KEY", kder)
 	return certFile, keyFile
+}
+
+// WriteCRL writes to path a revocation list of the CA that revokes the
+// certificates in the PEM files certFiles (none: an empty list), replacing
+// the file by rename as an operator's tool would.
+func (p *PKI) WriteCRL(path string, certFiles ...string) {
+	p.t.Helper()
+	tmpl := &x509.RevocationList{
+		Number:     big.NewInt(time.Now().UnixNano()),
+		ThisUpdate: time.Now().Add(-time.Minute),
+		NextUpdate: time.Now().Add(24 * time.Hour),
+	}
+	for _, f := range certFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		block, _ := pem.Decode(b)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: cert.SerialNumber, RevocationTime: time.Now()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, p.ca, p.caKey)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	writePEM(p.t, path+".tmp", "X509 CRL", der)
+	if err := os.Rename(path+".tmp", path); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 func writePEM(t testing.TB, path, typ string, der []byte) {

@@ -75,6 +75,10 @@ type Mount struct {
 	// first (a new home, which must never inherit the directory of a
 	// forgotten workspace of the same id).
 	Fresh bool `json:"fresh,omitempty"`
+	// QuotaGB, when positive, caps the mount's size: the agent backs the
+	// directory with a file system of that size where the host allows it
+	// (SandboxReport.DiskQuota says whether it did).
+	QuotaGB int64 `json:"quota_gb,omitempty"`
 }
 
 // Resources are a container's limits.
@@ -102,6 +106,14 @@ type CreateContainerRequest struct {
 	Start       bool              `json:"start"`
 	WorkspaceID string            `json:"workspace_id,omitempty"`
 	Epoch       int64             `json:"epoch,omitempty"`
+
+	// The sandbox (sandbox.go). Limits: zero fields take the agent's
+	// defaults. CapAdd beyond the agent's minimum, limits.processes -1, a
+	// runtime other than runsc where runsc works, or network_mode "bridge"
+	// are refused unless SandboxExceptions names the matching exception.
+	Limits            ProcessLimits `json:"limits,omitzero"`
+	CapAdd            []string      `json:"cap_add,omitempty"`
+	SandboxExceptions []string      `json:"sandbox_exceptions,omitempty"`
 
 	// Forbidden: present so that a request asking for them is refused with a
 	// clear message instead of being silently ignored.
@@ -133,6 +145,8 @@ type Container struct {
 	StartedAt  time.Time         `json:"started_at,omitzero"`
 	FinishedAt time.Time         `json:"finished_at,omitzero"`
 	IPAddress  string            `json:"ip_address,omitempty"`
+	// Sandbox: set on the answer to a create only.
+	Sandbox *SandboxReport `json:"sandbox,omitempty"`
 }
 
 // StopRequest stops a container with a grace period.

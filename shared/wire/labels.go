@@ -16,7 +16,8 @@ const (
 	LabelCluster  = "berth.cluster" // id of the scheduler's cluster that owns it
 )
 
-// Roles carried in the OrganizationalUnit of berth certificates.
+// Roles of berth certificates: bound by the URI SAN mtls.RoleURI (spiffe://berth/agent,
+// spiffe://berth/scheduler); also written, for people only, in the OU.
 const (
 	RoleScheduler = "berth-scheduler"
 	RoleAgent     = "berth-agent"

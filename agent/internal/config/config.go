@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"berth/shared/envflag"
+	"berth/shared/httpbudget"
 )
 
 // Config is everything an agent needs to run.
@@ -31,6 +32,13 @@ type Config struct {
 	DockerHost string // must be a unix:// socket: berth never opens a Docker TCP port
 	DataDir    string // root of workspace data; every bind mount must lie under it
 
+	// The workspace sandbox (README "Workspace sandbox"): egress policy
+	// (open or none), disk quotas (loop or off) and the file the host
+	// setup writes its runsc probe's outcome to.
+	Egress     string
+	DiskQuota  string
+	RunscState string
+
 	SampleInterval time.Duration // how often capacity is measured and re-gossiped
 	FenceLease     time.Duration // cut off from scheduler and gossip this long → stop workspaces; 0 = off
 	GPUType        string
@@ -41,6 +49,11 @@ type Config struct {
 	ProxyMaxConns      int           // proxied requests open at once per container
 	ProxyHeaderTimeout time.Duration // wait for a container app's answer headers
 	ProxyIdleTimeout   time.Duration // close a proxied connection idle this long
+
+	// HTTP bounds every connection of the API (BERTH_HTTP_*: header, body,
+	// write, idle and stall timeouts, header size; README "Request
+	// budgets").
+	HTTP httpbudget.Timeouts
 
 	LogLevel string
 	LogJSON  bool
@@ -53,6 +66,9 @@ func Default() Config {
 		Peer:           envflag.Peer{GossipBind: "0.0.0.0:7946", ClusterLabel: "berth"},
 		DockerHost:     "unix:///var/run/docker.sock",
 		DataDir:        "/var/lib/berth",
+		Egress:         "open",
+		DiskQuota:      "loop",
+		RunscState:     "/run/berth/runsc-state",
 		SampleInterval: 2 * time.Second,
 		FenceLease:     30 * time.Second,
 
@@ -60,6 +76,7 @@ func Default() Config {
 		ProxyMaxConns:      256,
 		ProxyHeaderTimeout: 30 * time.Second,
 		ProxyIdleTimeout:   time.Hour,
+		HTTP:               httpbudget.Default(),
 
 		LogLevel: "info",
 		Labels:   map[string]string{},
@@ -99,6 +116,12 @@ func (c Config) Validate() error {
 	if c.ClusterLabel == "" {
 		add("cluster label: required")
 	}
+	if c.Egress != "open" && c.Egress != "none" {
+		add("egress %q: want open or none (BERTH_EGRESS)", c.Egress)
+	}
+	if c.DiskQuota != "loop" && c.DiskQuota != "off" {
+		add("disk quota %q: want loop or off (BERTH_DISK_QUOTA)", c.DiskQuota)
+	}
 	if !strings.HasPrefix(c.DockerHost, "unix://") {
 		add("docker host %q: only a unix:// socket is allowed", c.DockerHost)
 	}
@@ -126,6 +149,9 @@ func (c Config) Validate() error {
 	if c.ProxyIdleTimeout < time.Second {
 		add("proxy idle timeout %s: must be at least 1s", c.ProxyIdleTimeout)
 	}
+	if err := c.HTTP.Validate(httpbudget.EnvPrefix); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -142,7 +168,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 func Usage() string { c := Default(); return envflag.Usage(c.keys()) }
 
 func (c *Config) keys() []envflag.Key {
-	return append(envflag.PeerKeys(&c.Peer, "agent"), []envflag.Key{
+	keys := append(envflag.PeerKeys(&c.Peer, "agent"), httpbudget.Keys(&c.HTTP)...)
+	return append(keys, []envflag.Key{
 		{Env: "BERTH_SERVER_ID", Flag: "server-id", Help: "unique server id", Set: envflag.String(&c.ServerID)},
 		{Env: "BERTH_REGION", Flag: "region", Help: "placement region", Set: envflag.String(&c.Region)},
 		{Env: "BERTH_LABELS", Flag: "labels", Help: "placement labels, k=v,k=v", Set: func(v string) (err error) {
@@ -153,6 +180,9 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "BERTH_ADVERTISE_ADDR", Flag: "advertise-addr", Help: "host:port the scheduler reaches this agent at", Set: envflag.String(&c.AdvertiseAddr)},
 		{Env: "BERTH_DOCKER_HOST", Flag: "docker-host", Help: "local Docker socket (unix://)", Set: envflag.String(&c.DockerHost)},
 		{Env: "BERTH_DATA_DIR", Flag: "data-dir", Help: "workspace data root", Set: envflag.String(&c.DataDir)},
+		{Env: "BERTH_EGRESS", Flag: "egress", Help: "workspace egress: open or none", Set: envflag.String(&c.Egress)},
+		{Env: "BERTH_DISK_QUOTA", Flag: "disk-quota", Help: "storage_gb quotas: loop (loop-mounted ext4 per home) or off", Set: envflag.String(&c.DiskQuota)},
+		{Env: "BERTH_RUNSC_STATE", Flag: "runsc-state", Help: "file holding the host setup's runsc probe outcome", Set: envflag.String(&c.RunscState)},
 		{Env: "BERTH_SAMPLE_INTERVAL", Flag: "sample-interval", Help: "capacity sampling period", Set: func(v string) (err error) {
 			c.SampleInterval, err = time.ParseDuration(v)
 			return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"berth/shared/wire"
 
@@ -33,6 +34,12 @@ type Client struct {
 	dataDir  string // absolute, symlinks resolved
 	serverID string
 	log      hclog.Logger
+
+	mu       sync.Mutex
+	sandbox  HostSandbox     // ProbeSandbox's findings
+	networks map[string]bool // workspace networks known to exist
+
+	sandboxExecs sync.Map // exec id → *sandboxExec, for execs running in runsc containers
 }
 
 // New checks opts, connects to the daemon (negotiating the API version) and
@@ -62,7 +69,8 @@ func New(ctx context.Context, opts Options, logger hclog.Logger) (*Client, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: docker client: %w", ErrDocker, err)
 	}
-	c := &Client{api: api, dataDir: dataDir, serverID: opts.ServerID, log: logger}
+	c := &Client{api: api, dataDir: dataDir, serverID: opts.ServerID, log: logger,
+		sandbox: DefaultHostSandbox(), networks: map[string]bool{}}
 	if err := c.Ping(ctx); err != nil {
 		_ = api.Close()
 		return nil, err

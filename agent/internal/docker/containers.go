@@ -38,7 +38,7 @@ const defaultNetwork = "bridge"
 // container runs with Docker's init (tini) as PID 1 so zombies are reaped
 // and SIGTERM reaches the command.
 func (c *Client) Create(ctx context.Context, req wire.CreateContainerRequest) (wire.Container, error) {
-	cfg, hostCfg, err := c.buildCreate(req)
+	cfg, hostCfg, rep, err := c.buildCreate(req)
 	if err != nil {
 		return wire.Container{}, err
 	}
@@ -48,8 +48,12 @@ func (c *Client) Create(ctx context.Context, req wire.CreateContainerRequest) (w
 		}
 		return wire.Container{}, wrapErr(err, "inspect image %s", req.Image)
 	}
+	rep.DiskQuota = "none: no mount asks for one"
 	for i, m := range hostCfg.Mounts { // one per req.Mounts, in order
 		if req.Mounts[i].Fresh {
+			if err := dropQuota(ctx, m.Source); err != nil {
+				return wire.Container{}, err
+			}
 			if err := os.RemoveAll(m.Source); err != nil {
 				return wire.Container{}, fmt.Errorf("%w: empty mount dir %q: %w", ErrDocker, m.Source, err)
 			}
@@ -57,7 +61,16 @@ func (c *Client) Create(ctx context.Context, req wire.CreateContainerRequest) (w
 		if err := ensureMountDir(c.dataDir, m.Source); err != nil {
 			return wire.Container{}, err
 		}
+		if gb := req.Mounts[i].QuotaGB; gb > 0 {
+			c.applyQuota(ctx, m.Source, gb, rep)
+		}
 	}
+	if hostCfg.NetworkMode != "none" && hostCfg.NetworkMode != "bridge" {
+		if err := c.ensureNetwork(ctx, string(hostCfg.NetworkMode)); err != nil {
+			return wire.Container{}, err
+		}
+	}
+	c.logSandbox(req, rep)
 	created, err := c.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, req.Name)
 	if err != nil {
 		return wire.Container{}, wrapErr(err, "create container %s", req.Name)
@@ -77,7 +90,43 @@ func (c *Client) Create(ctx context.Context, req wire.CreateContainerRequest) (w
 		return wire.Container{}, wrapErr(err, "inspect container %s", req.Name)
 	}
 	c.log.Debug("container created", "id", created.ID, "name", req.Name, "started", req.Start)
-	return toWireContainer(inspected, time.Now()), nil
+	out := toWireContainer(inspected, time.Now())
+	out.Sandbox = rep
+	return out, nil
+}
+
+// applyQuota backs dir with a file system of gb GiB where the host allows
+// it; where it does not, or it fails, the home stays a plain directory and
+// rep says why (a degraded sandbox, not a failed create).
+func (c *Client) applyQuota(ctx context.Context, dir string, gb int64, rep *wire.SandboxReport) {
+	h := c.Sandbox()
+	if !h.Quota {
+		rep.DiskQuota = "none: " + h.QuotaNote
+		rep.Degraded = append(rep.Degraded, fmt.Sprintf("storage_gb %d not enforced: %s", gb, h.QuotaNote))
+		return
+	}
+	desc, err := c.ensureQuota(ctx, dir, gb)
+	if err != nil {
+		rep.DiskQuota = "none: " + err.Error()
+		rep.Degraded = append(rep.Degraded, fmt.Sprintf("storage_gb %d not enforced: %v", gb, err))
+		return
+	}
+	rep.DiskQuota = desc
+}
+
+// logSandbox logs a create's sandbox: exceptions the request asked for
+// (always, at warn: each weakens the sandbox) and what the host could not
+// apply.
+func (c *Client) logSandbox(req wire.CreateContainerRequest, rep *wire.SandboxReport) {
+	if len(rep.Exceptions) > 0 {
+		c.log.Warn("sandbox weakened by the request's exceptions", "container", req.Name,
+			"workspace_id", req.WorkspaceID, "exceptions", rep.Exceptions)
+	}
+	if len(rep.Degraded) > 0 {
+		c.log.Warn("sandbox degraded on this host", "container", req.Name, "workspace_id", req.WorkspaceID,
+			"degraded", rep.Degraded)
+	}
+	c.log.Debug("sandbox", "container", req.Name, "runtime", rep.Runtime, "network", rep.Network, "disk_quota", rep.DiskQuota)
 }
 
 // removeAfterFailure force-removes a container Create made, even when ctx is
@@ -90,17 +139,18 @@ func (c *Client) removeAfterFailure(ctx context.Context, id string) {
 	}
 }
 
-// buildCreate validates req and turns it into Docker's create parameters.
-// Mount sources in the result are resolved host paths; nothing is created.
-func (c *Client) buildCreate(req wire.CreateContainerRequest) (*container.Config, *container.HostConfig, error) {
+// buildCreate validates req and turns it into Docker's create parameters,
+// with the host's sandbox applied (sandboxFor) and reported. Mount sources
+// in the result are resolved host paths; nothing is created.
+func (c *Client) buildCreate(req wire.CreateContainerRequest) (*container.Config, *container.HostConfig, *wire.SandboxReport, error) {
 	if err := ValidateCreate(req, c.dataDir); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var mounts []mount.Mount
 	for _, m := range req.Mounts {
 		source, err := resolveSource(c.dataDir, m.Source)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		mounts = append(mounts, mount.Mount{
 			Type:     mount.TypeBind,
@@ -120,18 +170,20 @@ func (c *Client) buildCreate(req wire.CreateContainerRequest) (*container.Config
 	}
 	initOn := true
 	hostCfg := &container.HostConfig{
-		NetworkMode: container.NetworkMode(req.NetworkMode),
-		PidMode:     container.PidMode(req.PidMode),
-		IpcMode:     container.IpcMode(req.IpcMode),
-		Mounts:      mounts,
-		Runtime:     req.Runtime,
-		Init:        &initOn,
-		Resources:   dockerResources(req.Resources),
+		PidMode:   container.PidMode(req.PidMode),
+		IpcMode:   container.IpcMode(req.IpcMode),
+		Mounts:    mounts,
+		Init:      &initOn,
+		Resources: dockerResources(req.Resources),
 	}
 	if g := req.GPU; g != nil {
 		hostCfg.DeviceRequests = []container.DeviceRequest{{Count: g.Count, Capabilities: [][]string{g.Capabilities}}}
 	}
-	return cfg, hostCfg, nil
+	rep, err := sandboxFor(req, c.sandbox, hostCfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, hostCfg, &rep, nil
 }
 
 // dockerResources applies berth's limit rules: a zero field sets nothing.
@@ -182,10 +234,27 @@ func (c *Client) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := remountQuotas(ctx, bindSources(ctr)); err != nil {
+		return err
+	}
 	if err := c.api.ContainerStart(ctx, ctr.ID, container.StartOptions{}); err != nil {
 		return wrapErr(err, "start container %s", id)
 	}
 	return nil
+}
+
+// bindSources are the host directories bound into ctr.
+func bindSources(ctr container.InspectResponse) []string {
+	if ctr.HostConfig == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range ctr.HostConfig.Mounts {
+		if m.Type == mount.TypeBind {
+			out = append(out, m.Source)
+		}
+	}
+	return out
 }
 
 // Stop sends SIGTERM and, after timeout, SIGKILL. timeout is rounded up to
@@ -266,12 +335,37 @@ func (c *Client) Update(ctx context.Context, id string, r wire.Resources) error 
 	if err != nil {
 		return err
 	}
+	if isRunsc(ctr) && ctr.State != nil && ctr.State.Running {
+		return c.updateRestarting(ctx, ctr, r)
+	}
 	resp, err := c.api.ContainerUpdate(ctx, ctr.ID, container.UpdateConfig{Resources: dockerResources(r)})
 	if err != nil {
 		return wrapErr(err, "update container %s", id)
 	}
 	for _, w := range resp.Warnings {
 		c.log.Warn("docker warning on update", "container", id, "warning", w)
+	}
+	return nil
+}
+
+// updateRestarting changes the limits of a running runsc container, which
+// runsc cannot do live (it has no `update` command): stop, update, start.
+// The workspace's processes restart; its home and container stay.
+func (c *Client) updateRestarting(ctx context.Context, ctr container.InspectResponse, r wire.Resources) error {
+	c.log.Info("runsc cannot change limits live: restarting the container to apply them", "container", ctr.Name, "resources", r)
+	secs := 10
+	if err := c.api.ContainerStop(ctx, ctr.ID, container.StopOptions{Timeout: &secs}); err != nil {
+		return wrapErr(err, "stop container %s to update it", ctr.Name)
+	}
+	_, uerr := c.api.ContainerUpdate(ctx, ctr.ID, container.UpdateConfig{Resources: dockerResources(r)})
+	if err := remountQuotas(ctx, bindSources(ctr)); err != nil {
+		return err
+	}
+	if err := c.api.ContainerStart(ctx, ctr.ID, container.StartOptions{}); err != nil {
+		return wrapErr(err, "start container %s after updating it", ctr.Name)
+	}
+	if uerr != nil {
+		return wrapErr(uerr, "update container %s", ctr.Name)
 	}
 	return nil
 }

@@ -60,10 +60,11 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdi
 	if ctr.State == nil || !ctr.State.Running {
 		return 0, false, fmt.Errorf("%w: container %s is not running", ErrConflict, id)
 	}
+	env, sbx := markExec(ctr, req.User, envList(req.Env))
 	created, err := c.api.ContainerExecCreate(ctx, ctr.ID, container.ExecOptions{
 		User:         req.User,
 		WorkingDir:   req.WorkingDir,
-		Env:          envList(req.Env),
+		Env:          env,
 		Cmd:          req.Cmd,
 		AttachStdin:  stdin != nil,
 		AttachStdout: true,
@@ -71,6 +72,10 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest, stdi
 	})
 	if err != nil {
 		return 0, false, wrapErr(err, "create exec in %s", id)
+	}
+	if sbx != nil {
+		c.sandboxExecs.Store(created.ID, sbx)
+		defer c.sandboxExecs.Delete(created.ID)
 	}
 	att, err := c.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {
@@ -215,6 +220,9 @@ func (c *Client) killExec(ctx context.Context, containerID, execID string) error
 	}
 	if !ins.Running || ins.Pid <= 0 {
 		return nil // it ended on its own
+	}
+	if e, ok := c.sandboxExecs.Load(execID); ok {
+		return c.signalInSandbox(ctx, e.(*sandboxExec), "KILL")
 	}
 	killed, err := killTree(ins.Pid, inCgroupOf(containerID))
 	if err != nil {

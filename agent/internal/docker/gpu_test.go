@@ -30,7 +30,7 @@ func TestGPUDeviceRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, host, err := c.buildCreate(wire.CreateContainerRequest{Name: "ws", Image: "img", GPU: tt.gpu})
+			_, host, _, err := c.buildCreate(wire.CreateContainerRequest{Name: "ws", Image: "img", GPU: tt.gpu})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("error %v, want %v", err, tt.wantErr)
 			}

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -138,6 +139,9 @@ func (c *Client) RemoveData(rel string) error {
 	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: data path %q", ErrNotFound, rel)
 	}
+	if err := unmountBelow(context.Background(), p); err != nil { // quota'd homes
+		return err
+	}
 	if err := os.RemoveAll(p); err != nil {
 		return fmt.Errorf("%w: remove %s: %w", ErrDocker, p, err)
 	}
@@ -147,10 +151,19 @@ func (c *Client) RemoveData(rel string) error {
 // DataPath resolves rel, a path relative to the data directory, to the host
 // path strictly below it, under the same rules as mount sources (symbolic
 // links included). It is how the home transfer routes find their
-// directories.
+// directories. A home with a quota image that is not mounted (the host
+// restarted) is mounted first, so a transfer never reads the empty
+// directory under it.
 func DataPath(dataDir, rel string) (string, error) {
 	if err := ValidateDataPath(dataDir, rel); err != nil {
 		return "", err
 	}
-	return resolveSource(dataDir, rel)
+	p, err := resolveSource(dataDir, rel)
+	if err != nil {
+		return "", err
+	}
+	if err := remountQuotas(context.Background(), []string{p}); err != nil {
+		return "", err
+	}
+	return p, nil
 }

@@ -44,6 +44,9 @@ type dockerAPI interface {
 	ContainerExecResize(ctx context.Context, execID string, options container.ResizeOptions) error
 
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+
+	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
+	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
 }
 
 var _ dockerAPI = (*client.Client)(nil)

@@ -74,7 +74,8 @@ func newStubClient(t *testing.T, api dockerAPI) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Client{api: api, dataDir: dir, serverID: "srv-1", log: hclog.NewNullLogger()}
+	return &Client{api: api, dataDir: dir, serverID: "srv-1", log: hclog.NewNullLogger(),
+		sandbox: DefaultHostSandbox(), networks: map[string]bool{}}
 }
 
 // put adds a container; managed ones carry berth.managed=true.
@@ -174,6 +175,18 @@ func (s *stubAPI) ContainerCreate(_ context.Context, cfg *container.Config, hc *
 	}
 	s.mu.Unlock()
 	return container.CreateResponse{ID: id}, nil
+}
+
+func (s *stubAPI) NetworkInspect(_ context.Context, name string, _ network.InspectOptions) (network.Inspect, error) {
+	if err := s.err("NetworkInspect"); err != nil {
+		return network.Inspect{}, err
+	}
+	return network.Inspect{Name: name, Internal: name == NetworkInternal, Options: map[string]string{optICC: "false"}}, nil
+}
+
+func (s *stubAPI) NetworkCreate(_ context.Context, name string, _ network.CreateOptions) (network.CreateResponse, error) {
+	s.record("NetworkCreate " + name)
+	return network.CreateResponse{ID: name}, s.err("NetworkCreate")
 }
 
 func (s *stubAPI) ContainerStart(_ context.Context, id string, _ container.StartOptions) error {

@@ -66,10 +66,11 @@ func (c *Client) ExecTTY(ctx context.Context, id string, req wire.TTYRequest) (T
 	if req.Rows > 0 {
 		size = &[2]uint{uint(req.Rows), uint(req.Cols)}
 	}
+	env, sbx := markExec(ctr, req.User, envList(req.Env))
 	created, err := c.api.ContainerExecCreate(ctx, ctr.ID, container.ExecOptions{
 		User:         req.User,
 		WorkingDir:   req.WorkingDir,
-		Env:          envList(req.Env),
+		Env:          env,
 		Cmd:          req.Cmd,
 		Tty:          true,
 		ConsoleSize:  size,
@@ -85,7 +86,7 @@ func (c *Client) ExecTTY(ctx context.Context, id string, req wire.TTYRequest) (T
 	if err != nil {
 		return nil, wrapErr(err, "start tty exec in %s", id)
 	}
-	t := &ttyExec{c: c, containerID: ctr.ID, execID: created.ID, att: att}
+	t := &ttyExec{c: c, containerID: ctr.ID, execID: created.ID, att: att, sandbox: sbx}
 	if size != nil {
 		if err := t.Resize(ctx, req.Rows, req.Cols); err != nil {
 			// The process may have exited already; its output says why.
@@ -102,6 +103,7 @@ type ttyExec struct {
 	containerID string
 	execID      string
 	att         types.HijackedResponse
+	sandbox     *sandboxExec // under runsc: hangup signals inside the sandbox
 
 	closeOnce sync.Once
 }
@@ -138,6 +140,12 @@ func (t *ttyExec) hangup() {
 	ins, err := t.c.api.ContainerExecInspect(ctx, t.execID)
 	if err != nil {
 		t.c.log.Debug("tty hangup: inspect exec", "exec", t.execID, "error", err)
+		return
+	}
+	if ins.Running && t.sandbox != nil {
+		if err := t.c.signalInSandbox(ctx, t.sandbox, "HUP"); err != nil {
+			t.c.log.Debug("tty hangup in the sandbox", "exec", t.execID, "error", err)
+		}
 		return
 	}
 	if !ins.Running || ins.Pid <= 0 || !inCgroupOf(t.containerID)(ins.Pid) {

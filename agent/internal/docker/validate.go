@@ -23,7 +23,7 @@ import (
 // runs: no name or image; privileged mode; the host's or another
 // container's network, PID or IPC namespace; negative or absurd limits; a
 // mount whose target is not absolute or whose source does not lie strictly
-// below dataDir. The mount check here is lexical; Create then resolves
+// below dataDir; a weakened sandbox without its exception (validateSandbox). The mount check here is lexical; Create then resolves
 // symlinks (resolveSource) before anything is made.
 func ValidateCreate(req wire.CreateContainerRequest, dataDir string) error {
 	if strings.TrimSpace(req.Name) == "" {
@@ -45,6 +45,9 @@ func ValidateCreate(req wire.CreateContainerRequest, dataDir string) error {
 		}
 	}
 	if err := ValidateResources(req.Resources); err != nil {
+		return err
+	}
+	if err := validateSandbox(req); err != nil {
 		return err
 	}
 	if g := req.GPU; g != nil && (g.Count == 0 || g.Count < -1 || len(g.Capabilities) == 0) {

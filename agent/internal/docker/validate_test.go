@@ -22,7 +22,7 @@ func newOfflineClient(t *testing.T) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Client{dataDir: dir, serverID: "srv-1"}
+	return &Client{dataDir: dir, serverID: "srv-1", sandbox: DefaultHostSandbox(), networks: map[string]bool{}}
 }
 
 func TestResolveSource(t *testing.T) {
@@ -173,13 +173,13 @@ func TestBuildCreateRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := ok()
 			tt.mutate(&req)
-			if _, _, err := c.buildCreate(req); !errors.Is(err, ErrBadRequest) {
+			if _, _, _, err := c.buildCreate(req); !errors.Is(err, ErrBadRequest) {
 				t.Errorf("got %v, want ErrBadRequest", err)
 			}
 		})
 	}
 	t.Run("a valid request passes", func(t *testing.T) {
-		if _, _, err := c.buildCreate(ok()); err != nil {
+		if _, _, _, err := c.buildCreate(ok()); err != nil {
 			t.Errorf("got %v, want nil", err)
 		}
 	})
@@ -200,9 +200,8 @@ func TestBuildCreate(t *testing.T) {
 		Hostname:    "ws-abc",
 		WorkspaceID: "abc",
 		Epoch:       42,
-		NetworkMode: "bridge",
 	}
-	cfg, hostCfg, err := c.buildCreate(req)
+	cfg, hostCfg, _, err := c.buildCreate(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +246,7 @@ func TestBuildCreate(t *testing.T) {
 	}
 
 	t.Run("no workspace id, no podex labels", func(t *testing.T) {
-		cfg, _, err := c.buildCreate(wire.CreateContainerRequest{Name: "x", Image: "y"})
+		cfg, _, _, err := c.buildCreate(wire.CreateContainerRequest{Name: "x", Image: "y"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +256,7 @@ func TestBuildCreate(t *testing.T) {
 		}
 	})
 	t.Run("zero resources set no limits", func(t *testing.T) {
-		_, hostCfg, err := c.buildCreate(wire.CreateContainerRequest{Name: "x", Image: "y"})
+		_, hostCfg, _, err := c.buildCreate(wire.CreateContainerRequest{Name: "x", Image: "y"})
 		if err != nil {
 			t.Fatal(err)
 		}

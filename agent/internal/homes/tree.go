@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"syscall"
 
 	"berth/shared/wire"
@@ -240,6 +241,9 @@ func Extract(ctx context.Context, r io.Reader, dir string, progress func(bytes, 
 		if name != "." && (!fs.ValidPath(name) || path.Clean(name) != name) {
 			return Summary{}, fmt.Errorf("%w: %q", ErrUnsafeEntry, name)
 		}
+		if isSparse(hdr) {
+			return Summary{}, fmt.Errorf("%w: %q is a sparse file (%d bytes from a short stream)", ErrUnsafeEntry, name, hdr.Size)
+		}
 		perm := fs.FileMode(hdr.Mode & 0o777)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
@@ -288,6 +292,19 @@ func Extract(ctx context.Context, r io.Reader, dir string, progress func(bytes, 
 		}
 	}
 	return sum, nil
+}
+
+// isSparse reports whether hdr is a PAX sparse file (GNU.sparse.*
+// records): archive/tar expands its holes into zeros on read, so a few
+// kilobytes of stream could write any number of bytes to disk. Archive
+// never writes one. (GNU's old sparse type 'S' is refused by its type.)
+func isSparse(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // finish restores an entry's owner, mode (special bits included) and times.

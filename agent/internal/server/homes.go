@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,8 +38,8 @@ func (s *Server) EnableHomes(h Homes) { s.homes = &h }
 
 func (s *Server) registerHomes(e *echo.Echo) {
 	e.POST(wire.PathHomeExports, s.addHomeExport)
-	e.POST(wire.PathHomeImports, s.importHome)
-	e.GET(wire.PathHomeArchive, s.homeArchive)
+	e.POST(wire.PathHomeImports, s.importHome, s.streaming)
+	e.GET(wire.PathHomeArchive, s.homeArchive, s.streaming)
 }
 
 // peerRoutes are the routes a peer agent's certificate may call; every
@@ -49,14 +50,36 @@ var peerRoutes = []string{wire.PathHomeArchive}
 // certificates only the peer routes. Serve always runs with client
 // certificates required (mtls.ServerConfig), so a request without TLS
 // state only comes from a test calling Handler directly.
+//
+// Before that, every request's client certificate is re-verified (the
+// function given to CheckPeers: chain, revocation list, role), so a
+// certificate revoked while its connection stays open (keep-alive, HTTP/2)
+// is refused on its next request, not only at the next handshake.
 func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if r := c.Request(); r.TLS != nil && s.checkPeer != nil {
+			if err := s.checkPeer(r.TLS.PeerCertificates); err != nil {
+				s.log.Warn("client certificate refused on an open connection", "remote", r.RemoteAddr, "error", err)
+				return certRefusedError{err}
+			}
+		}
 		if isScheduler(c.Request()) || slices.Contains(peerRoutes, c.Path()) {
 			return next(c)
 		}
 		return errForbidden
 	}
 }
+
+// certRefusedError is a 403 (errForbidden) that says why the certificate
+// was refused (revoked, expired, no longer trusted).
+type certRefusedError struct{ err error }
+
+func (e certRefusedError) Error() string   { return "client certificate refused: " + e.err.Error() }
+func (e certRefusedError) Unwrap() []error { return []error{errForbidden, e.err} }
+
+// CheckPeers sets the re-verification of each request's client
+// certificates (mtls.Identity.CheckPeer). Call it before Serve.
+func (s *Server) CheckPeers(check func([]*x509.Certificate) error) { s.checkPeer = check }
 
 // isScheduler reports whether the request's client certificate carries the
 // scheduler role.

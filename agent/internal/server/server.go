@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,8 +61,9 @@ type Server struct {
 	echo     *echo.Echo
 	handler  http.Handler // echo, possibly wrapped (Wrap)
 
-	lastContact atomic.Int64 // unix nanos of the last request from the scheduler
-	homes       *Homes       // nil: the home transfer routes answer 501
+	lastContact atomic.Int64                    // unix nanos of the last request from the scheduler
+	homes       *Homes                          // nil: the home transfer routes answer 501
+	checkPeer   func([]*x509.Certificate) error // CheckPeers; nil: the handshake's verification only
 
 	streams        *streams        // TTY sessions and proxied requests being served
 	proxyConns     connLimiter     // proxied requests open per container
@@ -100,16 +103,19 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, streams Strea
 	c.DELETE("", s.remove)
 	c.POST("/start", s.start)
 	c.POST("/stop", s.stop)
-	c.POST("/exec", s.exec)
-	c.POST(wire.SuffixExecRaw, s.execRaw) // execraw.go
+	// Long by nature, so off the whole-request timeouts (streaming): the
+	// execs (bounded by their own timeout), the terminal, the proxy, the
+	// pull and event streams, the home transfers (homes.go).
+	c.POST("/exec", s.exec, s.streaming)
+	c.POST(wire.SuffixExecRaw, s.execRaw, s.streaming) // execraw.go
 	c.GET("/stats", s.stats)
 	c.POST("/update", s.update)
-	c.GET(wire.SuffixTTY, s.tty)
-	c.Match(proxyMethods, wire.SuffixProxy+"/:port", s.proxy)
-	c.Match(proxyMethods, wire.SuffixProxy+"/:port/*", s.proxy)
+	c.GET(wire.SuffixTTY, s.tty, s.streaming)
+	c.Match(proxyMethods, wire.SuffixProxy+"/:port", s.proxy, s.streaming)
+	c.Match(proxyMethods, wire.SuffixProxy+"/:port/*", s.proxy, s.streaming)
 	e.GET(wire.PathImages, s.images)
-	e.POST(wire.PathImagePull, s.pull)
-	e.GET(wire.PathEvents, s.events)
+	e.POST(wire.PathImagePull, s.pull, s.streaming)
+	e.GET(wire.PathEvents, s.events, s.streaming)
 	e.DELETE(wire.PathData, s.removeData)
 	s.registerHomes(e)
 	return s
@@ -207,14 +213,12 @@ func (s *Server) Wrap(mw func(http.Handler) http.Handler) { s.handler = mw(s.han
 
 // Serve serves HTTPS on l until ctx ends, then shuts down gracefully:
 // requests in flight may finish, streams (TTY, proxy) are ended at once and
-// waited for. Serve is called once.
+// waited for. Serve is called once. Every connection is bounded by
+// StreamConfig.HTTP (header, body, write and idle timeouts, header size);
+// the streaming routes by its Stall per read and per write instead.
 func (s *Server) Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Config) error {
-	srv := &http.Server{
-		Handler:           s.handler,
-		TLSConfig:         tlsConfig,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          s.debugLog,
-	}
+	srv := s.cfg.HTTP.Server(s.handler)
+	srv.TLSConfig, srv.ErrorLog = tlsConfig, s.debugLog
 	srv.RegisterOnShutdown(s.streams.close) // Shutdown ends no hijacked connection itself
 	defer s.proxyTransport.CloseIdleConnections()
 	errc := make(chan error, 1)
@@ -553,15 +557,45 @@ func codeForStatus(status int) string {
 
 func badRequest(msg string) error { return echo.NewHTTPError(http.StatusBadRequest, msg) }
 
+// maxJSONBody bounds a JSON request body: the largest, a create with its
+// environment, labels and mounts, is a few KiB.
+const maxJSONBody = 8 << 20
+
+// errBodyTooLarge is the 413 of a JSON body longer than maxJSONBody.
+var errBodyTooLarge = echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+	fmt.Sprintf("request body too large: a JSON body carries at most %d bytes", maxJSONBody))
+
 // decode reads a JSON body strictly: unknown fields are an error, so a typo
-// in a request (e.g. "priviledged") is reported instead of ignored.
+// in a request (e.g. "priviledged") is reported instead of ignored. A body
+// longer than maxJSONBody is 413, refused before it is read when its
+// length is declared.
 func decode(c echo.Context, v any) error {
-	dec := json.NewDecoder(io.LimitReader(c.Request().Body, 8<<20))
+	r := c.Request()
+	if r.ContentLength > maxJSONBody {
+		return errBodyTooLarge
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errBodyTooLarge
+		}
 		return badRequest("invalid JSON body: " + err.Error())
 	}
 	return nil
+}
+
+// streaming takes a long-lived route off the server's whole-request read
+// and write timeouts: its body and its answer are bounded per read and per
+// write by StreamConfig.HTTP.Stall instead (httpbudget.Stream).
+func (s *Server) streaming(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		w := s.cfg.HTTP.Stream(c.Response().Writer, c.Request())
+		c.Response().Writer = w
+		defer w.Arm()
+		return next(c)
+	}
 }
 
 func short(id string) string {
@@ -574,9 +608,10 @@ func short(id string) string {
 // ndjson writes one JSON value per line and flushes each, safely from
 // several goroutines.
 type ndjson struct {
-	mu  sync.Mutex
-	c   echo.Context
-	enc *json.Encoder
+	mu    sync.Mutex
+	c     echo.Context
+	enc   *json.Encoder
+	frame []byte // sendOutput's buffer
 }
 
 func newNDJSON(c echo.Context) *ndjson {
@@ -600,11 +635,34 @@ func (n *ndjson) flush() { n.mu.Lock(); n.c.Response().Flush(); n.mu.Unlock() }
 // writer returns an io.Writer that sends each write as an ExecFrame.
 func (n *ndjson) writer(stream string) io.Writer {
 	return writerFunc(func(p []byte) (int, error) {
-		if err := n.send(wire.ExecFrame{Stream: stream, Data: p}); err != nil {
+		if err := n.sendOutput(stream, p); err != nil {
 			return 0, err
 		}
 		return len(p), nil
 	})
+}
+
+// sendOutput sends an output ExecFrame, encoded by hand into one reused
+// buffer, exactly as encoding/json encodes it: the output path costs no
+// allocation per chunk, whatever the output's size (README "Request
+// budgets").
+func (n *ndjson) sendOutput(stream string, p []byte) error {
+	if len(p) == 0 {
+		return n.send(wire.ExecFrame{Stream: stream})
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	b := append(n.frame[:0], `{"stream":`...)
+	b = strconv.AppendQuote(b, stream) // "stdout" or "stderr": nothing to escape
+	b = append(b, `,"data":"`...)
+	b = base64.StdEncoding.AppendEncode(b, p)
+	b = append(b, "\"}\n"...)
+	n.frame = b
+	if _, err := n.c.Response().Write(b); err != nil {
+		return err
+	}
+	n.c.Response().Flush()
+	return nil
 }
 
 type writerFunc func([]byte) (int, error)

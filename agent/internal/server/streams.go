@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"berth/shared/httpbudget"
 )
 
 // StreamConfig bounds the TTY and proxy streams. A zero field takes
@@ -29,6 +31,11 @@ type StreamConfig struct {
 	// byte moved either way for this long: a stuck response, a forgotten
 	// WebSocket.
 	ProxyIdleTimeout time.Duration
+	// HTTP bounds every connection of the API (Serve): header, body,
+	// write and idle timeouts, header size; the streaming routes are
+	// bounded per read and per write by its Stall instead (streaming).
+	// Zero: httpbudget.Default().
+	HTTP httpbudget.Timeouts
 }
 
 // DefaultStreamConfig: 30 s output writes, 256 proxied requests per
@@ -42,6 +49,7 @@ func DefaultStreamConfig() StreamConfig {
 		ProxyDialTimeout:           5 * time.Second,
 		ProxyResponseHeaderTimeout: 30 * time.Second,
 		ProxyIdleTimeout:           time.Hour,
+		HTTP:                       httpbudget.Default(),
 	}
 }
 
@@ -79,6 +87,9 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	}
 	if c.ProxyIdleTimeout == 0 {
 		c.ProxyIdleTimeout = d.ProxyIdleTimeout
+	}
+	if c.HTTP == (httpbudget.Timeouts{}) {
+		c.HTTP = httpbudget.Default()
 	}
 	return c
 }

@@ -16,9 +16,11 @@ import (
 	"berth/scheduler/internal/registry"
 	"berth/scheduler/internal/tiers"
 	"berth/shared/gossip"
+	"berth/shared/httpbudget"
 )
 
-// CookieName holds the admin token in the panel's browser session.
+// CookieName holds the panel's session id (session.go), never the admin
+// token.
 const CookieName = "berth_admin"
 
 // Registry is the part of the registry the admin API reads and writes.
@@ -45,9 +47,12 @@ type Fleet interface {
 	IdleStopAt(ws registry.Workspace) (time.Time, bool)
 }
 
-// Agents gives the mTLS client of a server's agent.
+// Agents gives the mTLS client of a server's agent: Client for registered
+// servers (cached, one connection pool each), Probe for an address that is
+// only checked (not cached: nothing is held per address).
 type Agents interface {
 	Client(serverID, addr string) *agentclient.Client
+	Probe(serverID, addr string) *agentclient.Client
 }
 
 // Members is the gossip view.
@@ -68,13 +73,31 @@ type Deps struct {
 	Members      Members // nil when gossip is off
 	Billing      Billing // nil when billing is off (no podex API)
 	Log          hclog.Logger
+
+	// ServiceTokenNext (INTERNAL_SERVICE_TOKEN_NEXT) is accepted as well
+	// during a rotation; "": none.
+	ServiceTokenNext string
+
+	// The panel's sessions (session.go): they end SessionTTL after sign-in
+	// or after SessionIdle unused (0: the defaults, 12h and 1h).
+	SessionTTL, SessionIdle time.Duration
+	// SecureCookie marks the session cookie Secure on plain HTTP too, for a
+	// scheduler behind a TLS front (BERTH_ADMIN_SECURE_COOKIE). Over TLS it
+	// is Secure anyway.
+	SecureCookie bool
+	// HTTP are the server's connection budgets: the panel's event stream
+	// is taken off the whole-request write timeout and bounded per write by
+	// HTTP.Stall instead. Zero: the stream is left as the server has it.
+	HTTP httpbudget.Timeouts
 }
 
 // API is the admin API, the admin panel and the podex /servers routes. Safe
 // for concurrent use.
 type API struct {
-	d   Deps
-	log hclog.Logger
+	d        Deps
+	log      hclog.Logger
+	sessions *sessions
+	signinLimit  *signinLimiter // failed sign-ins per client address (signin.go)
 
 	// changes wakes the panel's event streams when gossip or an admin write
 	// changed something. The gossip subscription is made once, by the first
@@ -96,13 +119,22 @@ func New(d Deps) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &API{d: d, log: log, closing: make(chan struct{})}
+	return &API{d: d, log: log, closing: make(chan struct{}), sessions: newSessions(d.SessionTTL, d.SessionIdle),
+		signinLimit: newSigninLimiter()}
 }
 
-// Register mounts the routes on e. Middleware is per route (never a group),
-// so unknown paths stay the framework's plain 404. e should use
-// computeapi.ErrorHandler.
+// Register mounts every route on e: RegisterAdmin and RegisterService.
+// Middleware is per route (never a group), so unknown paths stay the
+// framework's plain 404. e should use computeapi.ErrorHandler.
 func (a *API) Register(e *echo.Echo) {
+	a.RegisterAdmin(e)
+	a.RegisterService(e)
+}
+
+// RegisterAdmin mounts the admin API and the panel (everything under
+// /admin), for a listener of their own (BERTH_ADMIN_LISTEN) or beside the
+// compute API.
+func (a *API) RegisterAdmin(e *echo.Echo) {
 	admin := func(method, path string, h echo.HandlerFunc) {
 		e.Add(method, path, a.handle(h), a.requireToken)
 	}
@@ -121,7 +153,11 @@ func (a *API) Register(e *echo.Echo) {
 	admin(http.MethodPost, "/admin/placements/explain", a.explain)
 
 	a.registerPanel(e)
+}
 
+// RegisterService mounts the podex API's server-management routes
+// (contract §4), which sit with the compute API under the service token.
+func (a *API) RegisterService(e *echo.Echo) {
 	service := func(method, path string, h echo.HandlerFunc) {
 		e.Add(method, path, a.handle(h), a.requireServiceToken)
 	}
@@ -130,41 +166,71 @@ func (a *API) Register(e *echo.Echo) {
 	service(http.MethodPost, "/servers/:id/images/pull", a.pullImage)
 }
 
-// adminToken is the token a request carries: a bearer token, an
-// X-Admin-Token header, or the panel's session cookie, in that order.
-func adminToken(r *http.Request) string {
+// caller is how an admin request authenticated: with the admin token (a
+// bearer token or X-Admin-Token: an API client, no CSRF check), or with a
+// panel session cookie (sessionID set).
+type caller struct {
+	sessionID string
+	session   session
+}
+
+// headerToken is the admin token a request carries in a header: a bearer
+// token, else X-Admin-Token.
+func headerToken(r *http.Request) string {
 	if token, ok := auth.Bearer(r.Header.Get("Authorization")); ok {
 		return token
 	}
-	if token := r.Header.Get("X-Admin-Token"); token != "" {
-		return token
-	}
-	if ck, err := r.Cookie(CookieName); err == nil {
-		return ck.Value
-	}
-	return ""
+	return r.Header.Get("X-Admin-Token")
 }
 
-// checkAdmin compares the request's admin token with the configured one in
-// constant time.
-func (a *API) checkAdmin(r *http.Request) error {
-	token := adminToken(r)
-	switch {
-	case a.d.Token == "":
-		return errAdminNotConfigured
-	case token == "":
-		return errMissingAdminToken
-	case !auth.Equal(token, a.d.Token):
-		return errInvalidAdminToken
+// authenticate checks the admin token of the headers (in constant time) or,
+// without one, the session of the cookie. touch counts the request as use of
+// the session (idle expiry).
+func (a *API) authenticate(r *http.Request, touch bool) (caller, error) {
+	if a.d.Token == "" {
+		return caller{}, errAdminNotConfigured
 	}
-	return nil
+	if token := headerToken(r); token != "" {
+		if !auth.Equal(token, a.d.Token) {
+			return caller{}, errInvalidAdminToken
+		}
+		return caller{}, nil
+	}
+	ck, err := r.Cookie(CookieName)
+	if err != nil || ck.Value == "" {
+		return caller{}, errMissingAdminToken
+	}
+	s, ok := a.sessions.lookup(ck.Value, touch)
+	if !ok {
+		return caller{}, errSessionEnded
+	}
+	return caller{sessionID: ck.Value, session: s}, nil
 }
 
-func (a *API) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+// callerKey is where requireToken leaves the caller in the echo context.
+const callerKey = "berth.admin.caller"
+
+// requireToken lets through requests with the admin token, and requests
+// with a live panel session that, when they change state, pass the CSRF
+// check (csrf.go).
+func (a *API) requireToken(next echo.HandlerFunc) echo.HandlerFunc { return a.requireAuth(true, next) }
+
+// requireAuth is requireToken; touch=false for the event stream, which
+// does not keep an idle session alive.
+func (a *API) requireAuth(touch bool, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := a.checkAdmin(c.Request()); err != nil {
+		r := c.Request()
+		who, err := a.authenticate(r, touch)
+		if err != nil {
 			return err
 		}
+		if who.sessionID != "" && !safeMethod(r.Method) {
+			if err := checkCSRF(r, who.session, ""); err != nil {
+				a.log.Warn("admin request refused by the CSRF check", "method", r.Method, "path", r.URL.Path, "error", err)
+				return err
+			}
+		}
+		c.Set(callerKey, who)
 		return next(c)
 	}
 }
@@ -172,7 +238,7 @@ func (a *API) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 // requireServiceToken is the compute API's check (contract §1.2).
 func (a *API) requireServiceToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if f := auth.ServiceToken(c.Request(), a.d.ServiceToken); f != nil {
+		if f := auth.ServiceToken(c.Request(), a.d.ServiceToken, a.d.ServiceTokenNext); f != nil {
 			return echo.NewHTTPError(f.Status, f.Detail)
 		}
 		return next(c)

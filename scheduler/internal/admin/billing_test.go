@@ -60,7 +60,7 @@ func TestBillingView(t *testing.T) {
 	wantStatus(t, r.admin("GET", "/admin/billing?limit=0", nil), 400)
 	wantStatus(t, r.call("GET", "/admin/billing", nil, nil), 401)
 
-	o := waitFor(t, sseEvents(t, r.url), 2*time.Second, "a snapshot", func(admin.Overview) bool { return true })
+	o := waitFor(t, sseEvents(t, r.url, r.session()), 2*time.Second, "a snapshot", func(admin.Overview) bool { return true })
 	if o.Billing == nil || o.Billing.Pending != 1 {
 		t.Errorf("panel billing = %+v, want the outbox depth 1", o.Billing)
 	}

@@ -31,6 +31,7 @@ var (
 	errAdminNotConfigured = echo.NewHTTPError(http.StatusInternalServerError, "Admin authentication not configured")
 	errMissingAdminToken  = echo.NewHTTPError(http.StatusUnauthorized, "Missing admin token")
 	errInvalidAdminToken  = echo.NewHTTPError(http.StatusUnauthorized, "Invalid admin token")
+	errSessionEnded       = echo.NewHTTPError(http.StatusUnauthorized, "Session expired or signed out: sign in again")
 )
 
 // detailError is a failure whose message is meant for the caller.

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,7 +22,8 @@ import (
 // The admin panel: one page rendered from embedded files (html/template, a
 // small script and a style sheet; nothing is fetched from elsewhere), kept
 // current by a server-sent event stream of Overview snapshots. Its actions
-// call the admin API with the session cookie.
+// call the admin API with the session cookie and the session's CSRF token
+// (csrf.go); sessions are server-side (session.go).
 
 //go:embed ui
 var uiFiles embed.FS
@@ -44,7 +46,6 @@ const (
 	streamPoll      = 250 * time.Millisecond // how often the registry's event log is checked for news
 	streamHeartbeat = 2 * time.Second        // a fresh snapshot at least this often
 	streamMinGap    = 100 * time.Millisecond // between snapshots, so bursts of gossip updates coalesce
-	sessionLifetime = 12 * time.Hour         // of the sign-in cookie
 )
 
 // contentSecurityPolicy allows nothing but this origin: no CDN, no inline
@@ -59,12 +60,25 @@ func (a *API) registerPanel(e *echo.Echo) {
 	e.POST("/admin/ui/signin", a.handle(a.signin))
 	e.POST("/admin/ui/signout", a.handle(a.signout))
 	e.GET("/admin/ui/static/:file", a.handle(a.static))
-	e.GET("/admin/ui/events", a.handle(a.stream), a.requireToken)
+	e.GET("/admin/ui/events", a.handle(a.stream), func(next echo.HandlerFunc) echo.HandlerFunc { return a.requireAuth(false, next) },
+		a.streaming)
+}
+
+// streaming takes the panel's event stream, which lives as long as the page
+// is open, off the server's whole-request write timeout: each write is
+// bounded by Deps.HTTP.Stall instead (httpbudget). It runs after the auth
+// check, so a refused request keeps the whole-request bounds.
+func (a *API) streaming(next echo.HandlerFunc) echo.HandlerFunc {
+	if a.d.HTTP.Stall <= 0 {
+		return next
+	}
+	return echo.WrapMiddleware(a.d.HTTP.Streaming)(next)
 }
 
 // pageData is what the templates render.
 type pageData struct {
 	Error    string
+	CSRF     string // the session's CSRF token, for the script and the sign-out form
 	Overview Overview
 }
 
@@ -76,50 +90,96 @@ func (a *API) render(c echo.Context, status int, name string, data pageData) err
 	h := c.Response().Header()
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// Nothing leaves for other sites; same-origin requests keep their
+	// Origin header (no-referrer would make it "null"), which checkOrigin
+	// reads in browsers without Sec-Fetch-Site.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
 // page is the panel; without a valid session it sends the browser to sign in.
 func (a *API) page(c echo.Context) error {
-	if a.checkAdmin(c.Request()) != nil {
+	who, err := a.authenticate(c.Request(), true)
+	if err != nil {
 		return c.Redirect(http.StatusSeeOther, "/admin/ui/signin")
 	}
 	o, err := a.overview(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	return a.render(c, http.StatusOK, "page.html", pageData{Overview: o})
+	return a.render(c, http.StatusOK, "page.html", pageData{Overview: o, CSRF: who.session.csrf})
 }
 
 func (a *API) signinForm(c echo.Context) error {
 	return a.render(c, http.StatusOK, "signin.html", pageData{})
 }
 
-// signin checks the posted token and keeps it in an HttpOnly, SameSite=Strict
-// session cookie (Secure over TLS), which the admin API accepts.
+// signin checks the posted token (a bounded form: signin.go) and starts a
+// server-side session, whose random id goes in an HttpOnly,
+// SameSite=Strict cookie, Secure over TLS.
 func (a *API) signin(c echo.Context) error {
-	token := c.FormValue("token")
+	r := c.Request()
+	refuse := func(status int, msg string) error {
+		return a.render(c, status, "signin.html", pageData{Error: msg})
+	}
+	if err := checkOrigin(r); err != nil {
+		return refuse(http.StatusForbidden, "Sign in from the panel's own page.")
+	}
+	addr := clientAddr(r)
+	if wait := a.signinLimit.blocked(addr); wait > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		return refuse(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from %s: try again in %d s.", addr, int(wait.Seconds())+1))
+	}
+	form, err := readForm(r)
+	if err != nil {
+		fe := asFormError(err)
+		return refuse(fe.status, fe.msg)
+	}
 	switch {
 	case a.d.Token == "":
-		return a.render(c, http.StatusInternalServerError, "signin.html", pageData{Error: "The admin token is not configured (BERTH_ADMIN_TOKEN)."})
-	case !auth.Equal(token, a.d.Token):
-		a.log.Warn("admin panel sign-in refused", "remote", c.RealIP())
-		return a.render(c, http.StatusUnauthorized, "signin.html", pageData{Error: "That is not the admin token."})
+		return refuse(http.StatusInternalServerError, "The admin token is not configured (BERTH_ADMIN_TOKEN).")
+	case !auth.Equal(form.Get("token"), a.d.Token):
+		a.signinLimit.failed(addr)
+		a.log.Warn("admin panel sign-in refused", "remote", addr)
+		return refuse(http.StatusUnauthorized, "That is not the admin token.")
 	}
-	c.SetCookie(a.sessionCookie(c, token, int(sessionLifetime.Seconds())))
+	id, _ := a.sessions.create()
+	c.SetCookie(a.sessionCookie(r, id, int(a.sessions.ttl.Seconds())))
+	a.log.Info("admin panel sign-in", "remote", addr)
 	return c.Redirect(http.StatusSeeOther, "/admin/ui")
 }
 
+// signout ends the session server-side, so the old cookie opens nothing,
+// and clears the cookie. A live session must pass the CSRF check (the form
+// carries the token); without one there is nothing to end.
 func (a *API) signout(c echo.Context) error {
-	c.SetCookie(a.sessionCookie(c, "", -1))
+	r := c.Request()
+	if ck, err := r.Cookie(CookieName); err == nil {
+		if s, ok := a.sessions.lookup(ck.Value, false); ok {
+			form, err := readForm(r)
+			if err != nil {
+				fe := asFormError(err)
+				return echo.NewHTTPError(fe.status, fe.msg)
+			}
+			if err := checkCSRF(r, s, form.Get(FieldCSRF)); err != nil {
+				return err
+			}
+			a.sessions.remove(ck.Value)
+			a.changes.signal() // the session's event streams end
+		}
+	}
+	c.SetCookie(a.sessionCookie(r, "", -1))
 	return c.Redirect(http.StatusSeeOther, "/admin/ui/signin")
 }
 
-func (a *API) sessionCookie(c echo.Context, value string, maxAge int) *http.Cookie {
+// sessionCookie is the panel's cookie: Secure when the request came over
+// TLS (or says it did through a proxy, X-Forwarded-Proto), or when
+// SecureCookie forces it.
+func (a *API) sessionCookie(r *http.Request, value string, maxAge int) *http.Cookie {
+	secure := a.d.SecureCookie || r.TLS != nil || r.Header.Get(echo.HeaderXForwardedProto) == "https"
 	return &http.Cookie{Name: CookieName, Value: value, Path: "/admin", MaxAge: maxAge, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"}
+		SameSite: http.SameSiteStrictMode, Secure: secure}
 }
 
 // static serves the script and the style sheet.
@@ -157,7 +217,13 @@ func (a *API) stream(c echo.Context) error {
 
 	var lastEvent int64 // the newest registry event the last snapshot showed
 	var lastSent time.Time
+	who, _ := c.Get(callerKey).(caller)
 	send := func() bool {
+		if who.sessionID != "" {
+			if _, ok := a.sessions.lookup(who.sessionID, false); !ok {
+				return false // signed out or expired: the panel's reconnect meets 401
+			}
+		}
 		lastSent = time.Now() // also on failure: retry at the next heartbeat, not at once
 		o, err := a.overview(ctx)
 		if err != nil {

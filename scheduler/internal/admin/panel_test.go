@@ -23,6 +23,48 @@ func plainServer(t *testing.T) string {
 	return srv.Listener.Addr().String()
 }
 
+// panelSession is a signed-in browser: its session cookie and the CSRF
+// token the panel page carries.
+type panelSession struct {
+	id, csrf string
+}
+
+// cookie is the Cookie header of the session.
+func (s panelSession) cookie() map[string]string {
+	return map[string]string{"Cookie": admin.CookieName + "=" + s.id}
+}
+
+// writes is the headers of a state-changing call from the panel's script:
+// the cookie, the CSRF token and the browser's own origin headers.
+func (s panelSession) writes(r *rig) map[string]string {
+	h := s.cookie()
+	h[admin.HeaderCSRF] = s.csrf
+	h["Origin"] = r.url
+	h["Sec-Fetch-Site"] = "same-origin"
+	return h
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="berth-csrf" content="([^"]+)">`)
+
+// session signs in with the admin token and reads the CSRF token from the
+// panel page.
+func (r *rig) session() panelSession {
+	r.t.Helper()
+	res, ck := signIn(r.t, r, adminToken, nil)
+	if ck == nil {
+		r.t.Fatalf("sign-in set no cookie: %d %s", res.status, res.body)
+	}
+	s := panelSession{id: ck.Value}
+	page := r.call("GET", "/admin/ui", nil, s.cookie())
+	wantStatus(r.t, page, 200)
+	m := csrfMeta.FindSubmatch(page.body)
+	if m == nil {
+		r.t.Fatalf("the panel page carries no CSRF token")
+	}
+	s.csrf = string(m[1])
+	return s
+}
+
 // signIn posts the form and returns the session cookie it sets.
 func signIn(t *testing.T, r *rig, token string, hdr map[string]string) (response, *http.Cookie) {
 	t.Helper()
@@ -69,25 +111,42 @@ func TestSignIn(t *testing.T) {
 			if loc := res.header.Get("Location"); loc != "/admin/ui" {
 				t.Errorf("Location = %q, want /admin/ui", loc)
 			}
-			if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/admin" || ck.Secure != tt.wantSecure ||
-				ck.Value != adminToken {
+			if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/admin" || ck.Secure != tt.wantSecure {
 				t.Errorf("cookie = %+v, want HttpOnly, SameSite=Strict, Path=/admin, Secure=%v", ck, tt.wantSecure)
+			}
+			if len(ck.Value) < 40 || strings.Contains(ck.Value, adminToken) {
+				t.Errorf("cookie value %q: want a random session id, not the admin token", ck.Value)
 			}
 		})
 	}
 
-	// The cookie opens the panel and the API; signing out clears it.
-	cookie := map[string]string{"Cookie": admin.CookieName + "=" + adminToken}
-	page := r.call("GET", "/admin/ui", nil, cookie)
-	wantStatus(t, page, 200)
-	wantStatus(t, r.call("GET", "/admin/servers", nil, cookie), 200)
+	// The cookie opens the panel and the API; the admin token as a cookie
+	// opens nothing.
+	s := r.session()
+	wantStatus(t, r.call("GET", "/admin/servers", nil, s.cookie()), 200)
 	if res := r.call("GET", "/admin/ui", nil, nil); res.status != 303 || res.header.Get("Location") != "/admin/ui/signin" {
 		t.Errorf("panel without session = %d to %q, want 303 to the sign-in page", res.status, res.header.Get("Location"))
 	}
-	out := r.call("POST", "/admin/ui/signout", nil, cookie)
+	tokenCookie := map[string]string{"Cookie": admin.CookieName + "=" + adminToken}
+	wantStatus(t, r.call("GET", "/admin/servers", nil, tokenCookie), 401)
+
+	// Signing out ends the session on the server: the old cookie, replayed,
+	// opens neither the API nor the panel.
+	form := url.Values{admin.FieldCSRF: {s.csrf}}.Encode()
+	hdr := s.cookie()
+	hdr["Content-Type"] = "application/x-www-form-urlencoded"
+	out := r.call("POST", "/admin/ui/signout", form, hdr)
 	wantStatus(t, out, 303)
 	if ck := (&http.Response{Header: out.header}).Cookies(); len(ck) != 1 || ck[0].MaxAge >= 0 || ck[0].Value != "" {
 		t.Errorf("sign-out cookies = %+v, want the session cookie expired", ck)
+	}
+	replay := r.call("GET", "/admin/servers", nil, s.cookie())
+	wantStatus(t, replay, 401)
+	if d := replay.detail(t); d != "Session expired or signed out: sign in again" {
+		t.Errorf("replayed cookie: detail %q", d)
+	}
+	if res := r.call("GET", "/admin/ui", nil, s.cookie()); res.status != 303 {
+		t.Errorf("panel with the signed-out cookie = %d, want 303 to the sign-in page", res.status)
 	}
 }
 
@@ -95,8 +154,7 @@ func TestSignIn(t *testing.T) {
 // origin, and nothing names another host.
 func TestPanelIsSelfContained(t *testing.T) {
 	r := newRig(t, "ws-1")
-	cookie := map[string]string{"Cookie": admin.CookieName + "=" + adminToken}
-	page := r.call("GET", "/admin/ui", nil, cookie)
+	page := r.call("GET", "/admin/ui", nil, r.session().cookie())
 	wantStatus(t, page, 200)
 	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") {
 		t.Errorf("Content-Security-Policy = %q, want only this origin", csp)
@@ -131,13 +189,14 @@ func TestPanelIsSelfContained(t *testing.T) {
 	wantStatus(t, r.call("GET", "/admin/ui/static/nope.js", nil, nil), 404)
 }
 
-// sseEvents reads snapshot events of the panel stream into a channel.
-func sseEvents(t *testing.T, baseURL string) <-chan admin.Overview {
+// sseEvents reads snapshot events of the panel stream of session s into a
+// channel, closed when the stream ends.
+func sseEvents(t *testing.T, baseURL string, s panelSession) <-chan admin.Overview {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, "GET", baseURL+"/admin/ui/events", nil)
-	req.AddCookie(&http.Cookie{Name: admin.CookieName, Value: adminToken})
+	req.AddCookie(&http.Cookie{Name: admin.CookieName, Value: s.id})
 	resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // closed by the reader goroutine below, or before Fatalf
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +249,7 @@ func waitFor(t *testing.T, events <-chan admin.Overview, within time.Duration, w
 
 func TestPanelStream(t *testing.T) {
 	r := newRig(t, "ws-1")
-	events := sseEvents(t, r.url)
+	events := sseEvents(t, r.url, r.session())
 	first := waitFor(t, events, 2*time.Second, "the first snapshot", func(admin.Overview) bool { return true })
 	if len(first.Servers) != 1 || first.Servers[0].ID != "ws-1" || first.Servers[0].Health != "healthy" ||
 		first.Cluster.Servers.Total != 1 || first.Workspaces["ws-1"] == nil {
@@ -241,7 +300,7 @@ func TestPanelStreamEndsOnShutdown(t *testing.T) {
 	}
 	srv := &http.Server{Handler: r.handler}
 	go srv.Serve(l)
-	events := sseEvents(t, "http://"+l.Addr().String())
+	events := sseEvents(t, "http://"+l.Addr().String(), r.session())
 	waitFor(t, events, 2*time.Second, "the first snapshot", func(admin.Overview) bool { return true })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

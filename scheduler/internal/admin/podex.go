@@ -127,7 +127,7 @@ func (a *API) connectionTest(ctx context.Context, addr string) TestConnectionRes
 	case stage == stageHandshake:
 		return fail(msgTLS + err.Error())
 	}
-	info, err := a.d.Agents.Client(certServerID(leaf), addr).Info(ctx)
+	info, err := a.d.Agents.Probe(certServerID(leaf), addr).Info(ctx)
 	switch {
 	case err == nil:
 		return TestConnectionResponse{Success: true, Message: msgConnected, DockerInfo: &DockerInfo{

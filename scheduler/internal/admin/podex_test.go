@@ -60,6 +60,13 @@ func TestTestConnection(t *testing.T) {
 		t.Errorf("plain HTTP server: %+v, want a TLS/Certificate error", got)
 	}
 
+	// Probing holds nothing per address (issue 12: a transport leaked per
+	// address): every probe shares one transport that keeps no connection,
+	// and the dialer caches no client for a probed address.
+	if n := r.dialer.Cached(); n != 0 {
+		t.Errorf("after probing %d addresses the dialer caches %d clients, want 0", len(tests)+1, n)
+	}
+
 	// Validation is FastAPI's 422 list.
 	res := r.service("POST", "/servers/test-connection", map[string]any{"ip_address": 5, "tls_enabled": true})
 	wantStatus(t, res, 422)

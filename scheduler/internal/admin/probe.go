@@ -25,7 +25,7 @@ const probeTimeout = 5 * time.Second
 func (a *API) checkAgent(ctx context.Context, id, addr string) (wire.Capacity, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	client := a.d.Agents.Client(id, addr)
+	client := a.d.Agents.Probe(id, addr) // not yet registered: maybe never
 	h, err := client.Health(ctx)
 	switch {
 	case err == nil && h.ServerID != id:

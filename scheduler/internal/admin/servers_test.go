@@ -23,6 +23,7 @@ import (
 
 func TestAuth(t *testing.T) {
 	r := newRig(t, "ws-1")
+	s := r.session()
 	tests := []struct {
 		name       string
 		method     string
@@ -35,8 +36,10 @@ func TestAuth(t *testing.T) {
 		{"admin route with wrong bearer", "GET", "/admin/servers", map[string]string{"Authorization": "Bearer nope"}, 401, "Invalid admin token"},
 		{"admin route with bearer", "GET", "/admin/servers", map[string]string{"Authorization": "Bearer " + adminToken}, 200, ""},
 		{"admin route with X-Admin-Token", "GET", "/admin/cluster", map[string]string{"X-Admin-Token": adminToken}, 200, ""},
-		{"admin route with cookie", "GET", "/admin/members", map[string]string{"Cookie": admin.CookieName + "=" + adminToken}, 200, ""},
-		{"admin route with wrong cookie", "GET", "/admin/members", map[string]string{"Cookie": admin.CookieName + "=x"}, 401, "Invalid admin token"},
+		{"admin route with a session cookie", "GET", "/admin/members", s.cookie(), 200, ""},
+		{"admin route with an unknown session", "GET", "/admin/members", map[string]string{"Cookie": admin.CookieName + "=x"}, 401, "Session expired or signed out: sign in again"},
+		{"admin route with the admin token as cookie", "GET", "/admin/members", map[string]string{"Cookie": admin.CookieName + "=" + adminToken}, 401, "Session expired or signed out: sign in again"},
+		{"wrong bearer beside a good session", "GET", "/admin/members", map[string]string{"Cookie": admin.CookieName + "=" + s.id, "Authorization": "Bearer nope"}, 401, "Invalid admin token"},
 		{"admin route with the service token", "GET", "/admin/servers", map[string]string{"Authorization": "Bearer " + serviceToken}, 401, "Invalid admin token"},
 		{"event stream without token", "GET", "/admin/ui/events", nil, 401, "Missing admin token"},
 		{"podex route without token", "GET", "/servers/ws-1/images", nil, 401, "Missing service token"},

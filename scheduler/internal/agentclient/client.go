@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,19 +35,22 @@ var deadPeer = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interva
 // concurrent use.
 type Dialer struct {
 	base    *tls.Config
+	id      *mtls.Identity
 	observe func(op string, err error, took time.Duration)
+	probe   probeTransport // shared by Probe clients (probe.go)
 
 	mu      sync.Mutex
 	clients map[string]*Client
 }
 
-// NewDialer loads the scheduler's certificate, key and the cluster CA.
+// NewDialer loads the scheduler's certificate, key, the cluster CA and the
+// revocation list (files.CRL, optional); all are re-read when they change.
 func NewDialer(files mtls.Files) (*Dialer, error) {
-	cfg, err := mtls.ClientConfig(files, wire.RoleAgent)
+	id, err := mtls.Load(files)
 	if err != nil {
 		return nil, err
 	}
-	return &Dialer{base: cfg, clients: map[string]*Client{}}, nil
+	return &Dialer{base: id.ClientConfig(wire.RoleAgent), id: id, clients: map[string]*Client{}}, nil
 }
 
 // Observe makes every call of every client report its operation (method
@@ -76,10 +80,39 @@ func (d *Dialer) Client(serverID, addr string) *Client {
 		// refused exec costs no upload (ExecRaw).
 		ExpectContinueTimeout: 5 * time.Second,
 	}
-	c := &Client{ServerID: serverID, base: "https://" + addr, http: &http.Client{Transport: tr}, observe: d.observe}
+	rt := &verifiedTransport{rt: tr, verify: func(cs *tls.ConnectionState) error {
+		return d.id.Verifier.Verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, serverID, wire.RoleAgent)
+	}}
+	c := &Client{ServerID: serverID, base: "https://" + addr, http: &http.Client{Transport: rt}, observe: d.observe}
 	d.clients[key] = c
 	return c
 }
+
+// verifiedTransport re-verifies the agent's certificate on every answer:
+// an agent certificate revoked (or a CA removed) while a keep-alive or
+// HTTP/2 connection stays open is refused on the next call, not only at the
+// next handshake.
+type verifiedTransport struct {
+	rt     *http.Transport
+	verify func(*tls.ConnectionState) error
+}
+
+func (v *verifiedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := v.rt.RoundTrip(req)
+	if err != nil || resp.TLS == nil {
+		return resp, err
+	}
+	if err := v.verify(resp.TLS); err != nil {
+		resp.Body.Close()
+		v.rt.CloseIdleConnections()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the
+// transport.
+func (v *verifiedTransport) CloseIdleConnections() { v.rt.CloseIdleConnections() }
 
 type epochKey struct{}
 
@@ -252,7 +285,8 @@ func (c *Client) Exec(ctx context.Context, id string, req wire.ExecRequest) (wir
 }
 
 // ExecStream runs a command and calls onOutput for each chunk as the agent
-// relays it; it returns the final frame (exit code, timeout).
+// relays it; it returns the final frame (exit code, timeout). Each frame is
+// decoded anew: its Data is never reused, onOutput may keep it.
 func (c *Client) ExecStream(ctx context.Context, id string, req wire.ExecRequest, onOutput func(wire.ExecFrame) error) (wire.ExecFrame, error) {
 	b, err := json.Marshal(req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,6 +89,11 @@ func Start(t testing.TB, serverID string) *Agent {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait() // an interrupted agent exits non-zero
+		// The agent leaves its data directory bound nosuid,nodev (and homes
+		// loop-mounted) for the workspaces it outlives: detach them, and
+		// what is mounted below, before the temp dir is removed.
+		for i := 0; i < 4 && syscall.Unmount(a.DataDir, syscall.MNT_DETACH) == nil; i++ {
+		}
 		if t.Failed() {
 			mu.Lock()
 			t.Logf("agent %s log:\n%s", serverID, buf.String())

@@ -2,11 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"berth/scheduler/internal/registry"
 	"berth/scheduler/internal/secretbox"
 	"berth/shared/gossip"
+	"berth/shared/httpbudget"
 	"berth/shared/mtls"
 	"berth/shared/version"
 	"berth/shared/wire"
@@ -46,6 +49,12 @@ type App struct {
 	metrics *metrics.Metrics
 	compute *computeapi.API
 	echo    *echo.Echo
+	// adminEcho serves /admin on its own listener (BERTH_ADMIN_LISTEN); nil
+	// when echo serves it too.
+	adminEcho *echo.Echo
+	// tlsPair is the listeners' certificate, re-read when its files change
+	// (BERTH_HTTP_TLS_CERT/KEY); nil = plain HTTP.
+	tlsPair *mtls.KeyPairFile
 	loops   sync.WaitGroup // the Background loops
 	failed  chan error     // the first loop that ended with an error while it should have run on
 }
@@ -90,7 +99,8 @@ func (a *App) build(ctx context.Context) error {
 	if len(cfg.GossipKey) > 0 {
 		a.pool, err = gossip.New(gossip.Config{
 			Name: "scheduler", BindAddr: cfg.GossipBind, AdvertiseAddr: cfg.GossipAdvertise,
-			Key: cfg.GossipKey, Label: cfg.ClusterLabel, Fast: true,
+			Key: cfg.GossipKey, Keys: cfg.GossipKeys, Label: cfg.ClusterLabel, Fast: true, PruneAfter: cfg.GossipPruneAfter,
+			Admit: newRegisteredAgents(a.db.ListServers).Admit,
 		}, wire.NodeMeta{Role: wire.NodeRoleScheduler, ServerID: "scheduler", Version: version.Version}, log.Named("gossip"))
 		if err != nil {
 			return err
@@ -100,7 +110,8 @@ func (a *App) build(ctx context.Context) error {
 		log.Warn("gossip disabled: no gossip key configured (BERTH_GOSSIP_KEY_FILE)")
 	}
 
-	dialer, err := agentclient.NewDialer(mtls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	// Re-read when they change: certificate, key, CA bundle, revocation list.
+	dialer, err := agentclient.NewDialer(mtls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA, CRL: cfg.TLSCRL, Log: log.Named("tls")})
 	if err != nil {
 		return err
 	}
@@ -113,9 +124,11 @@ func (a *App) build(ctx context.Context) error {
 	ocfg := orchestrator.Default()
 	ocfg.Strategy, ocfg.ClusterID, ocfg.CPUOvercommit = placement.ParseStrategy(cfg.Strategy), cfg.ClusterID, cfg.CPUOvercommit
 	ocfg.WorkspaceImage, ocfg.Runtime = cfg.WorkspaceImage, cfg.DockerRuntime
+	ocfg.SandboxExceptions = cfg.SandboxExceptions
 	ocfg.ReconcileInterval, ocfg.OrphanGrace, ocfg.LostGrace = cfg.ReconcileInterval, cfg.OrphanGrace, cfg.ServerLostGrace
 	ocfg.HomeMoveTimeout = cfg.HomeMoveTimeout
 	ocfg.IdleTimeout, ocfg.IdleCPUPercent = cfg.IdleTimeout, cfg.IdleCPUPercent
+	ocfg.EventRetention = cfg.EventRetention
 	ocfg.GitEnv = cfg.GitEnv
 	var gitSetup orchestrator.GitSetup // none when the image clones by itself from GIT_* variables
 	if !cfg.GitEnv {
@@ -136,21 +149,71 @@ func (a *App) build(ctx context.Context) error {
 	a.watcher = health.NewWatcher(a.db, dialer, a.orch, orchestrator.AgentAddr, log.Named("events"))
 
 	a.metrics.Watch(stateView{a})
-	a.echo = newEcho()
-	if len(cfg.CORSOrigins) > 0 { // contract §1.3
-		a.echo.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: true}))
+	if cfg.HTTPTLSCert != "" {
+		if a.tlsPair, err = mtls.LoadKeyPairFile(cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
+			return fmt.Errorf("https certificate (BERTH_HTTP_TLS_CERT, BERTH_HTTP_TLS_KEY): %w", err)
+		}
+		a.tlsPair.SetLogger(log.Named("https"))
 	}
-	a.echo.GET("/metrics", echo.WrapHandler(a.metrics.Handler()))
+	a.echo = newEcho()
+	if len(cfg.CORSOrigins) > 0 { // contract §1.3: the compute routes; never /admin
+		a.echo.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins, AllowCredentials: true,
+			Skipper: isAdminPath}))
+	}
+	a.echo.GET("/metrics", echo.WrapHandler(metrics.RequireToken(cfg.MetricsToken, a.metrics.Handler())))
 	a.compute = computeapi.New(computeapi.Deps{Workspaces: a.orch, ServiceToken: cfg.ServiceToken, Log: log.Named("compute"), Version: version.Version,
-		FileLimit: cfg.FileLimit})
+		FileLimit: cfg.FileLimit, ServiceTokenNext: cfg.ServiceTokenNext, JSONBodyLimit: cfg.JSONBodyLimit,
+		UserExecs: cfg.UserExecLimit, UserTransfers: cfg.UserTransferLimit, HTTP: cfg.HTTP})
 	a.compute.Register(a.echo)
-	admin.New(admin.Deps{Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, Registry: a.db, Fleet: a.orch,
-		Agents: dialer, Members: healthPool, Billing: a.peer.billingView(a.db), Log: log.Named("admin")}).Register(a.echo)
+	adm := admin.New(admin.Deps{Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, ServiceTokenNext: cfg.ServiceTokenNext, Registry: a.db, Fleet: a.orch,
+		Agents: dialer, Members: healthPool, Billing: a.peer.billingView(a.db), Log: log.Named("admin"),
+		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle, SecureCookie: cfg.SecureCookie, HTTP: cfg.HTTP})
+	adm.RegisterService(a.echo)
+	if cfg.AdminListen != "" {
+		a.adminEcho = newEcho()
+		adm.RegisterAdmin(a.adminEcho)
+	} else {
+		adm.RegisterAdmin(a.echo)
+	}
 	return nil
 }
 
-// Handler serves every route.
+// isAdminPath reports whether c is an /admin request (no CORS there).
+func isAdminPath(c echo.Context) bool {
+	p := c.Request().URL.Path
+	return p == "/admin" || strings.HasPrefix(p, "/admin/") || strings.HasPrefix(c.Path(), "/admin")
+}
+
+// Handler serves every route of the main listener: with BERTH_ADMIN_LISTEN
+// set, every route but /admin (AdminHandler).
 func (a *App) Handler() http.Handler { return a.echo }
+
+// AdminHandler serves /admin (the admin API and the panel): the second
+// listener's routes with BERTH_ADMIN_LISTEN, else the same as Handler.
+func (a *App) AdminHandler() http.Handler {
+	if a.adminEcho != nil {
+		return a.adminEcho
+	}
+	return a.echo
+}
+
+// TLSConfig is the listeners' TLS configuration, nil for plain HTTP. Its
+// certificate is re-read on the first handshake after its files changed
+// (checked at most every mtls.DefaultCheckInterval).
+func (a *App) TLSConfig() *tls.Config {
+	if a.tlsPair == nil {
+		return nil
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: a.tlsPair.GetCertificate}
+}
+
+// SetTLSCheckInterval changes how often, at most, the certificate files
+// are re-read (tests: 0, every handshake).
+func (a *App) SetTLSCheckInterval(d time.Duration) {
+	if a.tlsPair != nil {
+		a.tlsPair.SetCheckInterval(d)
+	}
+}
 
 // Background starts the loops (gossip join, health, reconciliation and
 // cleanup, event streams, podex API) until ctx ends. A loop that ends with
@@ -171,6 +234,12 @@ func (a *App) Background(ctx context.Context) {
 	}
 	if a.pool != nil {
 		run("gossip", func(ctx context.Context) error { a.pool.JoinRetry(ctx, a.cfg.Join); return nil })
+		if a.cfg.GossipKeyFile != "" { // keyring rotation without a restart
+			run("gossip-keys", func(ctx context.Context) error {
+				a.pool.WatchKeyFile(ctx, a.cfg.GossipKeyFile, time.Second)
+				return nil
+			})
+		}
 	}
 	run("health", a.tracker.Run)
 	run("reconcile", a.orch.Run)
@@ -211,29 +280,100 @@ func Run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("scheduler ready", "listen", l.Addr().String(), "version", version.Version)
-	return serveHTTP(ctx, a.echo, l, cfg.ShutdownTimeout, a.failed, a.compute.Shutdown, log)
+	var adminL net.Listener
+	if cfg.AdminListen != "" {
+		if adminL, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			l.Close()
+			return fmt.Errorf("admin listen (BERTH_ADMIN_LISTEN): %w", err)
+		}
+	}
+	return a.Serve(ctx, l, adminL)
+}
+
+// Serve serves the routes on l, and /admin on adminL when the admin
+// listener is configured (adminL is ignored otherwise), with TLS when a
+// certificate is configured, until ctx ends or a part fails; then it shuts
+// down gracefully.
+func (a *App) Serve(ctx context.Context, l, adminL net.Listener) error {
+	ls := []listener{{name: "listen", l: l, h: a.echo, onShutdown: a.compute.Shutdown}}
+	if a.adminEcho != nil {
+		if adminL == nil {
+			l.Close()
+			return errors.New("BERTH_ADMIN_LISTEN is set but no admin listener was given")
+		}
+		ls = append(ls, listener{name: "admin_listen", l: adminL, h: a.adminEcho})
+	} else if adminL != nil {
+		adminL.Close()
+	}
+	scheme := "http"
+	if a.tlsPair != nil {
+		scheme = "https"
+	}
+	args := []any{"scheme", scheme, "version", version.Version}
+	for _, x := range ls {
+		args = append(args, x.name, x.l.Addr().String())
+	}
+	a.log.Info("scheduler ready", args...)
+	return serveHTTP(ctx, ls, a.cfg.HTTP, a.TLSConfig(), a.cfg.ShutdownTimeout, a.failed, a.log)
+}
+
+// listener is one HTTP listener of the scheduler and what it serves.
+type listener struct {
+	name       string
+	l          net.Listener
+	h          http.Handler
+	onShutdown func() // nil: none
 }
 
 // serveHTTP serves until ctx ends, the server fails or failed reports a
-// failed part, then shuts down gracefully.
-func serveHTTP(ctx context.Context, h http.Handler, l net.Listener, grace time.Duration, failed <-chan error, onShutdown func(), log hclog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(onShutdown) // the compute API's terminals and proxied WebSockets
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+// failed part, then shuts down gracefully. Every connection is bounded by
+// budgets (BERTH_HTTP_*: header, body, write and idle timeouts, header
+// size); the compute API's streaming routes take themselves off the
+// whole-request ones (computeapi.API.streaming).
+//
+// Each listener has its own server; with tlsCfg they speak TLS only.
+func serveHTTP(ctx context.Context, ls []listener, budgets httpbudget.Timeouts, tlsCfg *tls.Config, grace time.Duration, failed <-chan error, log hclog.Logger) error {
+	servers := make([]*http.Server, 0, len(ls))
+	errc := make(chan error, len(ls))
+	for _, x := range ls {
+		srv := budgets.Server(x.h)
+		if x.onShutdown != nil {
+			srv.RegisterOnShutdown(x.onShutdown) // the compute API's terminals and proxied WebSockets
+		}
+		if tlsCfg != nil {
+			srv.TLSConfig = tlsCfg.Clone()
+		}
+		servers = append(servers, srv)
+		go func() {
+			var err error
+			if tlsCfg != nil {
+				err = srv.ServeTLS(x.l, "", "") // the certificate comes from GetCertificate
+			} else {
+				err = srv.Serve(x.l)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				err = fmt.Errorf("%s: %w", x.name, err)
+			}
+			errc <- err
+		}()
+	}
 	var partErr error
 	select {
-	case err := <-errc:
-		return err
+	case partErr = <-errc:
 	case partErr = <-failed:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return errors.Join(partErr, err)
+	errs := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() { errs <- srv.Shutdown(sctx) }()
+	}
+	for range servers {
+		if err := <-errs; err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			partErr = errors.Join(partErr, err)
+		}
 	}
 	return partErr
 }

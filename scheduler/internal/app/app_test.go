@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"berth/scheduler/internal/config"
 )
 
 // /metrics (no auth, as the compute service had it) reports placements,
@@ -74,5 +76,34 @@ func TestCORS(t *testing.T) {
 	resp.Body.Close()
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://localhost:3000" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
 		t.Errorf("preflight: allow-origin %q, credentials %q", got, resp.Header.Get("Access-Control-Allow-Credentials"))
+	}
+}
+
+// No CORS on /admin (issue 12): neither a preflight nor a request from the
+// allowed origin gets CORS headers there, so no other site's script can
+// call the admin API with the panel's cookie.
+func TestNoCORSOnAdmin(t *testing.T) {
+	srv, _ := benchApp(t, 0, func(c *config.Config) { c.AdminToken = "admin-token-for-tests" })
+	for _, tt := range []struct{ method, path string }{
+		{http.MethodOptions, "/admin/servers"},
+		{http.MethodOptions, "/admin/servers/ws-1"},
+		{http.MethodOptions, "/admin/ui/signin"},
+		{http.MethodGet, "/admin/servers"},
+		{http.MethodGet, "/admin/nope"},
+	} {
+		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+		req.Header.Set("Origin", "http://localhost:3000")
+		req.Header.Set("Access-Control-Request-Method", "PATCH")
+		req.Header.Set("Authorization", "Bearer admin-token-for-tests")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for name := range resp.Header {
+			if strings.HasPrefix(name, "Access-Control-") {
+				t.Errorf("%s %s: answer has %s: %q, want no CORS headers on /admin", tt.method, tt.path, name, resp.Header.Get(name))
+			}
+		}
 	}
 }

@@ -40,8 +40,11 @@ func (f *Failure) Error() string { return f.Detail }
 
 // ServiceToken checks a request's podex service token (contract §1.2):
 // X-Internal-Service-Token wins when present, even if wrong; otherwise
-// "Authorization: Bearer <token>". An unconfigured token fails closed (500).
-func ServiceToken(r *http.Request, want string) *Failure {
+// "Authorization: Bearer <token>". An unconfigured token (want empty)
+// fails closed (500). next are the other tokens accepted at the same time
+// during a rotation (INTERNAL_SERVICE_TOKEN_NEXT; empty ones are skipped):
+// see Match.
+func ServiceToken(r *http.Request, want string, next ...string) *Failure {
 	token := r.Header.Get(HeaderServiceToken)
 	if token == "" {
 		token, _ = Bearer(r.Header.Get("Authorization"))
@@ -51,8 +54,20 @@ func ServiceToken(r *http.Request, want string) *Failure {
 		return &Failure{http.StatusInternalServerError, "Service authentication not configured"}
 	case token == "":
 		return &Failure{http.StatusUnauthorized, "Missing service token"}
-	case !Equal(token, want):
+	case !Match(token, want, next...):
 		return &Failure{http.StatusUnauthorized, "Invalid service token"}
 	}
 	return nil
+}
+
+// Match reports whether got is want or one of next, each compared in
+// constant time (Equal). Every token is compared, whichever matches, so
+// the time taken says nothing about which one did; an empty token never
+// matches.
+func Match(got, want string, next ...string) bool {
+	ok := Equal(got, want)
+	for _, n := range next {
+		ok = Equal(got, n) || ok // Equal first: no short circuit
+	}
+	return ok
 }

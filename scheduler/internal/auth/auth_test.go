@@ -1,6 +1,9 @@
 package auth
 
-import "testing"
+import (
+	"net/http"
+	"testing"
+)
 
 func TestEqual(t *testing.T) {
 	tests := []struct {
@@ -40,5 +43,34 @@ func TestBearer(t *testing.T) {
 		if token != tt.token || ok != tt.ok {
 			t.Errorf("Bearer(%q) = %q, %v; want %q, %v", tt.header, token, ok, tt.token, tt.ok)
 		}
+	}
+}
+
+func TestServiceTokenRotation(t *testing.T) {
+	tests := []struct {
+		name       string
+		header     string
+		want, next string
+		wantStatus int // 0: accepted
+	}{
+		{"current accepted", "old-token", "old-token", "new-token", 0},
+		{"next accepted", "new-token", "old-token", "new-token", 0},
+		{"neither", "other", "old-token", "new-token", 401},
+		{"no next configured", "new-token", "old-token", "", 401},
+		{"empty given never matches an empty next", "", "old-token", "", 401},
+		{"next alone does not configure the check", "new-token", "", "new-token", 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _ := http.NewRequest(http.MethodGet, "/", nil)
+			r.Header.Set(HeaderServiceToken, tt.header)
+			got := 0
+			if f := ServiceToken(r, tt.want, tt.next); f != nil {
+				got = f.Status
+			}
+			if got != tt.wantStatus {
+				t.Errorf("ServiceToken(%q; %q, %q) = %d, want %d", tt.header, tt.want, tt.next, got, tt.wantStatus)
+			}
+		})
 	}
 }

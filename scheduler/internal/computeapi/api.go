@@ -12,6 +12,7 @@ import (
 	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/registry"
+	"berth/shared/httpbudget"
 	"berth/shared/wire"
 )
 
@@ -44,6 +45,8 @@ type Workspaces interface {
 	// Exec and ExecStream fail with orchestrator.ErrNoContainer,
 	// ErrNotRunning or ErrServerUnavailable; any other error means the
 	// Docker exec failed. A timeout is a result with TimedOut set.
+	// ExecStream's onOutput may keep data: callers never reuse it
+	// (POST …/exec keeps the chunks until it answers, execout.go).
 	Exec(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest) (orchestrator.ExecResult, error)
 	ExecStream(ctx context.Context, ws registry.Workspace, req orchestrator.ExecRequest, onOutput func(stream string, data []byte) error) (orchestrator.ExecResult, error)
 	// ExecRaw runs a command with its input streamed from stdin (size
@@ -91,6 +94,20 @@ type Deps struct {
 	// SpoolDir holds the temporary files of big file writes; "":
 	// os.TempDir().
 	SpoolDir string
+	// ServiceTokenNext is accepted as well as ServiceToken during a
+	// rotation (INTERNAL_SERVICE_TOKEN_NEXT); "": none.
+	ServiceTokenNext string
+	// Request budgets (budgets.go). JSONBodyLimit bounds the body of a
+	// route that takes JSON, in bytes (BERTH_JSON_BODY_LIMIT); zero:
+	// DefaultJSONBodyLimit. UserExecs and UserTransfers bound what one
+	// X-User-ID runs at once: execs (exec, exec-stream) and file transfers
+	// (files/content); zero: DefaultUserExecs, DefaultUserTransfers. HTTP
+	// holds the server's stall bound, applied to the streaming routes;
+	// zero: httpbudget.Default().
+	JSONBodyLimit int64
+	UserExecs     int
+	UserTransfers int
+	HTTP          httpbudget.Timeouts
 }
 
 // DefaultFileLimit is the largest file …/files/content reads or writes by
@@ -103,6 +120,9 @@ type API struct {
 	log     hclog.Logger
 	streams *streams    // open terminals and proxied WebSockets
 	relay   relayLimits // the WebSocket proxy's bounds (wsproxy.go); zero: defaultRelayLimits
+
+	execs     *userLimit // Deps.UserExecs per user
+	transfers *userLimit // Deps.UserTransfers per user
 }
 
 // New builds the compute API.
@@ -120,7 +140,19 @@ func New(d Deps) *API {
 	if d.FileLimit <= 0 {
 		d.FileLimit = DefaultFileLimit
 	}
-	return &API{d: d, log: log, streams: newStreams()}
+	if d.JSONBodyLimit <= 0 {
+		d.JSONBodyLimit = DefaultJSONBodyLimit
+	}
+	if d.UserExecs <= 0 {
+		d.UserExecs = DefaultUserExecs
+	}
+	if d.UserTransfers <= 0 {
+		d.UserTransfers = DefaultUserTransfers
+	}
+	if d.HTTP.Stall <= 0 {
+		d.HTTP = httpbudget.Default()
+	}
+	return &API{d: d, log: log, streams: newStreams(), execs: newUserLimit(d.UserExecs), transfers: newUserLimit(d.UserTransfers)}
 }
 
 // Register mounts the routes on e. Middleware is per route, never on a
@@ -144,14 +176,15 @@ func (a *API) Register(e *echo.Echo) {
 	e.POST("/workspaces/:id/restart", a.restart, user)
 	e.POST("/workspaces/:id/mark-for-deletion", a.markForDeletion, user)
 	e.POST("/workspaces/:id/heartbeat", a.heartbeat, user)
-	e.POST("/workspaces/:id/exec", a.exec, userJSON)
-	e.POST("/workspaces/:id/exec-stream", a.execStream, userJSON)
+	// Long by nature: bounded by their exec timeout and by progress
+	// (streaming), not by the server's whole-request timeouts.
+	e.POST("/workspaces/:id/exec", a.exec, userJSON, a.streaming)
+	e.POST("/workspaces/:id/exec-stream", a.execStream, userJSON, a.streaming)
 	get("/workspaces/:id/files", a.listFiles, user)
 	e.DELETE("/workspaces/:id/files", a.deleteFile, user)
-	get("/workspaces/:id/files/content", a.readFile, user)
-	// The one route that authenticates before it reads its body, which it
-	// reads as a stream (files.go); issue 12 moves the others.
-	e.PUT("/workspaces/:id/files/content", a.writeFile, user)
+	get("/workspaces/:id/files/content", a.readFile, user, a.streaming)
+	// Reads its body as a stream (files.go), bounded by the file limit.
+	e.PUT("/workspaces/:id/files/content", a.writeFile, user, a.streaming)
 	get("/workspaces/:id/health", a.health, user)
 	get("/workspaces/:id/resources", a.resources, user)
 	get("/workspaces/:id/scale-options", a.scaleOptions, user)
@@ -166,7 +199,7 @@ func (a *API) Register(e *echo.Echo) {
 	a.registerProxy(e) // proxy.go, wsproxy.go: /preview/:id/proxy/:port/*, /preview/:id/app/*, /ws/:id/:port[/*]
 
 	// Terminal (§3.21): the token only, checked before the upgrade.
-	e.GET("/terminal/:id", a.terminal, webSocketOnly, a.socketToken)
+	e.GET("/terminal/:id", a.terminal, webSocketOnly, a.socketToken, a.streaming)
 	e.DELETE("/terminal/:id/session/:sid", a.killTerminalSession, a.tokenOnly)
 
 	get("/health", a.serviceHealth)

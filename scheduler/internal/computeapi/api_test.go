@@ -55,8 +55,16 @@ func TestAuthOrder(t *testing.T) {
 		{"no token configured", "",
 			req{method: "GET", path: "/workspaces/ws1"},
 			500, detail("Service authentication not configured")},
-		{"malformed JSON comes before the headers", testToken,
+		// Issue 12 deviates from §1.2 step 1 on purpose: the body is read
+		// after auth, so an unauthenticated malformed body is 401, not 422.
+		{"malformed JSON comes after the headers (deviation from §1.2)", testToken,
 			req{method: "POST", path: "/workspaces/ws1/exec", body: "{bad", header: map[string]string{headerUserID: "", headerServiceToken: ""}},
+			401, detail("Missing user ID header")},
+		{"malformed JSON comes after the token", testToken,
+			req{method: "POST", path: "/workspaces/ws1/exec", body: "{bad", header: map[string]string{headerServiceToken: "nope"}},
+			401, detail("Invalid service token")},
+		{"malformed JSON of an authenticated caller is 422", testToken,
+			req{method: "POST", path: "/workspaces/ws1/exec", body: "{bad"},
 			422, `{"detail":[{"type":"json_invalid","loc":["body",1],"msg":"JSON decode error","input":{},
 				"ctx":{"error":"invalid character 'b' looking for beginning of object key string"}}]}`},
 		{"missing body is validation, after auth", testToken,

@@ -9,8 +9,12 @@
 //
 // Files:
 //   - api.go: Deps, API, the Workspaces interface and the route table.
-//   - guard.go: the checks that run before a handler, in the contract's
-//     order (§1.2): malformed JSON, X-User-ID, token.
+//   - guard.go: the checks that run before a handler: X-User-ID, token,
+//     then the JSON body, bounded (issue 12 moved the body last, a
+//     deliberate deviation from §1.2 for unauthenticated malformed bodies).
+//   - budgets.go: the per-user limits on execs and file transfers (429)
+//     and the streaming routes' exemption from the server's whole-request
+//     timeouts (berth/shared/httpbudget).
 //   - validate.go: the pydantic-style 422 list format.
 //   - errors.go: the one place that maps errors to status/detail, and exec
 //     failures to exit codes (§3.9); ErrorHandler for echo. The layers below
@@ -18,7 +22,8 @@
 //     written here (and in scale.go for scale's answers), nowhere else.
 //   - info.go: response shapes (WorkspaceInfo, resources) and the
 //     pydantic JSON formats of datetimes and floats.
-//   - workspaces.go, exec.go, files.go: the handlers. The file content
+//   - workspaces.go, exec.go, files.go: the handlers; execout.go collects
+//     /exec's output from its stream and writes the answer piece by piece. The file content
 //     routes stream, bounded by Deps.FileLimit: filebody.go reads a write's
 //     body as a stream into a spool (spool.go), filestream.go and
 //     jsonstream.go turn a read's output into its JSON answer piece by

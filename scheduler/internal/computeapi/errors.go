@@ -15,6 +15,7 @@ import (
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
+	"berth/shared/httpbudget"
 	"berth/shared/wire"
 )
 
@@ -35,6 +36,30 @@ var (
 	errBodyUnreadable  = echo.NewHTTPError(http.StatusBadRequest, "There was an error parsing the body")
 	errBodyTooLarge    = echo.NewHTTPError(http.StatusRequestEntityTooLarge, "Request body too large")
 )
+
+// Request budgets (budgets.go, guard.go): our limits, not the contract's.
+var errTooManyJSONValues = echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+	fmt.Sprintf("Request body too large: a JSON body holds at most %d values (objects, arrays, members and elements)", maxJSONValues))
+
+// jsonBodyTooLarge is the 413 of a JSON body longer than limit
+// (Deps.JSONBodyLimit).
+func jsonBodyTooLarge(limit int64) error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		"Request body too large: a JSON body carries at most %d bytes (%s, BERTH_JSON_BODY_LIMIT)", limit, sizeText(limit)))
+}
+
+// tooManyExecs is the 429 of an exec past the caller's limit.
+func tooManyExecs(limit int) error {
+	return echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf(
+		"Too many commands running for this user: at most %d at once (BERTH_USER_EXEC_LIMIT). Try again when one has finished.", limit))
+}
+
+// tooManyTransfers is the 429 of a file read or write past the caller's
+// limit.
+func tooManyTransfers(limit int) error {
+	return echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf(
+		"Too many file transfers running for this user: at most %d at once (BERTH_USER_TRANSFER_LIMIT). Try again when one has finished.", limit))
+}
 
 // op names the operation whose error is being mapped.
 type op string
@@ -367,6 +392,9 @@ func ErrorHandler(err error, c echo.Context) {
 			detail = "Method Not Allowed"
 		}
 	}
+	// A refused body (401, 413, 429, …) is not read on: the connection
+	// closes after the answer (README "Request budgets").
+	httpbudget.Refuse(c.Response(), c.Request())
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
 		return

@@ -52,8 +52,10 @@ func seconds(n int64) time.Duration {
 	return time.Duration(max(n, 0)) * time.Second
 }
 
-// exec is POST …/exec (§3.9): always 200 once the owner check passed, with
-// failures reported as exit codes.
+// exec is POST …/exec (§3.9): always 200 once the owner check passed (and
+// the caller is within BERTH_USER_EXEC_LIMIT), with failures reported as
+// exit codes. The output comes from the exec's stream and goes into the
+// answer piece by piece (execout.go).
 func (a *API) exec(c echo.Context) error {
 	req, err := decodeExec(bodyOf(c))
 	if err != nil {
@@ -63,9 +65,20 @@ func (a *API) exec(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := a.d.Workspaces.Exec(c.Request().Context(), ws, req)
-	out, _ := a.execOutcome(ws, res, err)
-	return writeJSON(c, http.StatusOK, out)
+	release, err := a.holdExec(c)
+	if err != nil {
+		return err
+	}
+	defer release()
+	var out execOutput
+	res, err := a.d.Workspaces.ExecStream(c.Request().Context(), ws, req, out.add)
+	if err != nil || res.TimedOut {
+		ans, _ := a.execOutcome(ws, res, err)
+		return writeJSON(c, http.StatusOK, ans)
+	}
+	out.stdout.dropped += res.StdoutDropped
+	out.stderr.dropped += res.StderrDropped
+	return out.answer(c, res.ExitCode)
 }
 
 // execStream is POST …/exec-stream (§3.10, streamed for real per §15).
@@ -81,6 +94,11 @@ func (a *API) execStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	release, err := a.holdExec(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	w := c.Response()
 	h := w.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream; charset=utf-8")

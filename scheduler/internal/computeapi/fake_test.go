@@ -206,12 +206,38 @@ func (f *fakeWorkspaces) ExecStream(ctx context.Context, w registry.Workspace, r
 	_ = f.record("ExecStream", w.ID)
 	f.mu.Lock()
 	f.execs = append(f.execs, req)
-	fn := f.streamFn
+	fn, execFn := f.streamFn, f.execFn
 	f.mu.Unlock()
+	if fn == nil && execFn != nil {
+		fn = streamOf(execFn)
+	}
 	if fn == nil {
 		return orchestrator.ExecResult{}, nil
 	}
 	return fn(ctx, req, onOutput)
+}
+
+// streamOf streams an Exec answer: its stdout, then its stderr, each in
+// one chunk, then the result without them (the dropped counts kept).
+func streamOf(execFn func(orchestrator.ExecRequest) (orchestrator.ExecResult, error)) func(context.Context, orchestrator.ExecRequest, func(string, []byte) error) (orchestrator.ExecResult, error) {
+	return func(_ context.Context, req orchestrator.ExecRequest, onOutput func(string, []byte) error) (orchestrator.ExecResult, error) {
+		res, err := execFn(req)
+		if err != nil {
+			return orchestrator.ExecResult{}, err
+		}
+		for _, o := range []struct {
+			stream string
+			data   []byte
+		}{{"stdout", res.Stdout}, {"stderr", res.Stderr}} {
+			if len(o.data) > 0 {
+				if err := onOutput(o.stream, append([]byte(nil), o.data...)); err != nil {
+					return orchestrator.ExecResult{}, err
+				}
+			}
+		}
+		res.Stdout, res.Stderr = nil, nil
+		return res, nil
+	}
 }
 
 // rawCall is one ExecRaw: its request, and its input's declared size and

@@ -207,6 +207,11 @@ func (a *API) readFile(c echo.Context) error {
 	if strings.ContainsRune(path, 0) {
 		return fileFailure(fileRead, path, nulPath)
 	}
+	release, err := a.holdTransfer(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	limit := a.d.FileLimit
 	out, kind := a.run(c, ws, readCheckCommand(path, limit), nil)
 	if kind != execDone || out.ExitCode != 0 && out.ExitCode != exitNotText {
@@ -264,8 +269,16 @@ func (a *API) readFile(c echo.Context) error {
 // agent's raw exec. Order of the answers: 413 for a body longer than its
 // bound, 422 for a body that is not JSON or not the model, 413 for a
 // content above the limit, the owner check, 400 for a null content, then
-// the write's own failures (404).
+// the write's own failures (404). A caller past BERTH_USER_TRANSFER_LIMIT
+// is 429 before anything is read.
 func (a *API) writeFile(c echo.Context) error {
+	// The place is taken before the body is read: reading it is the
+	// transfer.
+	release, err := a.holdTransfer(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	limit := a.d.FileLimit
 	wb, err := readWriteBody(c.Request(), writeBodyLimits{
 		content: limit, raw: rawBodyBound(limit), other: spoolMemory, spoolDir: a.d.SpoolDir,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +47,7 @@ func infoOf(ws registry.Workspace) workspaceInfo {
 	if meta == nil {
 		meta = map[string]any{}
 	}
-	repos := ws.Repositories
+	repos := redactAll(ws.Repositories)
 	if repos == nil {
 		repos = []string{}
 	}
@@ -66,24 +68,51 @@ func nullable(s string) *string {
 	return &s
 }
 
-// redact replaces the values of secret-looking keys with "***" (§15,
-// quirk 20): names containing TOKEN, SECRET or PASSWORD, and
-// GIT_CREDENTIALS, case-insensitively. The container keeps the real values.
+// This is the one home of what WorkspaceInfo hides (§15, quirk 20): the
+// container keeps the real values, the answers show "***".
+
+// redact replaces the values of secret-looking keys with "***" (see
+// secretKeyParts, case-insensitively, and GIT_CREDENTIALS), and the
+// credentials of any URL in the other values (redactURLs).
 func redact(env map[string]string) map[string]string {
 	out := make(map[string]string, len(env))
 	for k, v := range env {
 		if isSecretKey(k) {
 			v = "***"
 		}
-		out[k] = v
+		out[k] = redactURLs(v)
 	}
 	return out
 }
 
+// secretKeyParts make an environment name secret wherever they appear in
+// it: GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, OPENAI_API_KEY,
+// STRIPE_APIKEY, SSH_PRIVATE_KEY, PRIVATE_KEY_PEM, GPG_PASSPHRASE.
+var secretKeyParts = []string{"TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "API_KEY", "APIKEY", "PRIVATE_KEY"}
+
 func isSecretKey(k string) bool {
 	u := strings.ToUpper(k)
-	return strings.Contains(u, "TOKEN") || strings.Contains(u, "SECRET") || strings.Contains(u, "PASSWORD") ||
-		u == "GIT_CREDENTIALS"
+	return u == "GIT_CREDENTIALS" || slices.ContainsFunc(secretKeyParts, func(p string) bool { return strings.Contains(u, p) })
+}
+
+// urlUserinfo is the user info of a URL in text: "scheme://user[:pass]@".
+var urlUserinfo = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'"]*@`)
+
+// redactURLs replaces the user info of every URL in s with "***"
+// (https://user:token@host/… becomes https://***@host/…): repository URLs
+// and values such as DATABASE_URL carry credentials there.
+func redactURLs(s string) string { return urlUserinfo.ReplaceAllString(s, "${1}***@") }
+
+// redactAll is redactURLs of each of list (nil stays nil).
+func redactAll(list []string) []string {
+	if list == nil {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = redactURLs(s)
+	}
+	return out
 }
 
 // isoTime marshals like pydantic v2's JSON mode: ISO-8601 in UTC with a Z,

@@ -95,7 +95,8 @@ func writeJSONEscaped(w *bufio.Writer, s []byte) error {
 			_, _ = w.Write(s[start:i])
 			switch b {
 			case '"', '\\':
-				_, _ = w.Write([]byte{'\\', b})
+				_ = w.WriteByte('\\')
+				_ = w.WriteByte(b)
 			case '\b':
 				_, _ = w.WriteString(`\b`)
 			case '\f':
@@ -106,8 +107,10 @@ func writeJSONEscaped(w *bufio.Writer, s []byte) error {
 				_, _ = w.WriteString(`\r`)
 			case '\t':
 				_, _ = w.WriteString(`\t`)
-			default:
-				_, _ = w.Write([]byte{'\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF]})
+			default: // byte by byte: a slice literal would be allocated per byte
+				_, _ = w.WriteString(`\u00`)
+				_ = w.WriteByte(hexDigits[b>>4])
+				_ = w.WriteByte(hexDigits[b&0xF])
 			}
 			i++
 			start = i
@@ -116,7 +119,8 @@ func writeJSONEscaped(w *bufio.Writer, s []byte) error {
 		// U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
 		if b == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && s[i+2]&^1 == 0xA8 {
 			_, _ = w.Write(s[start:i])
-			_, _ = w.Write([]byte{'\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xF]})
+			_, _ = w.WriteString(`\u202`)
+			_ = w.WriteByte(hexDigits[s[i+2]&0xF])
 			i += 3
 			start = i
 			continue

@@ -2,7 +2,6 @@ package computeapi
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/auth"
 )
 
 // The preview proxy (§3.20): /preview/{id}/proxy/{port}/{path} and
@@ -66,13 +66,13 @@ var proxyMethods = []string{http.MethodGet, http.MethodHead, http.MethodOptions,
 // resolve below the prefix.
 func (a *API) registerProxy(e *echo.Echo) {
 	for _, m := range proxyMethods {
-		e.Add(m, "/preview/:id/proxy/:port/*", a.proxyPort, intPort, a.tokenOnly)
-		e.Add(m, "/preview/:id/app/*", a.proxyApp, a.tokenOnly)
+		e.Add(m, "/preview/:id/proxy/:port/*", a.proxyPort, intPort, a.tokenOnly, a.streaming)
+		e.Add(m, "/preview/:id/app/*", a.proxyApp, a.tokenOnly, a.streaming)
 		e.Add(m, "/preview/:id/proxy/:port", addSlash, intPort)
 		e.Add(m, "/preview/:id/app", addSlash)
 	}
-	e.GET("/ws/:id/:port", a.socketProxy, intPort, webSocketOnly, a.socketToken)
-	e.GET("/ws/:id/:port/*", a.socketProxy, intPort, webSocketOnly, a.socketToken)
+	e.GET("/ws/:id/:port", a.socketProxy, intPort, webSocketOnly, a.socketToken, a.streaming)
+	e.GET("/ws/:id/:port/*", a.socketProxy, intPort, webSocketOnly, a.socketToken, a.streaming)
 }
 
 // intPort answers 404 Not Found for a {port} that is not all digits.
@@ -196,7 +196,7 @@ func appPath(r *http.Request, prefixSegments int) string {
 // the app's.
 func (a *API) isServiceCredential(authorization string) bool {
 	token, ok := strings.CutPrefix(authorization, "Bearer ")
-	return ok && a.d.ServiceToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(a.d.ServiceToken)) == 1
+	return ok && auth.Match(token, a.d.ServiceToken, a.d.ServiceTokenNext)
 }
 
 // injectBridge puts the DevTools bridge into an HTML answer of at most

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/big"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -236,44 +236,138 @@ func between(lo, hi int64) bounds { return bounds{ge: &lo, le: &hi} }
 // fraction, bools and decimal strings. Values beyond int64 saturate (they
 // fail any bound the models set). typ is "" on success, else the error
 // type (int_type for other JSON kinds).
+//
+// A number is never expanded: its digits and exponent are read as text
+// (numberToInt, stringToInt), so 1e640000000 costs what its 11 bytes
+// cost and a string of a million digits one pass over it.
 func toInt(x any) (n int64, typ string) {
 	switch v := x.(type) {
 	case json.Number:
-		if i, err := v.Int64(); err == nil {
-			return i, ""
-		}
-		f, _, err := big.ParseFloat(string(v), 10, 256, big.ToNearestEven)
-		if err != nil {
-			return 0, "int_type"
-		}
-		if !f.IsInt() {
-			return 0, "int_from_float"
-		}
-		bi, _ := f.Int(nil)
-		return saturate(bi), ""
+		return numberToInt(string(v))
 	case bool:
 		if v {
 			return 1, ""
 		}
 		return 0, ""
 	case string:
-		bi, ok := new(big.Int).SetString(strings.TrimSpace(v), 10)
-		if !ok {
-			return 0, "int_parsing"
-		}
-		return saturate(bi), ""
+		return stringToInt(v)
 	}
 	return 0, "int_type"
 }
 
-func saturate(b *big.Int) int64 {
+// maxInt64Digits is how many decimal digits the largest int64 has; an
+// integer with more saturates.
+const maxInt64Digits = 19
+
+// numberToInt converts a JSON number (encoding/json checked its syntax:
+// -?int(.frac)?([eE][+-]?exp)?). The value is mantissa × 10^exp, the
+// mantissa's digits stripped of leading and trailing zeros: with a
+// negative exponent left it has a fraction; otherwise it has
+// len(mantissa)+exp digits, and more than 19 saturate.
+func numberToInt(s string) (int64, string) {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return i, ""
+	}
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	mant, expText, _ := strings.Cut(strings.ToLower(s), "e")
+	intPart, frac, _ := strings.Cut(mant, ".")
+	exp, ok := clampedExponent(expText)
+	if !ok {
+		return 0, "int_type"
+	}
+	digits := strings.TrimLeft(intPart+frac, "0")
+	if digits == "" {
+		return 0, "" // zero, whatever its exponent
+	}
+	exp -= int64(len(frac))
+	trimmed := strings.TrimRight(digits, "0")
+	exp += int64(len(digits) - len(trimmed))
+	if exp < 0 {
+		return 0, "int_from_float"
+	}
+	if int64(len(trimmed))+exp > maxInt64Digits {
+		return saturated(neg), ""
+	}
+	u, err := strconv.ParseUint(trimmed+strings.Repeat("0", int(exp)), 10, 64)
+	if err != nil {
+		return saturated(neg), ""
+	}
+	return signed(u, neg), ""
+}
+
+// clampedExponent reads an exponent's text ("" is 0), clamped to ±1e9: any
+// exponent that large saturates or underflows the same way, and the sum
+// with a mantissa's length cannot overflow.
+func clampedExponent(t string) (int64, bool) {
+	if t == "" {
+		return 0, true
+	}
+	neg := strings.HasPrefix(t, "-")
+	t = strings.TrimLeft(t, "+-")
+	if t == "" {
+		return 0, false
+	}
+	var e int64
+	for _, c := range []byte(t) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if e < 1e9 {
+			e = e*10 + int64(c-'0')
+		}
+	}
+	e = min(e, 1e9)
+	if neg {
+		return -e, true
+	}
+	return e, true
+}
+
+// stringToInt converts a decimal string as big.Int.SetString(s, 10) would
+// read it after trimming spaces (an optional sign, then digits), without
+// building the number: more than 19 significant digits saturate.
+func stringToInt(s string) (int64, string) {
+	s = strings.TrimSpace(s)
+	neg := strings.HasPrefix(s, "-")
+	if neg || strings.HasPrefix(s, "+") {
+		s = s[1:]
+	}
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, "int_parsing"
+	}
+	digits := strings.TrimLeft(s, "0")
+	if len(digits) > maxInt64Digits {
+		return saturated(neg), ""
+	}
+	if digits == "" {
+		return 0, ""
+	}
+	u, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return saturated(neg), ""
+	}
+	return signed(u, neg), ""
+}
+
+// signed is ±u, saturated to int64.
+func signed(u uint64, neg bool) int64 {
 	switch {
-	case b.IsInt64():
-		return b.Int64()
-	case b.Sign() > 0:
+	case neg && u > math.MaxInt64:
+		return math.MinInt64
+	case neg:
+		return -int64(u)
+	case u > math.MaxInt64:
 		return math.MaxInt64
 	}
-	return math.MinInt64
+	return int64(u)
+}
+
+func saturated(neg bool) int64 {
+	if neg {
+		return math.MinInt64
+	}
+	return math.MaxInt64
 }
 
 func sortedKeys[V any](m map[string]V) []string {

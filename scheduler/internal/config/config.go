@@ -7,16 +7,19 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"berth/shared/envflag"
+	"berth/shared/httpbudget"
+	"berth/shared/wire"
 )
 
 // Config is everything the scheduler needs.
 type Config struct {
-	Listen  string // compute API, admin API and panel (HTTP; put TLS in front in production)
+	Listen  string // compute API, admin API and panel (HTTPS with HTTPTLSCert, else HTTP)
 	DataDir string // holds berth.db
 
 	// The scheduler's client identity towards agents, and its place in the
@@ -27,15 +30,39 @@ type Config struct {
 	ServiceToken string // INTERNAL_SERVICE_TOKEN: podex services; empty → 500 on every authenticated route
 	AdminToken   string // BERTH_ADMIN_TOKEN: admin API and panel
 
+	// ServiceTokenNext (INTERNAL_SERVICE_TOKEN_NEXT) is accepted as well as
+	// ServiceToken during a rotation; calls to the podex API send
+	// ServiceToken.
+	ServiceTokenNext string
+
+	// TLS of the HTTP listeners and the admin surface (README "TLS and the
+	// admin panel").
+	HTTPTLSCert  string        // BERTH_HTTP_TLS_CERT: PEM certificate (chain) of the listeners; "" = plain HTTP
+	HTTPTLSKey   string        // BERTH_HTTP_TLS_KEY: its key; both files are re-read when they change
+	AdminListen  string        // BERTH_ADMIN_LISTEN: a second listener that alone serves /admin; "" = one listener
+	SecureCookie bool          // BERTH_ADMIN_SECURE_COOKIE: mark the panel cookie Secure on plain HTTP too (behind a TLS front)
+	SessionTTL   time.Duration // BERTH_ADMIN_SESSION_TTL: a panel session ends this long after sign-in
+	SessionIdle  time.Duration // BERTH_ADMIN_SESSION_IDLE: a panel session unused this long ends
+	MetricsToken string        // BERTH_METRICS_TOKEN: bearer token /metrics requires; "" = open
+
 	WorkspaceServers string   // COMPUTE_WORKSPACE_SERVERS: JSON list seeded into the registry at start
 	APIBaseURL       string   // COMPUTE_API_BASE_URL: reverse calls to the podex API; empty = standalone
 	Region           string   // COMPUTE_REGION (or COMPUTE_COMPUTE_REGION)
 	CORSOrigins      []string // COMPUTE_CORS_ORIGINS
 	WorkspaceImage   string   // COMPUTE_WORKSPACE_IMAGE: fallback image
-	DockerRuntime    string   // COMPUTE_DOCKER_RUNTIME: "" = the daemon's default (runc)
-	Strategy         string   // BERTH_PLACEMENT_STRATEGY: spread, best_fit, affinity, round_robin
-	CPUOvercommit    float64  // BERTH_CPU_OVERCOMMIT: vCPUs placeable per real core (memory is never overcommitted)
-	FileLimit        int64    // BERTH_FILE_LIMIT: the largest file …/files/content reads or writes, bytes
+	DockerRuntime    string   // COMPUTE_DOCKER_RUNTIME: "" = the agent's sandbox runtime (runsc where it works)
+	// SandboxExceptions (BERTH_SANDBOX_EXCEPTIONS): weakenings of the
+	// agents' workspace sandbox sent with every create (wire.SandboxExceptions).
+	SandboxExceptions []string
+	Strategy          string  // BERTH_PLACEMENT_STRATEGY: spread, best_fit, affinity, round_robin
+	CPUOvercommit     float64 // BERTH_CPU_OVERCOMMIT: vCPUs placeable per real core (memory is never overcommitted)
+	FileLimit         int64   // BERTH_FILE_LIMIT: the largest file …/files/content reads or writes, bytes
+
+	// Request budgets (README "Request budgets").
+	HTTP              httpbudget.Timeouts // BERTH_HTTP_*: connection timeouts and header limit of the listener
+	JSONBodyLimit     int64               // BERTH_JSON_BODY_LIMIT: the largest JSON body of a compute API route, bytes
+	UserExecLimit     int                 // BERTH_USER_EXEC_LIMIT: execs (exec, exec-stream) one user runs at once
+	UserTransferLimit int                 // BERTH_USER_TRANSFER_LIMIT: file reads and writes (files/content) one user runs at once
 
 	ReconcileInterval time.Duration // BERTH_RECONCILE_INTERVAL: registry vs containers, per server
 	OrphanGrace       time.Duration // BERTH_ORPHAN_GRACE: unrecorded containers are removed after this
@@ -43,6 +70,7 @@ type Config struct {
 	HomeMoveTimeout   time.Duration // BERTH_HOME_MOVE_TIMEOUT: one copy of a home directory between hosts
 	IdleTimeout       time.Duration // BERTH_IDLE_TIMEOUT: stop a running workspace unused this long; 0 = never
 	IdleCPUPercent    float64       // BERTH_IDLE_CPU_PERCENT: CPU use (% of a core) that counts as use; 0 = never
+	EventRetention    time.Duration // BERTH_EVENT_RETENTION: events older than this are deleted (hourly); 0 = kept forever
 
 	// Git setup (scheduler/internal/gitsetup).
 	GitEnv          bool          // BERTH_GIT_ENV: GIT_* variables, credentials included, to the container instead of berth's clone
@@ -69,16 +97,25 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		Listen:          ":3003",
-		DataDir:         "/var/lib/berth-scheduler",
-		Peer:            envflag.Peer{GossipBind: "0.0.0.0:7946", ClusterLabel: "berth"},
-		ClusterID:       "berth",
-		WorkspaceImage:  "berth/workspace:dev",
-		Strategy:        "spread",
-		CORSOrigins:     []string{"http://localhost:3000"},
-		CPUOvercommit:   1,
-		FileLimit:       MinFileLimit,
+		Listen:         ":3003",
+		DataDir:        "/var/lib/berth-scheduler",
+		Peer:           envflag.Peer{GossipBind: "0.0.0.0:7946", ClusterLabel: "berth"},
+		ClusterID:      "berth",
+		WorkspaceImage: "berth/workspace:dev",
+		Strategy:       "spread",
+		CORSOrigins:    []string{"http://localhost:3000"},
+		CPUOvercommit:  1,
+		FileLimit:      MinFileLimit,
+
+		SessionTTL:  12 * time.Hour,
+		SessionIdle: time.Hour,
+
 		ShutdownTimeout: 60 * time.Second,
+
+		HTTP:              httpbudget.Default(),
+		JSONBodyLimit:     1 << 20,
+		UserExecLimit:     16,
+		UserTransferLimit: 4,
 
 		ReconcileInterval: 10 * time.Second,
 		OrphanGrace:       10 * time.Minute,
@@ -88,6 +125,7 @@ func Default() Config {
 		GitSetupWorkers:   4,
 		IdleTimeout:       24 * time.Hour,
 		IdleCPUPercent:    5,
+		EventRetention:    30 * 24 * time.Hour,
 		LogLevel:          "info",
 
 		ServerSyncInterval:   30 * time.Second,
@@ -108,6 +146,11 @@ func (c Config) Validate() error {
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		add("listen address %q: %v (--listen, BERTH_LISTEN)", c.Listen, err)
+	}
+	for _, e := range c.SandboxExceptions {
+		if !slices.Contains(wire.SandboxExceptions, e) {
+			add("sandbox exception %q: want some of %s (BERTH_SANDBOX_EXCEPTIONS)", e, strings.Join(wire.SandboxExceptions, ","))
+		}
 	}
 	if !filepath.IsAbs(c.DataDir) {
 		add("data dir %q: must be an absolute path (--data-dir, BERTH_DATA_DIR)", c.DataDir)
@@ -142,6 +185,9 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 || c.IdleCPUPercent < 0 {
 		add("idle timeout %s and idle cpu percent %g: must not be negative", c.IdleTimeout, c.IdleCPUPercent)
 	}
+	if c.EventRetention < 0 {
+		add("event retention %s: must not be negative (0 keeps events forever; BERTH_EVENT_RETENTION)", c.EventRetention)
+	}
 	if c.GitSetupTimeout < time.Second || c.GitSetupWorkers < 1 || c.GitSetupWorkers > 64 {
 		add("git setup timeout %s and workers %d: want at least 1s and 1 to 64 (BERTH_GIT_SETUP_TIMEOUT, BERTH_GIT_SETUP_WORKERS)",
 			c.GitSetupTimeout, c.GitSetupWorkers)
@@ -162,8 +208,34 @@ func (c Config) Validate() error {
 	if c.CPUOvercommit < 1 || c.CPUOvercommit > 64 {
 		add("cpu overcommit %g: want 1 to 64", c.CPUOvercommit)
 	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		add("http tls: certificate and key go together (BERTH_HTTP_TLS_CERT, BERTH_HTTP_TLS_KEY)")
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			add("admin listen address %q: %v (BERTH_ADMIN_LISTEN)", c.AdminListen, err)
+		} else if c.AdminListen == c.Listen {
+			add("admin listen address %q: must differ from the listen address (BERTH_ADMIN_LISTEN, BERTH_LISTEN)", c.AdminListen)
+		}
+	}
+	if c.SessionTTL < time.Minute || c.SessionIdle < time.Minute || c.SessionIdle > c.SessionTTL {
+		add("admin session ttl %s and idle %s: at least 1m each, idle not above ttl (BERTH_ADMIN_SESSION_TTL, BERTH_ADMIN_SESSION_IDLE)",
+			c.SessionTTL, c.SessionIdle)
+	}
 	if c.ClusterID == "" {
 		add("cluster id: required (BERTH_CLUSTER_ID)")
+	}
+	if err := c.HTTP.Validate(httpbudget.EnvPrefix); err != nil {
+		errs = append(errs, err)
+	}
+	if c.JSONBodyLimit < 64<<10 || c.JSONBodyLimit > 64<<20 {
+		add("json body limit %d bytes: want 64 KiB to 64 MiB (BERTH_JSON_BODY_LIMIT)", c.JSONBodyLimit)
+	}
+	if c.UserExecLimit < 1 || c.UserTransferLimit < 1 {
+		add("per-user limits: exec %d, transfer %d: at least 1 (BERTH_USER_EXEC_LIMIT, BERTH_USER_TRANSFER_LIMIT)", c.UserExecLimit, c.UserTransferLimit)
+	}
+	if c.ServiceTokenNext != "" && c.ServiceToken == "" {
+		add("INTERNAL_SERVICE_TOKEN_NEXT without INTERNAL_SERVICE_TOKEN: set the current token too")
 	}
 	if c.FileLimit < MinFileLimit || c.FileLimit > MaxFileLimit {
 		add("file limit %d bytes: want %d (100 MiB) to %d (64 GiB) (BERTH_FILE_LIMIT)", c.FileLimit, MinFileLimit, MaxFileLimit)
@@ -200,12 +272,30 @@ func Load(args []string, getenv func(string) string) (Config, []string, error) {
 func Usage() string { c := Default(); return envflag.Usage(c.keys()) }
 
 func (c *Config) keys() []envflag.Key {
-	return append(envflag.PeerKeys(&c.Peer, "scheduler client"), []envflag.Key{
+	keys := append(envflag.PeerKeys(&c.Peer, "scheduler client"), httpbudget.Keys(&c.HTTP)...)
+	return append(keys, []envflag.Key{
 		{Env: "BERTH_LISTEN", Flag: "listen", Help: "HTTP listen address", Set: envflag.String(&c.Listen)},
 		{Env: "BERTH_DATA_DIR", Flag: "data-dir", Help: "directory of the SQLite registry", Set: envflag.String(&c.DataDir)},
 		{Env: "BERTH_CLUSTER_ID", Flag: "cluster-id", Help: "id labelling this scheduler's containers", Set: envflag.String(&c.ClusterID)},
 		{Env: "INTERNAL_SERVICE_TOKEN", Flag: "service-token", Help: "token of the podex services", Set: envflag.String(&c.ServiceToken)},
+		{Env: "INTERNAL_SERVICE_TOKEN_NEXT", Flag: "service-token-next", Help: "second token of the podex services, accepted too during a rotation", Set: envflag.String(&c.ServiceTokenNext)},
+		{Env: "BERTH_JSON_BODY_LIMIT", Flag: "json-body-limit", Help: "largest JSON body of a compute API route: bytes, or with KiB, MiB", Set: func(v string) (err error) {
+			c.JSONBodyLimit, err = ParseSize(v)
+			return err
+		}},
+		{Env: "BERTH_USER_EXEC_LIMIT", Flag: "user-exec-limit", Help: "execs (exec, exec-stream) one user runs at once; more are 429", Set: intSetter(&c.UserExecLimit)},
+		{Env: "BERTH_USER_TRANSFER_LIMIT", Flag: "user-transfer-limit", Help: "file reads and writes (files/content) one user runs at once; more are 429", Set: intSetter(&c.UserTransferLimit)},
 		{Env: "BERTH_ADMIN_TOKEN", Flag: "admin-token", Help: "token of the admin API and panel", Set: envflag.String(&c.AdminToken)},
+		{Env: "BERTH_HTTP_TLS_CERT", Flag: "http-tls-cert", Help: "HTTPS: PEM certificate of the listeners (re-read when it changes); unset: plain HTTP", Set: envflag.String(&c.HTTPTLSCert)},
+		{Env: "BERTH_HTTP_TLS_KEY", Flag: "http-tls-key", Help: "HTTPS: PEM key of BERTH_HTTP_TLS_CERT", Set: envflag.String(&c.HTTPTLSKey)},
+		{Env: "BERTH_ADMIN_LISTEN", Flag: "admin-listen", Help: "serve /admin (API and panel) only on this second address; unset: on the listen address", Set: envflag.String(&c.AdminListen)},
+		{Env: "BERTH_ADMIN_SECURE_COOKIE", Flag: "admin-secure-cookie", Help: "mark the panel cookie Secure on plain HTTP too (TLS ends in front of the scheduler)", Set: func(v string) (err error) {
+			c.SecureCookie, err = strconv.ParseBool(v)
+			return err
+		}},
+		{Env: "BERTH_ADMIN_SESSION_TTL", Flag: "admin-session-ttl", Help: "panel session: ends this long after sign-in", Set: durationSetter(&c.SessionTTL)},
+		{Env: "BERTH_ADMIN_SESSION_IDLE", Flag: "admin-session-idle", Help: "panel session: ends when unused this long", Set: durationSetter(&c.SessionIdle)},
+		{Env: "BERTH_METRICS_TOKEN", Flag: "metrics-token", Help: "bearer token /metrics requires (unset: /metrics is open)", Set: envflag.String(&c.MetricsToken)},
 		{Env: "COMPUTE_WORKSPACE_SERVERS", Flag: "workspace-servers", Help: "JSON list of servers to register at start", Set: envflag.String(&c.WorkspaceServers)},
 		{Env: "COMPUTE_API_BASE_URL", Flag: "api-base-url", Help: "podex API base URL (reverse calls)", Set: envflag.String(&c.APIBaseURL)},
 		{Env: "COMPUTE_COMPUTE_REGION", Flag: "compute-region", Help: "region filter (alias of COMPUTE_REGION)", Set: envflag.String(&c.Region)},
@@ -215,7 +305,11 @@ func (c *Config) keys() []envflag.Key {
 			return nil
 		}},
 		{Env: "COMPUTE_WORKSPACE_IMAGE", Flag: "workspace-image", Help: "fallback workspace image", Set: envflag.String(&c.WorkspaceImage)},
-		{Env: "COMPUTE_DOCKER_RUNTIME", Flag: "docker-runtime", Help: "container runtime (empty: daemon default)", Set: envflag.String(&c.DockerRuntime)},
+		{Env: "COMPUTE_DOCKER_RUNTIME", Flag: "docker-runtime", Help: "container runtime (empty: the agent's sandbox runtime, runsc where it works)", Set: envflag.String(&c.DockerRuntime)},
+		{Env: "BERTH_SANDBOX_EXCEPTIONS", Flag: "sandbox-exceptions", Help: "workspace sandbox weakenings sent with every create: capabilities,new_privileges,no_process_limit,runc,shared_network", Set: func(v string) error {
+			c.SandboxExceptions = envflag.SplitList(v)
+			return nil
+		}},
 		{Env: "BERTH_CPU_OVERCOMMIT", Flag: "cpu-overcommit", Help: "vCPUs placeable per real core", Set: func(v string) (err error) {
 			c.CPUOvercommit, err = strconv.ParseFloat(v, 64)
 			return err
@@ -227,6 +321,7 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
 		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: durationSetter(&c.ReconcileInterval)},
 		{Env: "BERTH_ORPHAN_GRACE", Flag: "orphan-grace", Help: "remove unrecorded containers after", Set: durationSetter(&c.OrphanGrace)},
+		{Env: "BERTH_EVENT_RETENTION", Flag: "event-retention", Help: "delete events older than this, hourly (0: keep them forever)", Set: durationSetter(&c.EventRetention)},
 		{Env: "BERTH_IDLE_TIMEOUT", Flag: "idle-timeout", Help: "stop a running workspace unused this long (0: never; timeout_hours at create wins)", Set: durationSetter(&c.IdleTimeout)},
 		{Env: "BERTH_IDLE_CPU_PERCENT", Flag: "idle-cpu-percent", Help: "CPU use, % of one core, that counts as use for the idle stop (0: never)", Set: func(v string) (err error) {
 			c.IdleCPUPercent, err = strconv.ParseFloat(v, 64)

@@ -167,6 +167,9 @@ func (t *Tracker) probeAll(ctx context.Context, only string) {
 		t.log.Warn("list servers", "error", err)
 		return
 	}
+	if only == "" {
+		t.pruneUnregistered(servers)
+	}
 	var wg sync.WaitGroup
 	for _, srv := range servers {
 		if only != "" && srv.ID != only {
@@ -200,6 +203,23 @@ func (t *Tracker) probeOne(ctx context.Context, srv registry.Server) {
 	}
 	t.mu.Unlock()
 	t.evaluate(ctx, srv.ID)
+}
+
+// pruneUnregistered forgets the state of servers no longer registered (or
+// never registered: a gossip member the pool admitted under another rule),
+// so the map holds at most one entry per registered server.
+func (t *Tracker) pruneUnregistered(servers []registry.Server) {
+	ids := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		ids[s.ID] = true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id := range t.states {
+		if !ids[id] {
+			delete(t.states, id)
+		}
+	}
 }
 
 func (t *Tracker) stateLocked(id string) *serverState {

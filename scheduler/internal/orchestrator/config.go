@@ -19,11 +19,14 @@ import (
 // Config are the orchestrator's settings.
 type Config struct {
 	Strategy       placement.Strategy
-	ClusterID      string        // put on every container (wire.LabelCluster); reconciliation touches no other
-	CPUOvercommit  float64       // vCPUs placeable per real core; below 1 counts as 1
-	WorkspaceImage string        // the image when neither request nor server names one (COMPUTE_WORKSPACE_IMAGE)
-	Runtime        string        // container runtime; "" = the daemon's default
-	CreateTimeout  time.Duration // one agent create call
+	ClusterID      string  // put on every container (wire.LabelCluster); reconciliation touches no other
+	CPUOvercommit  float64 // vCPUs placeable per real core; below 1 counts as 1
+	WorkspaceImage string  // the image when neither request nor server names one (COMPUTE_WORKSPACE_IMAGE)
+	Runtime        string  // container runtime; "" = the agent's sandbox runtime (runsc where it works)
+	// SandboxExceptions go with every create (wire.SandboxExceptions):
+	// the operator's explicit weakenings of the agent's sandbox.
+	SandboxExceptions []string
+	CreateTimeout     time.Duration // one agent create call
 	// HomeMoveTimeout bounds one copy of a home directory between agents.
 	HomeMoveTimeout time.Duration
 	// GitEnv hands the repos, branch, identity and credentials to the
@@ -35,6 +38,10 @@ type Config struct {
 	OrphanGrace       time.Duration // a container without a record is removed after this long (stopped at once)
 	LostGrace         time.Duration // a server down this long loses its workspaces (server_lost)
 	CleanupInterval   time.Duration // how often pending_deletion workspaces are purged
+	// EventRetention: events older than this are deleted, at start and
+	// every EventPruneInterval; 0 keeps them forever.
+	EventRetention     time.Duration
+	EventPruneInterval time.Duration
 
 	// Idle stop (idle.go): a running workspace unused this long is stopped;
 	// 0 = never (a workspace's own timeout_hours wins).
@@ -43,14 +50,17 @@ type Config struct {
 	IdleCPUPercent    float64       // CPU use (% of one core) that counts as use; 0 = CPU never does
 }
 
+// DefaultEventRetention is how long events are kept: 30 days.
+const DefaultEventRetention = 30 * 24 * time.Hour
+
 // Default returns the settings berth runs with unless told otherwise.
 func Default() Config {
 	return Config{
 		Strategy: placement.Spread, ClusterID: "berth", CPUOvercommit: 1, WorkspaceImage: "berth/workspace:dev",
 		CreateTimeout: 2 * time.Minute, HomeMoveTimeout: 2 * time.Hour,
 		ReconcileInterval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute,
-		CleanupInterval: 5 * time.Second,
-		IdleTimeout:     24 * time.Hour, IdleCheckInterval: 2 * time.Second, IdleCPUPercent: 5,
+		CleanupInterval: 5 * time.Second, EventRetention: DefaultEventRetention, EventPruneInterval: time.Hour,
+		IdleTimeout: 24 * time.Hour, IdleCheckInterval: 2 * time.Second, IdleCPUPercent: 5,
 	}
 }
 
@@ -61,10 +71,13 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("cluster id is empty"))
 	}
 	for name, d := range map[string]time.Duration{"create timeout": c.CreateTimeout, "home move timeout": c.HomeMoveTimeout, "reconcile interval": c.ReconcileInterval,
-		"cleanup interval": c.CleanupInterval, "idle check interval": c.IdleCheckInterval} {
+		"cleanup interval": c.CleanupInterval, "idle check interval": c.IdleCheckInterval, "event prune interval": c.EventPruneInterval} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
 		}
+	}
+	if c.EventRetention < 0 {
+		errs = append(errs, fmt.Errorf("event retention must not be negative (0 keeps events forever), got %s", c.EventRetention))
 	}
 	if c.OrphanGrace < 0 || c.LostGrace < 0 {
 		errs = append(errs, errors.New("grace periods must not be negative"))

@@ -330,7 +330,8 @@ func (l *Lifecycle) Exec(ctx context.Context, ws registry.Workspace, req ExecReq
 }
 
 // ExecStream runs a command and hands each output chunk to onOutput as the
-// process writes it.
+// process writes it. Each chunk is newly allocated (decoded from its own
+// frame) and never reused: onOutput may keep it.
 func (l *Lifecycle) ExecStream(ctx context.Context, ws registry.Workspace, req ExecRequest, onOutput func(stream string, data []byte) error) (ExecResult, error) {
 	wreq, err := execRequest(ws, req)
 	if err != nil {

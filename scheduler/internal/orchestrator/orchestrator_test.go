@@ -52,9 +52,14 @@ func TestCreateRunsContainerWithLabelsAndEnv(t *testing.T) {
 	if d := cmp.Diff(wantEnv, reqs[0].Env); d != "" {
 		t.Errorf("container env (-want +got):\n%s", d)
 	}
-	// A new id's home starts empty, whatever a forgotten workspace left.
-	if want := []wire.Mount{{Source: "workspaces/w1/home", Target: "/home/dev", Fresh: true}}; !cmp.Equal(want, reqs[0].Mounts) {
+	// A new id's home starts empty, whatever a forgotten workspace left;
+	// its size is the tier's storage.
+	if want := []wire.Mount{{Source: "workspaces/w1/home", Target: "/home/dev", Fresh: true, QuotaGB: 20}}; !cmp.Equal(want, reqs[0].Mounts) {
 		t.Errorf("mounts: got %+v, want %+v", reqs[0].Mounts, want)
+	}
+	// The tier's process limits go with it; no sandbox exceptions unless configured.
+	if want := (wire.ProcessLimits{Processes: 1024, OpenFiles: 65536}); reqs[0].Limits != want || reqs[0].SandboxExceptions != nil {
+		t.Errorf("limits %+v, exceptions %v: want %+v and none", reqs[0].Limits, reqs[0].SandboxExceptions, want)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -303,6 +304,7 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 			lastErr = agentCreateError(err, ws.Image, server.ID)
 			continue
 		}
+		p.sandboxEvent(ctx, server.ID, ws.ID, ctr.Sandbox)
 		ws, err = p.DB.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
 			w.ContainerID, w.LastActivity = ctr.ID, time.Now().UTC()
 			if w.Status != fleet.StatusPendingDeletion { // marked while it was being made: stays marked
@@ -475,15 +477,39 @@ func (p *Placer) containerSpec(ws registry.Workspace, env map[string]string, cre
 			wire.LabelUserID: ws.UserID, wire.LabelSessionID: ws.SessionID, wire.LabelTier: ws.Tier,
 			wire.LabelCluster: p.cfg.ClusterID,
 		},
-		Mounts:      []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev", Fresh: freshHome}},
-		Resources:   wire.Resources{CPU: p.cpuLimit(spec.VCPU, node), MemoryMB: spec.MemoryMB},
-		GPU:         gpuRequest(spec),
-		Hostname:    "workspace",
-		Runtime:     p.cfg.Runtime,
-		Start:       true,
-		WorkspaceID: ws.ID,
-		Epoch:       ws.Epoch,
+		Mounts:    []wire.Mount{{Source: HomeDir(ws.ID), Target: "/home/dev", Fresh: freshHome, QuotaGB: spec.StorageGB}},
+		Resources: wire.Resources{CPU: p.cpuLimit(spec.VCPU, node), MemoryMB: spec.MemoryMB},
+		Limits:    spec.ProcessLimits(),
+		// Weakenings of the agent's sandbox the operator allowed
+		// (BERTH_SANDBOX_EXCEPTIONS); the agent logs and reports them.
+		SandboxExceptions: p.cfg.SandboxExceptions,
+		GPU:               gpuRequest(spec),
+		Hostname:          "workspace",
+		Runtime:           p.cfg.Runtime,
+		Start:             true,
+		WorkspaceID:       ws.ID,
+		Epoch:             ws.Epoch,
 	}
+}
+
+// EventSandbox is recorded when a workspace's sandbox is weaker than
+// berth's default: the host could not apply part of it (runc instead of
+// runsc, no disk quota) or an operator exception was applied.
+const EventSandbox = "workspace.sandbox"
+
+// sandboxEvent records what the agent reported of a create's sandbox when
+// it is not the full default.
+func (p *Placer) sandboxEvent(ctx context.Context, serverID, workspaceID string, rep *wire.SandboxReport) {
+	if rep == nil || len(rep.Degraded) == 0 && len(rep.Exceptions) == 0 {
+		return
+	}
+	msg := "sandbox weaker than the default"
+	if len(rep.Degraded) > 0 {
+		msg += ": " + strings.Join(rep.Degraded, "; ")
+	}
+	p.event(ctx, registry.Event{Kind: EventSandbox, ServerID: serverID, WorkspaceID: workspaceID, Message: msg,
+		Data: map[string]any{"runtime": rep.Runtime, "network": rep.Network, "egress": rep.Egress,
+			"disk_quota": rep.DiskQuota, "exceptions": rep.Exceptions, "degraded": rep.Degraded}})
 }
 
 // gpuRequest is the device request of a GPU tier: its GPU count (at least

@@ -29,8 +29,9 @@ type Reconciler struct {
 var errChanged = errors.New("workspace changed meanwhile")
 
 // Run reconciles every server every ReconcileInterval, purges marked
-// workspaces every CleanupInterval and stops idle ones every
-// IdleCheckInterval, until ctx ends.
+// workspaces every CleanupInterval, stops idle ones every
+// IdleCheckInterval and deletes old events at start and every
+// EventPruneInterval, until ctx ends.
 func (r *Reconciler) Run(ctx context.Context) error {
 	reconcile := time.NewTicker(r.cfg.ReconcileInterval)
 	defer reconcile.Stop()
@@ -38,6 +39,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer cleanup.Stop()
 	idle := time.NewTicker(r.cfg.IdleCheckInterval)
 	defer idle.Stop()
+	prune := time.NewTicker(r.cfg.EventPruneInterval)
+	defer prune.Stop()
+	r.PruneEventsOnce(ctx, time.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,8 +52,26 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.CleanupOnce(ctx)
 		case <-idle.C:
 			r.IdleOnce(ctx)
+		case now := <-prune.C:
+			r.PruneEventsOnce(ctx, now)
 		}
 	}
+}
+
+// PruneEventsOnce deletes the events older than EventRetention before now
+// and returns how many went; none with a retention of 0.
+func (r *Reconciler) PruneEventsOnce(ctx context.Context, now time.Time) int64 {
+	if r.cfg.EventRetention <= 0 {
+		return 0
+	}
+	n, err := r.DB.PruneEvents(ctx, now.Add(-r.cfg.EventRetention))
+	switch {
+	case err != nil:
+		r.log.Warn("prune events: will retry", "error", err)
+	case n > 0:
+		r.log.Info("events pruned", "deleted", n, "older_than", r.cfg.EventRetention)
+	}
+	return n
 }
 
 // ContainerEvent applies one Docker event of a berth container (health.Sink):

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"berth/scheduler/internal/fleet"
+	"berth/shared/wire"
 )
 
 // Spec is one tier.
@@ -51,6 +52,31 @@ func (s Spec) Resources() fleet.Resources {
 	}
 	return fleet.Resources{CPU: s.VCPU, MemoryMB: s.MemoryMB, DiskGB: s.StorageGB, BandwidthMbps: bw, GPUCount: s.GPUCount}
 }
+
+// Process and file limits per vCPU (ProcessLimits), with floors for the
+// smallest tiers and a ceiling for the largest.
+const (
+	ProcessesPerVCPU = 512
+	MinProcesses     = 1024
+	MaxProcesses     = 16384
+	OpenFilesPerVCPU = 32768
+	MinOpenFiles     = 65536
+	MaxOpenFiles     = 1 << 20
+)
+
+// ProcessLimits are a workspace's task and open-file limits: 512 tasks and
+// 32768 files per vCPU, at least 1024 and 65536 (starter: 1024 tasks,
+// 65536 files; enterprise: 8192, 524288). Like Resources, the one place a
+// tier becomes limits; the agent applies them (PIDs cgroup under runc,
+// RLIMIT_NPROC inside gVisor under runsc; RLIMIT_NOFILE).
+func (s Spec) ProcessLimits() wire.ProcessLimits {
+	return wire.ProcessLimits{
+		Processes: clamp(int64(s.VCPU*ProcessesPerVCPU), MinProcesses, MaxProcesses),
+		OpenFiles: clamp(int64(s.VCPU*OpenFilesPerVCPU), MinOpenFiles, MaxOpenFiles),
+	}
+}
+
+func clamp(v, lo, hi int64) int64 { return min(max(v, lo), hi) }
 
 // NeedsGPU tells whether a workspace of this tier needs a GPU server
 // (§9.1): a GPU tier, or a spec naming a GPU type and count.

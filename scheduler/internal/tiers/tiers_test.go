@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"berth/scheduler/internal/fleet"
+	"berth/shared/wire"
 )
 
 func TestSpecResources(t *testing.T) {
@@ -47,5 +48,30 @@ func TestNeedsGPU(t *testing.T) {
 		if got := tt.spec.NeedsGPU(); got != tt.want {
 			t.Errorf("%+v.NeedsGPU() = %v, want %v", tt.spec, got, tt.want)
 		}
+	}
+}
+
+func TestProcessLimits(t *testing.T) {
+	c := Builtin()
+	tests := []struct {
+		tier string
+		want wire.ProcessLimits
+	}{
+		{"starter", wire.ProcessLimits{Processes: 1024, OpenFiles: 65536}},
+		{"pro", wire.ProcessLimits{Processes: 2048, OpenFiles: 131072}},
+		{"enterprise", wire.ProcessLimits{Processes: 8192, OpenFiles: 524288}},
+		{"gpu_pro", wire.ProcessLimits{Processes: 12288, OpenFiles: 786432}},
+		{"no-such-tier", wire.ProcessLimits{Processes: 1024, OpenFiles: 65536}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, c.Resolve(tt.tier).ProcessLimits()); diff != "" {
+			t.Errorf("Resolve(%q).ProcessLimits() (-want +got):\n%s", tt.tier, diff)
+		}
+	}
+	if got := (Spec{VCPU: 0.5}).ProcessLimits(); got != (wire.ProcessLimits{Processes: MinProcesses, OpenFiles: MinOpenFiles}) {
+		t.Errorf("half a vCPU: got %+v, want the floors", got)
+	}
+	if got := (Spec{VCPU: 256}).ProcessLimits(); got != (wire.ProcessLimits{Processes: MaxProcesses, OpenFiles: MaxOpenFiles}) {
+		t.Errorf("256 vCPUs: got %+v, want the ceilings", got)
 	}
 }

@@ -1,9 +1,10 @@
 // berth admin panel. It renders the Overview the scheduler streams as
 // server-sent events (/admin/ui/events) and drives the admin API with the
-// session cookie. No framework and no HTML strings: every node is made with
-// createElement and filled with textContent, so nothing a host reports can
-// inject markup. Rows are keyed (data-server-id, …) and updated in place, so
-// a live update never loses a half-done action.
+// session cookie and the session's CSRF token. No framework and no HTML
+// strings: every node is made with createElement and filled with
+// textContent, so nothing a host reports can inject markup. Rows are keyed
+// (data-server-id, …) and updated in place, so a live update never loses a
+// half-done action.
 'use strict';
 
 (function () {
@@ -111,8 +112,13 @@
     m.classList.toggle('ok', !isError && !!msg);
   }
 
+  // The session's CSRF token, which every state-changing call carries (the
+  // scheduler refuses one without it: 403).
+  const csrfMeta = document.querySelector('meta[name="berth-csrf"]');
+  const csrf = csrfMeta ? csrfMeta.content : '';
+
   async function call(method, path, body) {
-    const opts = { method, headers: {}, credentials: 'same-origin' };
+    const opts = { method, headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin' };
     if (body !== undefined) {
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);

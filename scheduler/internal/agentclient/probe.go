@@ -1,0 +1,84 @@
+package agentclient
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"berth/shared/mtls"
+)
+
+// Probe returns a client of the agent of serverID at addr for a one-off
+// check: an address typed into POST /servers/test-connection or into a new
+// server's form, which may never be used again. Unlike Client it is not
+// cached. Every probe client shares the Dialer's one probe transport, which
+// keeps no connection open (no keep-alive: each call dials, verifies the
+// agent's certificate for its server id and hangs up), so probing any
+// number of addresses holds nothing per address.
+func (d *Dialer) Probe(serverID, addr string) *Client {
+	rt := probeRoundTripper{serverID: serverID, tr: d.probe.transport(d.base)}
+	return &Client{ServerID: serverID, base: "https://" + addr, http: &http.Client{Transport: rt}, observe: d.observe}
+}
+
+// probeTransport is the Dialer's shared transport of probe clients, made on
+// first use.
+type probeTransport struct {
+	once sync.Once
+	tr   *http.Transport
+}
+
+func (p *probeTransport) transport(base *tls.Config) *http.Transport {
+	p.once.Do(func() {
+		dialer := &net.Dialer{Timeout: 3 * time.Second}
+		p.tr = &http.Transport{
+			// The server id to verify the agent's certificate against
+			// differs per probe: it rides in the request's context.
+			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				id, _ := ctx.Value(probeIDKey{}).(string)
+				if id == "" {
+					return nil, fmt.Errorf("probe of %s without a server id", addr)
+				}
+				raw, err := dialer.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				cfg := mtls.ForServer(base, id)
+				cfg.NextProtos = []string{"http/1.1"} // this transport speaks HTTP/1.1 only
+				conn := tls.Client(raw, cfg)
+				if err := conn.HandshakeContext(ctx); err != nil {
+					raw.Close()
+					return nil, err
+				}
+				return conn, nil
+			},
+			DisableKeepAlives:   true,
+			TLSHandshakeTimeout: 3 * time.Second,
+		}
+	})
+	return p.tr
+}
+
+type probeIDKey struct{}
+
+// probeRoundTripper sends a probe client's requests through the shared
+// transport with its server id.
+type probeRoundTripper struct {
+	serverID string
+	tr       *http.Transport
+}
+
+func (p probeRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	return p.tr.RoundTrip(req.WithContext(context.WithValue(req.Context(), probeIDKey{}, p.serverID)))
+}
+
+// Cached is the number of cached clients (Client), each with its own
+// connection pool; Probe adds none.
+func (d *Dialer) Cached() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.clients)
+}
