@@ -94,10 +94,10 @@ type Deps struct {
 // API is the admin API, the admin panel and the podex /servers routes. Safe
 // for concurrent use.
 type API struct {
-	d        Deps
-	log      hclog.Logger
-	sessions *sessions
-	signinLimit  *signinLimiter // failed sign-ins per client address (signin.go)
+	d           Deps
+	log         hclog.Logger
+	sessions    *sessions
+	signinLimit *signinLimiter // failed sign-ins per client address (signin.go)
 
 	// changes wakes the panel's event streams when gossip or an admin write
 	// changed something. The gossip subscription is made once, by the first
