@@ -73,7 +73,7 @@ fuzz_one() {
 			echo fail >&3
 			return
 		fi
-		sed 's/^--- FAIL: /--- (coordinator deadline race, no input) /' "$out"
+		sed -e 's/^--- FAIL: /--- (coordinator deadline race, no input) /' -e 's/^FAIL$/(retried: coordinator deadline race)/' "$out"
 		log "$name: the fuzzing coordinator's deadline race (go.dev/issue/75804), no input written; attempt $attempt of 2"
 	done
 	rm -f "$out"
