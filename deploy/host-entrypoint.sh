@@ -169,11 +169,14 @@ probe_runsc_platform() {
 		echo "unavailable: runsc is not installed" >"$runsc_state"
 		return
 	fi
-	local p out
+	local p out netargs=()
+	# A restarted host: dockerd restarts its containers before the probe
+	# below has run, so keep the network mode the last probe found.
+	[[ -f $runsc_state && $(<"$runsc_state") == *"network host"* ]] && netargs=(--network=host)
 	for p in ${BERTH_RUNSC_PLATFORMS:-systrap kvm ptrace}; do
 		if out=$(timeout 30 runsc --platform="$p" --network=none do /bin/true 2>&1); then
 			runsc_platform=$p
-			runsc_args=(--platform="$p")
+			runsc_args=(--platform="$p" "${netargs[@]}")
 			log "runsc: platform $p works"
 			return
 		fi
@@ -228,8 +231,12 @@ probe_runsc_container() {
 	tar -C "$dir" -c . | docker import - berth/runsc-probe:local >/dev/null
 	rm -rf "$dir"
 	if out=$(docker run --rm --runtime=runsc berth/runsc-probe:local /bin/busybox true 2>&1); then
-		echo "ok: platform $runsc_platform" >"$runsc_state"
-		log "runsc: registered (platform $runsc_platform)"
+		if [[ " ${runsc_args[*]} " == *" --network=host "* ]]; then
+			echo "ok: platform $runsc_platform, network host (kept from the last probe)" >"$runsc_state"
+		else
+			echo "ok: platform $runsc_platform" >"$runsc_state"
+		fi
+		log "runsc: registered (platform $runsc_platform ${runsc_args[*]})"
 		return
 	fi
 	if [[ $out == *"root network namespace"* ]]; then

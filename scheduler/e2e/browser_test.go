@@ -120,6 +120,7 @@ func startPanelAgent(t *testing.T) *panelAgent {
 		t.Fatalf("gateway of the compose network berth_berth: %v %q", err, out)
 	}
 	bin := filepath.Join(t.TempDir(), "agent")
+	dataDir := t.TempDir()
 	build := exec.Command("go", "build", "-o", bin, "berth/agent")
 	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -149,7 +150,7 @@ func startPanelAgent(t *testing.T) *panelAgent {
 		"BERTH_GOSSIP_BIND=127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)),
 		"BERTH_GOSSIP_KEY="+base64.StdEncoding.EncodeToString(key),
 		"BERTH_JOIN=",
-		"BERTH_DATA_DIR="+t.TempDir(),
+		"BERTH_DATA_DIR="+dataDir,
 	)
 	stderr, _ := a.cmd.StderrPipe()
 	if err := a.cmd.Start(); err != nil {
@@ -165,6 +166,10 @@ func startPanelAgent(t *testing.T) *panelAgent {
 	}()
 	t.Cleanup(func() {
 		a.kill()
+		// The agent leaves its data directory bound nosuid,nodev: detach it
+		// before the temp dir is removed.
+		for i := 0; i < 4 && syscall.Unmount(dataDir, syscall.MNT_DETACH) == nil; i++ {
+		}
 		if t.Failed() {
 			a.mu.Lock()
 			t.Logf("agent %s log:\n%s", panelAgentID, a.logs.String())
