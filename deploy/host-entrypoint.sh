@@ -176,7 +176,9 @@ probe_runsc_platform() {
 	for p in ${BERTH_RUNSC_PLATFORMS:-systrap kvm ptrace}; do
 		if out=$(timeout 30 runsc --platform="$p" --network=none do /bin/true 2>&1); then
 			runsc_platform=$p
-			runsc_args=(--platform="$p" "${netargs[@]}")
+			# --overlay2=none: no overlay filestore in the container's rootfs,
+			# which a killed host leaves behind and a later start refuses.
+			runsc_args=(--platform="$p" --overlay2=none "${netargs[@]}")
 			log "runsc: platform $p works"
 			return
 		fi
