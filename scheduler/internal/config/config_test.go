@@ -34,7 +34,6 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestFileLimit(t *testing.T) {
-	env := map[string]string{"BERTH_TLS_CERT": "/c", "BERTH_TLS_KEY": "/k", "BERTH_TLS_CA": "/ca"}
 	tests := []struct {
 		name    string
 		value   string // "" = not set
@@ -48,25 +47,38 @@ func TestFileLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == "BERTH_FILE_LIMIT" {
-					return tt.value
-				}
-				return env[k]
-			}
-			c, _, err := Load(nil, getenv)
-			if err == nil {
-				err = c.Validate()
-			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("got %v, want an error about %s", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || c.FileLimit != tt.want {
-				t.Errorf("got %d, %v; want %d", c.FileLimit, err, tt.want)
+			c, ok := loadEnv(t, map[string]string{"BERTH_FILE_LIMIT": tt.value}, tt.wantErr)
+			if ok && c.FileLimit != tt.want {
+				t.Errorf("got %d, want %d", c.FileLimit, tt.want)
 			}
 		})
 	}
+}
+
+// loadEnv loads and validates a Config from env on top of the settings
+// every scheduler needs. With wantErr set it checks that the error names
+// it and returns false; otherwise it fails on any error and returns true.
+func loadEnv(t *testing.T, env map[string]string, wantErr string) (Config, bool) {
+	t.Helper()
+	base := map[string]string{"BERTH_TLS_CERT": "/c", "BERTH_TLS_KEY": "/k", "BERTH_TLS_CA": "/ca"}
+	c, _, err := Load(nil, func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return base[k]
+	})
+	if err == nil {
+		err = c.Validate()
+	}
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("got %v, want an error about %s", err, wantErr)
+		}
+		return c, false
+	}
+	if err != nil {
+		t.Errorf("load: %v", err)
+		return c, false
+	}
+	return c, true
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -9,7 +8,6 @@ import (
 // The podex API peer and billing settings: defaults, the forms they take,
 // and the values Validate refuses.
 func TestPodexSettings(t *testing.T) {
-	base := map[string]string{"BERTH_TLS_CERT": "/c", "BERTH_TLS_KEY": "/k", "BERTH_TLS_CA": "/ca"}
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -35,24 +33,8 @@ func TestPodexSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			getenv := func(k string) string {
-				if v, ok := tt.env[k]; ok {
-					return v
-				}
-				return base[k]
-			}
-			c, _, err := Load(nil, getenv)
-			if err == nil {
-				err = c.Validate()
-			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("got %v, want an error about %s", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || !tt.check(c) {
-				t.Errorf("got %+v, %v", c, err)
+			if c, ok := loadEnv(t, tt.env, tt.wantErr); ok && !tt.check(c) {
+				t.Errorf("got %+v", c)
 			}
 		})
 	}
