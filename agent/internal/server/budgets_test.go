@@ -51,26 +51,10 @@ func TestAgentConnectionBudgets(t *testing.T) {
 		play  func(conn net.Conn) error
 	}{
 		{"slow headers", tm.ReadHeader, func(conn net.Conn) error {
-			if _, err := io.WriteString(conn, "GET "+wire.PathHealth+" HTTP/1.1\r\n"); err != nil {
-				return err
-			}
-			for {
-				time.Sleep(50 * time.Millisecond)
-				if _, err := io.WriteString(conn, "X"); err != nil {
-					return err
-				}
-			}
+			return testutil.Dribble(conn, "GET "+wire.PathHealth+" HTTP/1.1\r\n", "X")
 		}},
 		{"slow body", tm.Read, func(conn net.Conn) error {
-			if _, err := io.WriteString(conn, "POST "+wire.PathContainers+" HTTP/1.1\r\nHost: ws-1\r\nContent-Length: 100\r\n\r\n{"); err != nil {
-				return err
-			}
-			for {
-				time.Sleep(50 * time.Millisecond)
-				if _, err := io.WriteString(conn, " "); err != nil {
-					return err
-				}
-			}
+			return testutil.Dribble(conn, "POST "+wire.PathContainers+" HTTP/1.1\r\nHost: ws-1\r\nContent-Length: 100\r\n\r\n{", " ")
 		}},
 		{"idle keep-alive", tm.Idle, func(conn net.Conn) error {
 			_, err := io.WriteString(conn, "GET "+wire.PathHealth+" HTTP/1.1\r\nHost: ws-1\r\n\r\n")

@@ -292,26 +292,10 @@ func TestSlowClientsAreCut(t *testing.T) {
 		play  func(conn net.Conn) error
 	}{
 		{"slow headers", tm.ReadHeader, func(conn net.Conn) error {
-			if _, err := io.WriteString(conn, "GET /health HTTP/1.1\r\n"); err != nil {
-				return err
-			}
-			for {
-				time.Sleep(50 * time.Millisecond) // a byte at a time, never the end
-				if _, err := io.WriteString(conn, "X"); err != nil {
-					return err
-				}
-			}
+			return testutil.Dribble(conn, "GET /health HTTP/1.1\r\n", "X")
 		}},
 		{"slow body", tm.Read, func(conn net.Conn) error {
-			if _, err := io.WriteString(conn, header("POST", "/workspaces/ws1/exec", 100, true)+`{"comm`); err != nil {
-				return err
-			}
-			for {
-				time.Sleep(50 * time.Millisecond)
-				if _, err := io.WriteString(conn, " "); err != nil {
-					return err
-				}
-			}
+			return testutil.Dribble(conn, header("POST", "/workspaces/ws1/exec", 100, true)+`{"comm`, " ")
 		}},
 		{"idle keep-alive", tm.Idle, func(conn net.Conn) error {
 			_, err := io.WriteString(conn, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
