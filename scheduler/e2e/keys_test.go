@@ -7,9 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 
 	"berth/shared/gossip"
 	"berth/shared/mtls"
+	"berth/shared/testutil"
 	"berth/shared/wire"
 )
 
@@ -168,21 +167,6 @@ func TestKeysAgentCertificateRotation(t *testing.T) {
 	waitHealth(t, host, 15*time.Second, "placeable with the renewed certificate", placeable)
 }
 
-// getOn sends GET url on c and reports whether the connection was reused.
-func getOn(c *http.Client, url string) (status int, body string, reused bool, err error) {
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
-	}))
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", reused, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), reused, nil
-}
-
 // agentCRLConfigured reports whether the hosts run with BERTH_TLS_CRL (a
 // cluster created before it cannot check revocations).
 func agentCRLConfigured(t *testing.T) bool {
@@ -214,7 +198,7 @@ func TestKeysRevokeSchedulerCertificate(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	url := "https://" + hosts[0].addr + wire.PathHealth
-	if status, body, _, err := getOn(c, url); err != nil || status != http.StatusOK {
+	if status, body, _, err := testutil.GetReused(c, url); err != nil || status != http.StatusOK {
 		t.Fatalf("before revocation: %d %s %v", status, body, err)
 	}
 
@@ -222,7 +206,7 @@ func TestKeysRevokeSchedulerCertificate(t *testing.T) {
 	revoked := time.Now()
 	var lastStatus int
 	waitFor(t, 10*time.Second, "the open connection's next request refused", func() (bool, string) {
-		status, body, reused, err := getOn(c, url)
+		status, body, reused, err := testutil.GetReused(c, url)
 		lastStatus = status
 		if err != nil || !reused {
 			t.Fatalf("request on the open connection: reused %v, err %v (want the connection kept and the request refused)", reused, err)
@@ -231,7 +215,7 @@ func TestKeysRevokeSchedulerCertificate(t *testing.T) {
 	})
 	t.Logf("open connection refused (%d) %s after the revocation", lastStatus, time.Since(revoked).Round(time.Millisecond))
 	tr.CloseIdleConnections()
-	if _, _, _, err := getOn(c, url); err == nil {
+	if _, _, _, err := testutil.GetReused(c, url); err == nil {
 		t.Error("a new connection with the revoked certificate succeeded")
 	}
 	// The compose scheduler holds the same (revoked) certificate: its
@@ -243,7 +227,7 @@ func TestKeysRevokeSchedulerCertificate(t *testing.T) {
 
 	pkiSh(t, "unrevoke", dir, serial)
 	waitFor(t, 10*time.Second, "accepted again after un-revoking", func() (bool, string) {
-		status, body, _, err := getOn(c, url)
+		status, body, _, err := testutil.GetReused(c, url)
 		return err == nil && status == http.StatusOK, fmt.Sprint(status, body, err)
 	})
 	for _, h := range hosts {

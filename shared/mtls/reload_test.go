@@ -6,10 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,20 +91,6 @@ func served(t *testing.T, url string, cfg *tls.Config) string {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Text(16)
 }
 
-func get(c *http.Client, url string) (status int, body string, reused bool, err error) {
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
-	}))
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", reused, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), reused, nil
-}
-
 // A replaced certificate is served on the next handshake; a broken one is
 // refused and the previous pair stays, logged.
 func TestKeyPairReload(t *testing.T) {
@@ -152,7 +136,7 @@ func TestClientCertificateReload(t *testing.T) {
 
 	for i := range 2 {
 		want := "ok " + serial(t, sched)
-		_, body, _, err := get(client, srv.URL)
+		_, body, _, err := testutil.GetReused(client, srv.URL)
 		if err != nil || body != want {
 			t.Fatalf("round %d: body %q err %v, want %q", i, body, err, want)
 		}
@@ -186,7 +170,7 @@ func TestCAReload(t *testing.T) {
 	}
 	for _, s := range steps {
 		copyFile(t, bundle, s.bundle...)
-		_, _, _, err := get(client, srv.URL)
+		_, _, _, err := testutil.GetReused(client, srv.URL)
 		if (err == nil) != s.wantOK {
 			t.Errorf("%s: err = %v, want ok=%v", s.name, err, s.wantOK)
 		}
@@ -223,22 +207,22 @@ func TestRevocation(t *testing.T) {
 	srv, _ := reloadingAgent(t, mtls.Files{Cert: cert, Key: key, CA: pki.CAFile, CRL: crl})
 	client, _ := reloadingClient(t, mtls.Files{Cert: sched, Key: schedKey, CA: pki.CAFile}, "ws-1")
 
-	if status, _, _, err := get(client, srv.URL); err != nil || status != http.StatusOK {
+	if status, _, _, err := testutil.GetReused(client, srv.URL); err != nil || status != http.StatusOK {
 		t.Fatalf("before revocation: %d %v", status, err)
 	}
 	pki.WriteCRL(crl, sched)
-	status, body, reused, err := get(client, srv.URL)
+	status, body, reused, err := testutil.GetReused(client, srv.URL)
 	if err != nil || !reused || status != http.StatusForbidden || !strings.Contains(body, "certificate revoked") {
 		t.Fatalf("open connection after revocation: status %d body %q reused %v err %v, want 403 certificate revoked on the reused connection",
 			status, body, reused, err)
 	}
 	client.Transport.(*http.Transport).CloseIdleConnections()
-	if _, _, _, err := get(client, srv.URL); err == nil {
+	if _, _, _, err := testutil.GetReused(client, srv.URL); err == nil {
 		t.Fatal("new connection with a revoked certificate succeeded")
 	}
 
 	pki.WriteCRL(crl) // restored
-	if status, _, _, err := get(client, srv.URL); err != nil || status != http.StatusOK {
+	if status, _, _, err := testutil.GetReused(client, srv.URL); err != nil || status != http.StatusOK {
 		t.Fatalf("after un-revoking: %d %v", status, err)
 	}
 }
@@ -252,7 +236,7 @@ func TestClientRefusesRevokedAgent(t *testing.T) {
 	pki.WriteCRL(crl, cert)
 	srv, _ := reloadingAgent(t, mtls.Files{Cert: cert, Key: key, CA: pki.CAFile})
 	client, _ := reloadingClient(t, mtls.Files{Cert: sched, Key: schedKey, CA: pki.CAFile, CRL: crl}, "ws-1")
-	_, _, _, err := get(client, srv.URL)
+	_, _, _, err := testutil.GetReused(client, srv.URL)
 	if !errors.Is(err, mtls.ErrRevoked) {
 		t.Fatalf("err = %v, want ErrRevoked", err)
 	}
