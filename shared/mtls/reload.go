@@ -42,7 +42,7 @@ func newWatch(paths ...string) *watch {
 }
 
 // read returns the files' contents and whether they differ from the last
-// read. due=false skips the read when the interval has not passed.
+// read. Without force it skips the read when the interval has not passed.
 func (w *watch) read(force bool) (contents [][]byte, changed bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -83,14 +83,7 @@ func (r *reloader) init(what string, parse func([][]byte) error, paths ...string
 	r.w, r.what, r.parse = newWatch(paths...), what, parse
 	l := hclog.NewNullLogger()
 	r.log.Store(&l)
-	contents, _, err := r.w.read(true)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", what, err)
-	}
-	if err := parse(contents); err != nil {
-		return fmt.Errorf("load %s: %w", what, err)
-	}
-	return nil
+	return r.reload()
 }
 
 // check reloads when the interval passed and the files changed. A failure
