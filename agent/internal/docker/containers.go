@@ -62,7 +62,9 @@ func (c *Client) Create(ctx context.Context, req wire.CreateContainerRequest) (w
 			return wire.Container{}, err
 		}
 		if gb := req.Mounts[i].QuotaGB; gb > 0 {
-			c.applyQuota(ctx, m.Source, gb, rep)
+			if err := c.applyQuota(ctx, m.Source, gb, rep); err != nil {
+				return wire.Container{}, err
+			}
 		}
 	}
 	if hostCfg.NetworkMode != "none" && hostCfg.NetworkMode != "bridge" {
@@ -96,22 +98,24 @@ func (c *Client) Create(ctx context.Context, req wire.CreateContainerRequest) (w
 }
 
 // applyQuota backs dir with a file system of gb GiB where the host allows
-// it; where it does not, or it fails, the home stays a plain directory and
-// rep says why (a degraded sandbox, not a failed create).
-func (c *Client) applyQuota(ctx context.Context, dir string, gb int64, rep *wire.SandboxReport) {
+// it; where it does not, the home stays a plain directory and rep says why
+// (a degraded sandbox, not a failed create). Where the host allows it and
+// it fails, the create fails: the home may be half moved into its image
+// (or its image unmounted to grow), and a container on the bare directory
+// would hide the user's files.
+func (c *Client) applyQuota(ctx context.Context, dir string, gb int64, rep *wire.SandboxReport) error {
 	h := c.Sandbox()
 	if !h.Quota {
 		rep.DiskQuota = "none: " + h.QuotaNote
 		rep.Degraded = append(rep.Degraded, fmt.Sprintf("storage_gb %d not enforced: %s", gb, h.QuotaNote))
-		return
+		return nil
 	}
 	desc, err := c.ensureQuota(ctx, dir, gb)
 	if err != nil {
-		rep.DiskQuota = "none: " + err.Error()
-		rep.Degraded = append(rep.Degraded, fmt.Sprintf("storage_gb %d not enforced: %v", gb, err))
-		return
+		return fmt.Errorf("disk quota of %s: %w", dir, err)
 	}
 	rep.DiskQuota = desc
+	return nil
 }
 
 // logSandbox logs a create's sandbox: exceptions the request asked for

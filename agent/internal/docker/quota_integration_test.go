@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"berth/shared/wire"
 	"context"
 	"errors"
 	"os"
@@ -157,5 +158,30 @@ func TestDropQuota(t *testing.T) {
 	}
 	if !strings.Contains(opts, "nosuid") || !strings.Contains(opts, "nodev") {
 		t.Errorf("data dir options %q: want nosuid,nodev", opts)
+	}
+}
+
+// On a host with quotas, a quota that cannot be applied fails the create
+// (it is not reported as a degraded sandbox): here the home is already
+// another file system's mount point, which berth never stacks on.
+func TestQuotaFailureFailsCreate(t *testing.T) {
+	c, data := quotaDir(t)
+	ctx := context.Background()
+	home, other := filepath.Join(data, "w3", "home"), filepath.Join(data, "other")
+	for _, d := range []string{home, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mount(other, home, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	rep := &wire.SandboxReport{}
+	err := c.applyQuota(ctx, home, 1, rep)
+	if err == nil || !strings.Contains(err.Error(), "mount point without berth's image") {
+		t.Fatalf("applyQuota on a foreign mount: %v, want the refusal", err)
+	}
+	if len(rep.Degraded) != 0 || rep.DiskQuota != "" {
+		t.Errorf("report %+v: a failed quota is an error, not a degraded sandbox", rep)
 	}
 }
