@@ -201,8 +201,9 @@ func sandboxFor(req wire.CreateContainerRequest, h HostSandbox, hostCfg *contain
 	if files == 0 {
 		files = DefaultOpenFiles
 	}
-	if h.MaxOpenFiles > 0 {
-		files = min(files, h.MaxOpenFiles)
+	if h.MaxOpenFiles > 0 && files > h.MaxOpenFiles {
+		rep.Degraded = append(rep.Degraded, fmt.Sprintf("open_files %d capped at the host's hard limit %d", files, h.MaxOpenFiles))
+		files = h.MaxOpenFiles
 	}
 	hostCfg.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: files, Hard: files}}
 	switch {

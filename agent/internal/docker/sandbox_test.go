@@ -77,7 +77,8 @@ func TestBuildCreateSandbox(t *testing.T) {
 				SecurityOpt: []string{"no-new-privileges"}, PidsLimit: int64Ptr(DefaultProcesses),
 				Ulimits: []*container.Ulimit{nofile(20000)}, NetworkMode: NetworkOpen},
 			wantReport: wire.SandboxReport{Runtime: "runc", Network: NetworkOpen, Egress: EgressOpen,
-				Degraded: []string{"runtime runc instead of runsc: dockerd has no runsc runtime"}},
+				Degraded: []string{"runtime runc instead of runsc: dockerd has no runsc runtime",
+					"open_files 65536 capped at the host's hard limit 20000"}},
 		},
 		{
 			name: "egress none: the internal network",
