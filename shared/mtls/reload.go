@@ -252,7 +252,9 @@ type crlSet struct {
 	staleNoted atomic.Bool // "past its next update" logged
 }
 
-// LoadCRLFile reads the list, checking its signature against ca.
+// LoadCRLFile reads the list, checking its signature against ca. The CA
+// bundle's file is watched with it: a list refused because its CA was not
+// in the bundle yet is read again when the bundle changes.
 func LoadCRLFile(path string, ca *CAFile) (*CRLFile, error) {
 	c := &CRLFile{ca: ca}
 	err := c.init("CRL "+path, func(b [][]byte) error {
@@ -262,7 +264,7 @@ func LoadCRLFile(path string, ca *CAFile) (*CRLFile, error) {
 		}
 		c.cur.Store(set)
 		return nil
-	}, path)
+	}, path, ca.w.paths[0])
 	if err != nil {
 		return nil, err
 	}

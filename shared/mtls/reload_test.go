@@ -370,3 +370,42 @@ func BenchmarkCheckPeer(b *testing.B) {
 		}
 	}
 }
+
+// A list refused because its CA is not in the bundle yet is read again
+// when the bundle changes, though the list's own file did not.
+func TestCRLReadAgainWhenTheBundleChanges(t *testing.T) {
+	pki, next := testutil.NewPKI(t), testutil.NewPKI(t)
+	dir := t.TempDir()
+	bundle, crl := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "crl.pem")
+	first, err := os.ReadFile(pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundle, first, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pki.WriteCRL(crl)
+	ca := mustCA(t, bundle)
+	list, err := mtls.LoadCRLFile(crl, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.SetCheckInterval(0)
+	list.SetCheckInterval(0)
+	agent, _ := next.Issue("ws-9", wire.RoleAgent, true, "ws-9")
+	leaf := mustLeaf(t, agent)
+	next.WriteCRL(crl, agent) // signed by a CA the bundle does not hold yet
+	if err := list.Check(leaf); err != nil {
+		t.Fatalf("before the bundle holds its CA: Check = %v, want the previous (empty) list", err)
+	}
+	second, err := os.ReadFile(next.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundle, append(first, second...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := list.Check(leaf); !errors.Is(err, mtls.ErrRevoked) {
+		t.Errorf("after the bundle gained its CA: Check = %v, want ErrRevoked", err)
+	}
+}
