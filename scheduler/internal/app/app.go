@@ -37,18 +37,19 @@ import (
 // App is a wired scheduler. Build it with New, then Run it; tests and
 // benchmarks may serve Handler themselves.
 type App struct {
-	cfg     config.Config
-	log     hclog.Logger
-	db      *registry.DB
-	pool    *gossip.Pool // nil when gossip is off
-	tracker *health.Tracker
-	watcher *health.Watcher
-	peer    *peer // the podex API peer and billing; nil when COMPUTE_API_BASE_URL is unset (podex.go)
-	orch    *orchestrator.Orchestrator
-	git     *gitsetup.Service // nil with BERTH_GIT_ENV
-	metrics *metrics.Metrics
-	compute *computeapi.API
-	echo    *echo.Echo
+	cfg        config.Config
+	log        hclog.Logger
+	db         *registry.DB
+	pool       *gossip.Pool      // nil when gossip is off
+	registered *registeredAgents // gossip admission: the registered server ids (nil when gossip is off)
+	tracker    *health.Tracker
+	watcher    *health.Watcher
+	peer       *peer // the podex API peer and billing; nil when COMPUTE_API_BASE_URL is unset (podex.go)
+	orch       *orchestrator.Orchestrator
+	git        *gitsetup.Service // nil with BERTH_GIT_ENV
+	metrics    *metrics.Metrics
+	compute    *computeapi.API
+	echo       *echo.Echo
 	// adminEcho serves /admin on its own listener (BERTH_ADMIN_LISTEN); nil
 	// when echo serves it too.
 	adminEcho *echo.Echo
@@ -97,10 +98,13 @@ func (a *App) build(ctx context.Context) error {
 	var members orchestrator.Members
 	var healthPool health.Pool
 	if len(cfg.GossipKey) > 0 {
+		if a.registered, err = newRegisteredAgents(ctx, a.db.ListServers); err != nil {
+			return err
+		}
 		a.pool, err = gossip.New(gossip.Config{
 			Name: "scheduler", BindAddr: cfg.GossipBind, AdvertiseAddr: cfg.GossipAdvertise,
 			Key: cfg.GossipKey, Keys: cfg.GossipKeys, Label: cfg.ClusterLabel, Fast: true, PruneAfter: cfg.GossipPruneAfter,
-			Admit: newRegisteredAgents(a.db.ListServers).Admit,
+			Admit: a.registered.Admit,
 		}, wire.NodeMeta{Role: wire.NodeRoleScheduler, ServerID: "scheduler", Version: version.Version}, log.Named("gossip"))
 		if err != nil {
 			return err

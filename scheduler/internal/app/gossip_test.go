@@ -8,79 +8,91 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"berth/scheduler/internal/registry"
 	"berth/shared/gossip"
+	"berth/shared/testutil"
 	"berth/shared/wire"
 )
 
-func TestRegisteredAgentsAdmit(t *testing.T) {
-	var mu sync.Mutex
-	ids := []string{"ws-1"}
-	lists := 0
-	r := newRegisteredAgents(func(context.Context) ([]registry.Server, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		lists++
-		var out []registry.Server
-		for _, id := range ids {
-			out = append(out, registry.Server{ID: id})
-		}
-		return out, nil
-	})
-	r.reloadEvery = 50 * time.Millisecond
-	agent := func(name string) gossip.Member {
-		return gossip.Member{Name: name, Meta: wire.NodeMeta{Role: wire.NodeRoleAgent, ServerID: name}}
+// fakeServers is a registry's server list that a test changes.
+type fakeServers struct {
+	mu    sync.Mutex
+	ids   []string
+	err   error
+	lists int
+}
+
+func (f *fakeServers) list(context.Context) ([]registry.Server, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	if f.err != nil {
+		return nil, f.err
 	}
-	if err := r.Admit(agent("ws-1")); err != nil {
+	var out []registry.Server
+	for _, id := range f.ids {
+		out = append(out, registry.Server{ID: id})
+	}
+	return out, nil
+}
+
+func (f *fakeServers) set(err error, ids ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ids, f.err = ids, err
+}
+
+func agentMember(name string) gossip.Member {
+	return gossip.Member{Name: name, Meta: wire.NodeMeta{Role: wire.NodeRoleAgent, ServerID: name}}
+}
+
+// Admit answers from the set alone (memberlist asks with its lock held);
+// the loop brings registrations and removals in; a registry error keeps
+// the previous set.
+func TestRegisteredAgentsAdmit(t *testing.T) {
+	f := &fakeServers{ids: []string{"ws-1"}}
+	r, err := newRegisteredAgents(context.Background(), f.list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Admit(agentMember("ws-1")); err != nil {
 		t.Errorf("registered ws-1 refused: %v", err)
 	}
-	if err := r.Admit(agent("ws-2")); !errors.Is(err, gossip.ErrUnregistered) || !strings.Contains(err.Error(), `"ws-2"`) {
+	if err := r.Admit(agentMember("ws-2")); !errors.Is(err, gossip.ErrUnregistered) || !strings.Contains(err.Error(), `"ws-2"`) {
 		t.Errorf("unknown ws-2: err = %v, want ErrUnregistered", err)
 	}
 	if err := r.Admit(gossip.Member{Name: "scheduler", Meta: wire.NodeMeta{Role: wire.NodeRoleScheduler, ServerID: "scheduler"}}); err != nil {
 		t.Errorf("scheduler refused: %v", err)
 	}
-	// Refused again at once without a reload: memberlist asks on every
-	// alive message, with its lock held.
-	before := lists
-	r.Admit(agent("ws-2"))
-	if lists != before {
-		t.Errorf("a miss within reloadEvery reloaded the registry")
+	f.mu.Lock()
+	lists := f.lists
+	f.mu.Unlock()
+	if lists != 1 {
+		t.Errorf("the registry was read %d times by Admit, want only the first load", lists)
 	}
-	mu.Lock()
-	ids = append(ids, "ws-2") // registered through the admin API
-	mu.Unlock()
-	deadline := time.Now().Add(2 * time.Second)
-	for r.Admit(agent("ws-2")) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("ws-2 still refused 2s after it was registered")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
-// A registry that cannot be read refuses unknown names with its error but
-// keeps admitting the servers it knew.
-func TestRegisteredAgentsRegistryError(t *testing.T) {
-	var fail bool
-	r := newRegisteredAgents(func(context.Context) ([]registry.Server, error) {
-		if fail {
-			return nil, errors.New("db locked")
-		}
-		return []registry.Server{{ID: "ws-1"}}, nil
+	r.reloadEvery = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, hclog.NewNullLogger()) }()
+	defer func() { cancel(); <-done }()
+
+	f.set(nil, "ws-1", "ws-2") // registered through the admin API
+	testutil.Eventually(t, 2*time.Second, "ws-2 admitted once registered", func() bool { return r.Admit(agentMember("ws-2")) == nil })
+	f.set(errors.New("db locked"))
+	f.mu.Lock()
+	before := f.lists
+	f.mu.Unlock()
+	testutil.Eventually(t, 2*time.Second, "the loop read the failing registry", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.lists > before
 	})
-	r.maxAge, r.reloadEvery = 0, 0 // reload on every question
-	agent := func(name string) gossip.Member {
-		return gossip.Member{Name: name, Meta: wire.NodeMeta{Role: wire.NodeRoleAgent, ServerID: name}}
+	if err := r.Admit(agentMember("ws-2")); err != nil {
+		t.Errorf("ws-2 during a registry error: %v, want the previous set kept", err)
 	}
-	if err := r.Admit(agent("ws-1")); err != nil {
-		t.Fatal(err)
-	}
-	fail = true
-	if err := r.Admit(agent("ws-1")); err != nil {
-		t.Errorf("known ws-1 during a registry error: %v, want admitted", err)
-	}
-	if err := r.Admit(agent("ws-2")); err == nil || !strings.Contains(err.Error(), "db locked") {
-		t.Errorf("unknown ws-2 during a registry error: err = %v, want the registry's error", err)
-	}
+	f.set(nil, "ws-1") // ws-2 removed
+	testutil.Eventually(t, 2*time.Second, "ws-2 refused once removed", func() bool { return r.Admit(agentMember("ws-2")) != nil })
 }
