@@ -238,11 +238,17 @@ func (c *Client) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return c.start(ctx, ctr)
+}
+
+// start starts an inspected container, its quota'd homes mounted first
+// (a restarted host has none mounted).
+func (c *Client) start(ctx context.Context, ctr container.InspectResponse) error {
 	if err := remountQuotas(ctx, bindSources(ctr)); err != nil {
 		return err
 	}
 	if err := c.api.ContainerStart(ctx, ctr.ID, container.StartOptions{}); err != nil {
-		return wrapErr(err, "start container %s", id)
+		return wrapErr(err, "start container %s", ctr.Name)
 	}
 	return nil
 }
@@ -362,11 +368,8 @@ func (c *Client) updateRestarting(ctx context.Context, ctr container.InspectResp
 		return wrapErr(err, "stop container %s to update it", ctr.Name)
 	}
 	_, uerr := c.api.ContainerUpdate(ctx, ctr.ID, container.UpdateConfig{Resources: dockerResources(r)})
-	if err := remountQuotas(ctx, bindSources(ctr)); err != nil {
+	if err := c.start(ctx, ctr); err != nil { // whether the update took or not: never leave it stopped
 		return err
-	}
-	if err := c.api.ContainerStart(ctx, ctr.ID, container.StartOptions{}); err != nil {
-		return wrapErr(err, "start container %s after updating it", ctr.Name)
 	}
 	if uerr != nil {
 		return wrapErr(uerr, "update container %s", ctr.Name)
