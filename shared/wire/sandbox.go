@@ -16,6 +16,11 @@ type ProcessLimits struct {
 	OpenFiles int64 `json:"open_files,omitempty"`
 }
 
+// MinProcessLimits are the smallest limits a workspace gets: the floor of
+// every tier (scheduler/internal/tiers) and what the agent applies to a
+// request that leaves them zero.
+var MinProcessLimits = ProcessLimits{Processes: 1024, OpenFiles: 65536}
+
 // Sandbox exceptions: each lets one create weaken one part of the sandbox.
 // Anything else in CreateContainerRequest.SandboxExceptions is refused.
 const (

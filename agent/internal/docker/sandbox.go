@@ -36,13 +36,6 @@ const (
 	RuntimeRunc  = "runc"
 )
 
-// Default limits, for a request that leaves them zero (the scheduler sends
-// its tier's; tiers.Spec.ProcessLimits).
-const (
-	DefaultProcesses = 1024
-	DefaultOpenFiles = 65536
-)
-
 // Under runsc's ptrace platform every task of the sandbox is backed by host
 // threads (measured: 200 sleeping processes held 2062 host PIDs), and the
 // sandbox dies, not just the fork, when the host's PIDs cgroup is full. So
@@ -196,10 +189,10 @@ func sandboxFor(req wire.CreateContainerRequest, h HostSandbox, hostCfg *contain
 
 	procs, files := req.Limits.Processes, req.Limits.OpenFiles
 	if procs == 0 {
-		procs = DefaultProcesses
+		procs = wire.MinProcessLimits.Processes
 	}
 	if files == 0 {
-		files = DefaultOpenFiles
+		files = wire.MinProcessLimits.OpenFiles
 	}
 	if h.MaxOpenFiles > 0 && files > h.MaxOpenFiles {
 		rep.Degraded = append(rep.Degraded, fmt.Sprintf("open_files %d capped at the host's hard limit %d", files, h.MaxOpenFiles))

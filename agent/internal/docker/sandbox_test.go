@@ -74,7 +74,7 @@ func TestBuildCreateSandbox(t *testing.T) {
 			name: "zero limits take the defaults; open files capped at the host's hard limit",
 			host: lowFiles, req: base(func(r *wire.CreateContainerRequest) { r.Limits = wire.ProcessLimits{} }),
 			want: sandboxFields{CapDrop: []string{"ALL"}, CapAdd: MinimalCaps,
-				SecurityOpt: []string{"no-new-privileges"}, PidsLimit: int64Ptr(DefaultProcesses),
+				SecurityOpt: []string{"no-new-privileges"}, PidsLimit: int64Ptr(wire.MinProcessLimits.Processes),
 				Ulimits: []*container.Ulimit{nofile(20000)}, NetworkMode: NetworkOpen},
 			wantReport: wire.SandboxReport{Runtime: "runc", Network: NetworkOpen, Egress: EgressOpen,
 				Degraded: []string{"runtime runc instead of runsc: dockerd has no runsc runtime",

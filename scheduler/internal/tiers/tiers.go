@@ -57,10 +57,8 @@ func (s Spec) Resources() fleet.Resources {
 // smallest tiers and a ceiling for the largest.
 const (
 	ProcessesPerVCPU = 512
-	MinProcesses     = 1024
 	MaxProcesses     = 16384
 	OpenFilesPerVCPU = 32768
-	MinOpenFiles     = 65536
 	MaxOpenFiles     = 1 << 20
 )
 
@@ -71,8 +69,8 @@ const (
 // RLIMIT_NPROC inside gVisor under runsc; RLIMIT_NOFILE).
 func (s Spec) ProcessLimits() wire.ProcessLimits {
 	return wire.ProcessLimits{
-		Processes: clamp(int64(s.VCPU*ProcessesPerVCPU), MinProcesses, MaxProcesses),
-		OpenFiles: clamp(int64(s.VCPU*OpenFilesPerVCPU), MinOpenFiles, MaxOpenFiles),
+		Processes: clamp(int64(s.VCPU*ProcessesPerVCPU), wire.MinProcessLimits.Processes, MaxProcesses),
+		OpenFiles: clamp(int64(s.VCPU*OpenFilesPerVCPU), wire.MinProcessLimits.OpenFiles, MaxOpenFiles),
 	}
 }
 

@@ -68,7 +68,7 @@ func TestProcessLimits(t *testing.T) {
 			t.Errorf("Resolve(%q).ProcessLimits() (-want +got):\n%s", tt.tier, diff)
 		}
 	}
-	if got := (Spec{VCPU: 0.5}).ProcessLimits(); got != (wire.ProcessLimits{Processes: MinProcesses, OpenFiles: MinOpenFiles}) {
+	if got := (Spec{VCPU: 0.5}).ProcessLimits(); got != wire.MinProcessLimits {
 		t.Errorf("half a vCPU: got %+v, want the floors", got)
 	}
 	if got := (Spec{VCPU: 256}).ProcessLimits(); got != (wire.ProcessLimits{Processes: MaxProcesses, OpenFiles: MaxOpenFiles}) {
