@@ -238,6 +238,7 @@ func (a *App) Background(ctx context.Context) {
 	}
 	if a.pool != nil {
 		run("gossip", func(ctx context.Context) error { a.pool.JoinRetry(ctx, a.cfg.Join); return nil })
+		run("gossip-admission", func(ctx context.Context) error { return a.registered.Run(ctx, a.log.Named("gossip")) })
 		if a.cfg.GossipKeyFile != "" { // keyring rotation without a restart
 			run("gossip-keys", func(ctx context.Context) error {
 				a.pool.WatchKeyFile(ctx, a.cfg.GossipKeyFile, time.Second)
