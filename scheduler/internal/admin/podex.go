@@ -278,7 +278,10 @@ func unprocessable(errs []fieldError) error {
 // readModel reads the body; a missing, malformed or non-object body is a
 // 422 at once.
 func readModel(c echo.Context) (*model, error) {
-	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody))
+	raw, err := io.ReadAll(limitBody(c))
+	if err := tooLarge(err); err != nil {
+		return nil, err
+	}
 	if err != nil {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "There was an error parsing the body")
 	}

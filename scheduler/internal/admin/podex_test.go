@@ -86,6 +86,13 @@ func TestTestConnection(t *testing.T) {
 	if diff := cmp.Diff(wantLocs, gotLocs); diff != "" {
 		t.Errorf("422 detail (-want +got):\n%s", diff)
 	}
+
+	// A body past the limit is a 413 that says so, never a cut body's 422.
+	big := r.service("POST", "/servers/test-connection", `{"ip_address": "`+strings.Repeat("x", 1<<20)+`"}`)
+	wantStatus(t, big, 413)
+	if d := big.detail(t); !strings.Contains(d, "at most 1048576 bytes") {
+		t.Errorf("detail = %q, want the limit", d)
+	}
 }
 
 func TestImages(t *testing.T) {

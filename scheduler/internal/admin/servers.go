@@ -457,13 +457,29 @@ func (a *API) homes(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"homes": out})
 }
 
+// limitBody is the request body, bounded to maxBody bytes: reading past it
+// fails with an *http.MaxBytesError (tooLarge), never a silent cut.
+func limitBody(c echo.Context) io.Reader {
+	return http.MaxBytesReader(c.Response(), c.Request().Body, maxBody)
+}
+
+// tooLarge is the 413 for a body past maxBody, nil for any other error.
+func tooLarge(err error) error {
+	var mb *http.MaxBytesError
+	if !errors.As(err, &mb) {
+		return nil
+	}
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+		fmt.Sprintf("Request body too large: an admin request body carries at most %d bytes", mb.Limit))
+}
+
 // decodeJSON reads a JSON object into v, refusing unknown fields, and says
 // in plain words what is wrong with a bad body.
 func decodeJSON(c echo.Context, v any) error { return decodeBody(c, v, true) }
 
 // decodeBody is decodeJSON, with unknown fields refused only when strict.
 func decodeBody(c echo.Context, v any, strict bool) error {
-	dec := json.NewDecoder(io.LimitReader(c.Request().Body, maxBody))
+	dec := json.NewDecoder(limitBody(c))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
@@ -472,6 +488,8 @@ func decodeBody(c echo.Context, v any, strict bool) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case err == nil:
+	case tooLarge(err) != nil:
+		return tooLarge(err)
 	case errors.Is(err, io.EOF):
 		return failf(ErrInvalid, "the request body is empty: want a JSON object")
 	case errors.As(err, &typeErr) && typeErr.Field != "":

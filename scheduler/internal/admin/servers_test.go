@@ -99,6 +99,8 @@ func TestCreateServer(t *testing.T) {
 		{"unknown field", map[string]any{"id": "ws-y", "ip_address": host, "colour": "red"}, 400, []string{`unknown field "colour"`}},
 		{"not JSON", "{", 400, []string{"not valid JSON"}},
 		{"empty body", "", 400, []string{"empty"}},
+		{"body past 1 MiB", `{"id": "ws-y", "name": "` + strings.Repeat("x", 1<<20) + `"}`, 413,
+			[]string{"Request body too large: an admin request body carries at most 1048576 bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

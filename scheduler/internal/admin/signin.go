@@ -48,7 +48,7 @@ func (e *formError) Error() string { return e.msg }
 // body is no fields.
 func readForm(r *http.Request) (url.Values, error) {
 	if r.ContentLength > SigninBodyLimit {
-		return nil, tooLarge()
+		return nil, formTooLarge()
 	}
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		return url.Values{}, nil
@@ -63,7 +63,7 @@ func readForm(r *http.Request) (url.Values, error) {
 		return nil, &formError{http.StatusBadRequest, "The form could not be read: " + err.Error()}
 	}
 	if len(body) > SigninBodyLimit {
-		return nil, tooLarge()
+		return nil, formTooLarge()
 	}
 	if ctype == "application/json" {
 		var m map[string]string
@@ -83,7 +83,7 @@ func readForm(r *http.Request) (url.Values, error) {
 	return v, nil
 }
 
-func tooLarge() error {
+func formTooLarge() error {
 	return &formError{http.StatusRequestEntityTooLarge, fmt.Sprintf("The form is larger than %d bytes.", SigninBodyLimit)}
 }
 
