@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"berth/scheduler/internal/auth"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -43,7 +44,7 @@ func checkCSRF(r *http.Request, s session, formToken string) error {
 	if token == "" {
 		return echo.NewHTTPError(http.StatusForbidden, "CSRF token missing: the panel sends it in "+HeaderCSRF+"; API clients use the admin token instead of the cookie")
 	}
-	if !sameToken(token, s.csrf) {
+	if !auth.Equal(token, s.csrf) { // constant time; an empty csrf never matches
 		return echo.NewHTTPError(http.StatusForbidden, "CSRF token does not match this session: reload the panel")
 	}
 	return nil

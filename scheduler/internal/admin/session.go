@@ -2,7 +2,6 @@ package admin
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"sync"
 	"time"
@@ -134,9 +133,4 @@ func randomToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// sameToken compares two tokens in constant time; empty never matches.
-func sameToken(got, want string) bool {
-	return got != "" && want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }

@@ -407,7 +407,7 @@ func TestPerUserLimits(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); exec("alice", "ws1") }()
 	}
-	waitFor(t, "two execs running", func() bool { return running.Load() == 2 })
+	testutil.Eventually(t, 5*time.Second, "two execs running", func() bool { return running.Load() == 2 })
 	status, body := exec("alice", "ws1")
 	want := `{"detail":"Too many commands running for this user: at most 2 at once (BERTH_USER_EXEC_LIMIT). Try again when one has finished."}`
 	if status != 429 || body != want {
@@ -415,7 +415,7 @@ func TestPerUserLimits(t *testing.T) {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); exec("bob", "bobs") }() // bob has his own places
-	waitFor(t, "bob's exec running", func() bool { return running.Load() == 3 })
+	testutil.Eventually(t, 5*time.Second, "bob's exec running", func() bool { return running.Load() == 3 })
 	close(release)
 	wg.Wait()
 	if status, body := exec("alice", "ws1"); status != 200 {
@@ -433,7 +433,7 @@ func TestPerUserLimits(t *testing.T) {
 	}
 	var status2 int
 	var body2 string
-	waitFor(t, "the second transfer refused", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the second transfer refused", func() bool {
 		status2, body2 = send("alice", "GET", "/workspaces/ws1/files/content?path=a", "")
 		return status2 == 429
 	})
@@ -444,17 +444,6 @@ func TestPerUserLimits(t *testing.T) {
 }
 
 // waitFor polls cond until it holds, failing t after 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestServiceTokenRotation: INTERNAL_SERVICE_TOKEN and
 // INTERNAL_SERVICE_TOKEN_NEXT are both accepted, on the user routes, the
 // token-only routes and as the proxy's bearer credential.
