@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -184,5 +185,25 @@ func TestSigninLimiterWindow(t *testing.T) {
 	clock.add(SigninWindow)
 	if d := l.blocked("10.0.0.1"); d != 0 {
 		t.Errorf("after the window: blocked %s, want free", d)
+	}
+}
+
+// With the table full, new addresses still count: together, in one
+// window, so guessing from ever new addresses is limited too.
+func TestSigninLimiterFullTable(t *testing.T) {
+	l := newSigninLimiter()
+	clock := &fakeClock{t: time.Now()}
+	l.now = clock.now
+	for i := range maxSigninClients {
+		l.failed(fmt.Sprintf("10.1.%d.%d", i/256, i%256))
+	}
+	for i := range SigninFailures {
+		l.failed(fmt.Sprintf("2001:db8::%x", i)) // each address new
+	}
+	if d := l.blocked("2001:db8::ffff"); d == 0 {
+		t.Errorf("after %d failures from untracked addresses, another is not blocked", SigninFailures)
+	}
+	if d := l.blocked("10.1.0.1"); d != 0 {
+		t.Errorf("a tracked address under its limit is blocked %s", d)
 	}
 }

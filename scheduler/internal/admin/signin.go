@@ -131,7 +131,11 @@ func (l *signinLimiter) blocked(addr string) time.Duration {
 	defer l.mu.Unlock()
 	w, ok := l.clients[addr]
 	if !ok {
-		return 0
+		// An address the full table could not track shares one window.
+		if w, ok = l.clients[overflowAddr]; !ok {
+			return 0
+		}
+		addr = overflowAddr
 	}
 	left := SigninWindow - l.now().Sub(w.start)
 	if left <= 0 {
@@ -157,14 +161,22 @@ func (l *signinLimiter) failed(addr string) {
 		if len(l.clients) >= maxSigninClients {
 			l.prune(now)
 			if len(l.clients) >= maxSigninClients {
-				return
+				addr = overflowAddr // counted together, never uncounted
 			}
 		}
-		w = &signinWindow{start: now}
-		l.clients[addr] = w
+		if w, ok = l.clients[addr]; !ok {
+			w = &signinWindow{start: now}
+			l.clients[addr] = w
+		}
 	}
 	w.failures++
 }
+
+// overflowAddr counts the failures of every address a full table cannot
+// track: they share one window, so guessing from ever new addresses is
+// limited too.
+const overflowAddr = "*"
+
 
 // prune drops the windows that have passed. The caller holds mu.
 func (l *signinLimiter) prune(now time.Time) {
