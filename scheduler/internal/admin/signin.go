@@ -177,7 +177,6 @@ func (l *signinLimiter) failed(addr string) {
 // limited too.
 const overflowAddr = "*"
 
-
 // prune drops the windows that have passed. The caller holds mu.
 func (l *signinLimiter) prune(now time.Time) {
 	for addr, w := range l.clients {
