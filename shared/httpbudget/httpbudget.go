@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"berth/shared/envflag"
+
+	"github.com/labstack/echo/v4"
 )
 
 // Timeouts are a server's connection budgets.
@@ -167,6 +169,27 @@ func (t Timeouts) Streaming(next http.Handler) http.Handler {
 		defer sw.Arm() // the server's own last flush after the handler
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// EchoStreaming is Streaming as echo middleware. It swaps the writer under
+// echo's own Response (echo.WrapMiddleware would wrap a second Response
+// around it, which would take a 1xx answer for the final one).
+func (t Timeouts) EchoStreaming(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		w := t.Stream(c.Response().Writer, c.Request())
+		c.Response().Writer = w
+		defer w.Arm()
+		return next(c)
+	}
+}
+
+// OrDefault is t, or Default when t has no stall bound (a zero Timeouts:
+// a caller that set none).
+func (t Timeouts) OrDefault() Timeouts {
+	if t.Stall <= 0 {
+		return Default()
+	}
+	return t
 }
 
 // Stream is Streaming for one request, for routers with their own

@@ -88,9 +88,7 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	if c.ProxyIdleTimeout == 0 {
 		c.ProxyIdleTimeout = d.ProxyIdleTimeout
 	}
-	if c.HTTP == (httpbudget.Timeouts{}) {
-		c.HTTP = httpbudget.Default()
-	}
+	c.HTTP = c.HTTP.OrDefault()
 	return c
 }
 

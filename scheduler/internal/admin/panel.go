@@ -69,10 +69,7 @@ func (a *API) registerPanel(e *echo.Echo) {
 // bounded by Deps.HTTP.Stall instead (httpbudget). It runs after the auth
 // check, so a refused request keeps the whole-request bounds.
 func (a *API) streaming(next echo.HandlerFunc) echo.HandlerFunc {
-	if a.d.HTTP.Stall <= 0 {
-		return next
-	}
-	return echo.WrapMiddleware(a.d.HTTP.Streaming)(next)
+	return a.d.HTTP.OrDefault().EchoStreaming(next)
 }
 
 // pageData is what the templates render.

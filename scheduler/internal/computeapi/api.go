@@ -149,9 +149,7 @@ func New(d Deps) *API {
 	if d.UserTransfers <= 0 {
 		d.UserTransfers = DefaultUserTransfers
 	}
-	if d.HTTP.Stall <= 0 {
-		d.HTTP = httpbudget.Default()
-	}
+	d.HTTP = d.HTTP.OrDefault()
 	return &API{d: d, log: log, streams: newStreams(), execs: newUserLimit(d.UserExecs), transfers: newUserLimit(d.UserTransfers)}
 }
 

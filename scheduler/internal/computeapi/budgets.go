@@ -24,14 +24,7 @@ const (
 // write by Deps.HTTP.Stall instead (httpbudget.Stream). Routes put it after
 // their auth middleware, so an unauthenticated request keeps the
 // whole-request bounds.
-func (a *API) streaming(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		w := a.d.HTTP.Stream(c.Response().Writer, c.Request())
-		c.Response().Writer = w
-		defer w.Arm()
-		return next(c)
-	}
-}
+func (a *API) streaming(next echo.HandlerFunc) echo.HandlerFunc { return a.d.HTTP.EchoStreaming(next) }
 
 // userLimit counts what each user holds of a bounded kind of work.
 type userLimit struct {
