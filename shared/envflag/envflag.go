@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,36 @@ type Key struct {
 
 // String is a Set for a plain string field.
 func String(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+
+// Int is a Key.Set that stores an integer.
+func Int(p *int) func(string) error {
+	return func(v string) (err error) {
+		*p, err = strconv.Atoi(strings.TrimSpace(v))
+		return err
+	}
+}
+
+// Duration is a Key.Set that stores a Go duration ("90s", "2m") or a
+// number of seconds ("90").
+func Duration(p *time.Duration) func(string) error {
+	return func(v string) (err error) {
+		*p, err = ParseSeconds(v)
+		return err
+	}
+}
+
+// ParseSeconds reads a Go duration or a number of seconds.
+func ParseSeconds(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if d, err := time.ParseDuration(v); err == nil {
+		return d, nil
+	}
+	d, err := time.ParseDuration(v + "s")
+	if err != nil {
+		return 0, fmt.Errorf("want seconds or a duration: %w", err)
+	}
+	return d, nil
+}
 
 // Load applies the sources to keys. fileKey names the environment variable
 // (and, lower-cased without prefix, the flag "config") that points at the
@@ -180,10 +211,7 @@ func PeerKeys(p *Peer, role string) []Key {
 			p.GossipKeyFile, p.GossipKeys, p.GossipKey = path, keys, keys[0]
 			return nil
 		}},
-		{Env: "BERTH_GOSSIP_PRUNE_AFTER", Flag: "gossip-prune-after", Help: "forget gossip members dead or left this long (default 1h)", Set: func(v string) (err error) {
-			p.GossipPruneAfter, err = time.ParseDuration(v)
-			return err
-		}},
+		{Env: "BERTH_GOSSIP_PRUNE_AFTER", Flag: "gossip-prune-after", Help: "forget gossip members dead or left this long (default 1h)", Set: Duration(&p.GossipPruneAfter)},
 		{Env: "BERTH_CLUSTER_LABEL", Flag: "cluster-label", Help: "gossip cluster label", Set: String(&p.ClusterLabel)},
 		{Env: "BERTH_JOIN", Flag: "join", Help: "comma-separated gossip peers", Set: func(v string) error { p.Join = SplitList(v); return nil }},
 	}

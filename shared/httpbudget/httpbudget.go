@@ -18,8 +18,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"berth/shared/envflag"
@@ -238,34 +236,14 @@ func (w *StallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // BERTH_HTTP_MAX_HEADER_BYTES.
 func Keys(t *Timeouts) []envflag.Key {
 	return []envflag.Key{
-		{Env: EnvPrefix + "READ_HEADER_TIMEOUT", Flag: "http-read-header-timeout", Help: "HTTP: bound on a request's line and headers", Set: duration(&t.ReadHeader)},
-		{Env: EnvPrefix + "READ_TIMEOUT", Flag: "http-read-timeout", Help: "HTTP: bound on a request's whole body, after its headers (streaming routes: per read, see stall)", Set: duration(&t.Read)},
-		{Env: EnvPrefix + "WRITE_TIMEOUT", Flag: "http-write-timeout", Help: "HTTP: bound on a handler and its answer (streaming routes: per write, see stall)", Set: duration(&t.Write)},
-		{Env: EnvPrefix + "IDLE_TIMEOUT", Flag: "http-idle-timeout", Help: "HTTP: close a keep-alive connection idle this long", Set: duration(&t.Idle)},
-		{Env: EnvPrefix + "STALL_TIMEOUT", Flag: "http-stall-timeout", Help: "HTTP: streaming routes: cut a body read or an answer write that makes no progress this long", Set: duration(&t.Stall)},
-		{Env: EnvPrefix + "MAX_HEADER_BYTES", Flag: "http-max-header-bytes", Help: "HTTP: largest request line and headers, bytes", Set: func(v string) (err error) {
-			t.MaxHeaderBytes, err = strconv.Atoi(strings.TrimSpace(v))
-			return err
-		}},
+		{Env: EnvPrefix + "READ_HEADER_TIMEOUT", Flag: "http-read-header-timeout", Help: "HTTP: bound on a request's line and headers", Set: envflag.Duration(&t.ReadHeader)},
+		{Env: EnvPrefix + "READ_TIMEOUT", Flag: "http-read-timeout", Help: "HTTP: bound on a request's whole body, after its headers (streaming routes: per read, see stall)", Set: envflag.Duration(&t.Read)},
+		{Env: EnvPrefix + "WRITE_TIMEOUT", Flag: "http-write-timeout", Help: "HTTP: bound on a handler and its answer (streaming routes: per write, see stall)", Set: envflag.Duration(&t.Write)},
+		{Env: EnvPrefix + "IDLE_TIMEOUT", Flag: "http-idle-timeout", Help: "HTTP: close a keep-alive connection idle this long", Set: envflag.Duration(&t.Idle)},
+		{Env: EnvPrefix + "STALL_TIMEOUT", Flag: "http-stall-timeout", Help: "HTTP: streaming routes: cut a body read or an answer write that makes no progress this long", Set: envflag.Duration(&t.Stall)},
+		{Env: EnvPrefix + "MAX_HEADER_BYTES", Flag: "http-max-header-bytes", Help: "HTTP: largest request line and headers, bytes", Set: envflag.Int(&t.MaxHeaderBytes)},
 	}
 }
 
 // EnvPrefix starts the names of the settings (Keys).
 const EnvPrefix = "BERTH_HTTP_"
-
-// duration reads a Go duration ("90s", "2m") or a number of seconds.
-func duration(p *time.Duration) func(string) error {
-	return func(v string) error {
-		v = strings.TrimSpace(v)
-		if d, err := time.ParseDuration(v); err == nil {
-			*p = d
-			return nil
-		}
-		d, err := time.ParseDuration(v + "s")
-		if err != nil {
-			return fmt.Errorf("want a duration or seconds: %q", v)
-		}
-		*p = d
-		return nil
-	}
-}

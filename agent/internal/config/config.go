@@ -183,35 +183,14 @@ func (c *Config) keys() []envflag.Key {
 		{Env: "BERTH_EGRESS", Flag: "egress", Help: "workspace egress: open or none", Set: envflag.String(&c.Egress)},
 		{Env: "BERTH_DISK_QUOTA", Flag: "disk-quota", Help: "storage_gb quotas: loop (loop-mounted ext4 per home) or off", Set: envflag.String(&c.DiskQuota)},
 		{Env: "BERTH_RUNSC_STATE", Flag: "runsc-state", Help: "file holding the host setup's runsc probe outcome", Set: envflag.String(&c.RunscState)},
-		{Env: "BERTH_SAMPLE_INTERVAL", Flag: "sample-interval", Help: "capacity sampling period", Set: func(v string) (err error) {
-			c.SampleInterval, err = time.ParseDuration(v)
-			return err
-		}},
-		{Env: "BERTH_FENCE_LEASE", Flag: "fence-lease", Help: "stop workspaces after this long without scheduler and gossip (0 = off)", Set: func(v string) (err error) {
-			c.FenceLease, err = time.ParseDuration(v)
-			return err
-		}},
+		{Env: "BERTH_SAMPLE_INTERVAL", Flag: "sample-interval", Help: "capacity sampling period", Set: envflag.Duration(&c.SampleInterval)},
+		{Env: "BERTH_FENCE_LEASE", Flag: "fence-lease", Help: "stop workspaces after this long without scheduler and gossip (0 = off)", Set: envflag.Duration(&c.FenceLease)},
 		{Env: "BERTH_GPU_TYPE", Flag: "gpu-type", Help: "GPU model of this host", Set: envflag.String(&c.GPUType)},
-		{Env: "BERTH_GPU_COUNT", Flag: "gpu-count", Help: "number of GPUs", Set: func(v string) (err error) {
-			c.GPUCount, err = strconv.Atoi(v)
-			return err
-		}},
-		{Env: "BERTH_STREAM_WRITE_TIMEOUT", Flag: "stream-write-timeout", Help: "end a terminal stream whose output write blocks this long", Set: func(v string) (err error) {
-			c.StreamWriteTimeout, err = time.ParseDuration(v)
-			return err
-		}},
-		{Env: "BERTH_PROXY_MAX_CONNS", Flag: "proxy-max-conns", Help: "proxied requests open at once per container", Set: func(v string) (err error) {
-			c.ProxyMaxConns, err = strconv.Atoi(v)
-			return err
-		}},
-		{Env: "BERTH_PROXY_HEADER_TIMEOUT", Flag: "proxy-header-timeout", Help: "wait this long for a container app's answer headers", Set: func(v string) (err error) {
-			c.ProxyHeaderTimeout, err = time.ParseDuration(v)
-			return err
-		}},
-		{Env: "BERTH_PROXY_IDLE_TIMEOUT", Flag: "proxy-idle-timeout", Help: "close a proxied connection idle this long", Set: func(v string) (err error) {
-			c.ProxyIdleTimeout, err = time.ParseDuration(v)
-			return err
-		}},
+		{Env: "BERTH_GPU_COUNT", Flag: "gpu-count", Help: "number of GPUs", Set: envflag.Int(&c.GPUCount)},
+		{Env: "BERTH_STREAM_WRITE_TIMEOUT", Flag: "stream-write-timeout", Help: "end a terminal stream whose output write blocks this long", Set: envflag.Duration(&c.StreamWriteTimeout)},
+		{Env: "BERTH_PROXY_MAX_CONNS", Flag: "proxy-max-conns", Help: "proxied requests open at once per container", Set: envflag.Int(&c.ProxyMaxConns)},
+		{Env: "BERTH_PROXY_HEADER_TIMEOUT", Flag: "proxy-header-timeout", Help: "wait this long for a container app's answer headers", Set: envflag.Duration(&c.ProxyHeaderTimeout)},
+		{Env: "BERTH_PROXY_IDLE_TIMEOUT", Flag: "proxy-idle-timeout", Help: "close a proxied connection idle this long", Set: envflag.Duration(&c.ProxyIdleTimeout)},
 		{Env: "BERTH_LOG_LEVEL", Flag: "log-level", Help: "trace, debug, info, warn, error", Set: envflag.String(&c.LogLevel)},
 		{Env: "BERTH_LOG_JSON", Flag: "log-json", Help: "JSON logs (true/false)", Set: func(v string) (err error) {
 			c.LogJSON, err = strconv.ParseBool(v)

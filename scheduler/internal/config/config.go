@@ -283,8 +283,8 @@ func (c *Config) keys() []envflag.Key {
 			c.JSONBodyLimit, err = ParseSize(v)
 			return err
 		}},
-		{Env: "BERTH_USER_EXEC_LIMIT", Flag: "user-exec-limit", Help: "execs (exec, exec-stream) one user runs at once; more are 429", Set: intSetter(&c.UserExecLimit)},
-		{Env: "BERTH_USER_TRANSFER_LIMIT", Flag: "user-transfer-limit", Help: "file reads and writes (files/content) one user runs at once; more are 429", Set: intSetter(&c.UserTransferLimit)},
+		{Env: "BERTH_USER_EXEC_LIMIT", Flag: "user-exec-limit", Help: "execs (exec, exec-stream) one user runs at once; more are 429", Set: envflag.Int(&c.UserExecLimit)},
+		{Env: "BERTH_USER_TRANSFER_LIMIT", Flag: "user-transfer-limit", Help: "file reads and writes (files/content) one user runs at once; more are 429", Set: envflag.Int(&c.UserTransferLimit)},
 		{Env: "BERTH_ADMIN_TOKEN", Flag: "admin-token", Help: "token of the admin API and panel", Set: envflag.String(&c.AdminToken)},
 		{Env: "BERTH_HTTP_TLS_CERT", Flag: "http-tls-cert", Help: "HTTPS: PEM certificate of the listeners (re-read when it changes); unset: plain HTTP", Set: envflag.String(&c.HTTPTLSCert)},
 		{Env: "BERTH_HTTP_TLS_KEY", Flag: "http-tls-key", Help: "HTTPS: PEM key of BERTH_HTTP_TLS_CERT", Set: envflag.String(&c.HTTPTLSKey)},
@@ -293,8 +293,8 @@ func (c *Config) keys() []envflag.Key {
 			c.SecureCookie, err = strconv.ParseBool(v)
 			return err
 		}},
-		{Env: "BERTH_ADMIN_SESSION_TTL", Flag: "admin-session-ttl", Help: "panel session: ends this long after sign-in", Set: durationSetter(&c.SessionTTL)},
-		{Env: "BERTH_ADMIN_SESSION_IDLE", Flag: "admin-session-idle", Help: "panel session: ends when unused this long", Set: durationSetter(&c.SessionIdle)},
+		{Env: "BERTH_ADMIN_SESSION_TTL", Flag: "admin-session-ttl", Help: "panel session: ends this long after sign-in", Set: envflag.Duration(&c.SessionTTL)},
+		{Env: "BERTH_ADMIN_SESSION_IDLE", Flag: "admin-session-idle", Help: "panel session: ends when unused this long", Set: envflag.Duration(&c.SessionIdle)},
 		{Env: "BERTH_METRICS_TOKEN", Flag: "metrics-token", Help: "bearer token /metrics requires (unset: /metrics is open)", Set: envflag.String(&c.MetricsToken)},
 		{Env: "COMPUTE_WORKSPACE_SERVERS", Flag: "workspace-servers", Help: "JSON list of servers to register at start", Set: envflag.String(&c.WorkspaceServers)},
 		{Env: "COMPUTE_API_BASE_URL", Flag: "api-base-url", Help: "podex API base URL (reverse calls)", Set: envflag.String(&c.APIBaseURL)},
@@ -319,10 +319,10 @@ func (c *Config) keys() []envflag.Key {
 			return err
 		}},
 		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
-		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: durationSetter(&c.ReconcileInterval)},
-		{Env: "BERTH_ORPHAN_GRACE", Flag: "orphan-grace", Help: "remove unrecorded containers after", Set: durationSetter(&c.OrphanGrace)},
-		{Env: "BERTH_EVENT_RETENTION", Flag: "event-retention", Help: "delete events older than this, hourly (0: keep them forever)", Set: durationSetter(&c.EventRetention)},
-		{Env: "BERTH_IDLE_TIMEOUT", Flag: "idle-timeout", Help: "stop a running workspace unused this long (0: never; timeout_hours at create wins)", Set: durationSetter(&c.IdleTimeout)},
+		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: envflag.Duration(&c.ReconcileInterval)},
+		{Env: "BERTH_ORPHAN_GRACE", Flag: "orphan-grace", Help: "remove unrecorded containers after", Set: envflag.Duration(&c.OrphanGrace)},
+		{Env: "BERTH_EVENT_RETENTION", Flag: "event-retention", Help: "delete events older than this, hourly (0: keep them forever)", Set: envflag.Duration(&c.EventRetention)},
+		{Env: "BERTH_IDLE_TIMEOUT", Flag: "idle-timeout", Help: "stop a running workspace unused this long (0: never; timeout_hours at create wins)", Set: envflag.Duration(&c.IdleTimeout)},
 		{Env: "BERTH_IDLE_CPU_PERCENT", Flag: "idle-cpu-percent", Help: "CPU use, % of one core, that counts as use for the idle stop (0: never)", Set: func(v string) (err error) {
 			c.IdleCPUPercent, err = strconv.ParseFloat(v, 64)
 			return err
@@ -331,22 +331,22 @@ func (c *Config) keys() []envflag.Key {
 			c.GitEnv, err = strconv.ParseBool(v)
 			return err
 		}},
-		{Env: "BERTH_GIT_SETUP_TIMEOUT", Flag: "git-setup-timeout", Help: "bound on one workspace's git setup (every clone)", Set: durationSetter(&c.GitSetupTimeout)},
-		{Env: "BERTH_GIT_SETUP_WORKERS", Flag: "git-setup-workers", Help: "workspaces whose git setup runs at once", Set: intSetter(&c.GitSetupWorkers)},
+		{Env: "BERTH_GIT_SETUP_TIMEOUT", Flag: "git-setup-timeout", Help: "bound on one workspace's git setup (every clone)", Set: envflag.Duration(&c.GitSetupTimeout)},
+		{Env: "BERTH_GIT_SETUP_WORKERS", Flag: "git-setup-workers", Help: "workspaces whose git setup runs at once", Set: envflag.Int(&c.GitSetupWorkers)},
 		{Env: "BERTH_SECRETS_KEY_FILE", Flag: "secrets-key-file", Help: "key sealing git credentials in the registry (created if missing; default <data dir>/secrets.key)", Set: envflag.String(&c.SecretsKeyFile)},
-		{Env: "BERTH_HOME_MOVE_TIMEOUT", Flag: "home-move-timeout", Help: "bound on one copy of a home between hosts", Set: durationSetter(&c.HomeMoveTimeout)},
-		{Env: "BERTH_SERVER_LOST_GRACE", Flag: "server-lost-grace", Help: "a server down this long loses its workspaces", Set: durationSetter(&c.ServerLostGrace)},
-		{Env: "COMPUTE_SERVER_SYNC_INTERVAL", Flag: "server-sync-interval", Help: "podex API: read its server list this often (seconds or a duration)", Set: durationSetter(&c.ServerSyncInterval)},
-		{Env: "BERTH_API_HEARTBEAT_INTERVAL", Flag: "api-heartbeat-interval", Help: "podex API: server heartbeats this often", Set: durationSetter(&c.APIHeartbeatInterval)},
-		{Env: "BERTH_HARDWARE_SPECS_TTL", Flag: "hardware-specs-ttl", Help: "podex API: read the hardware specs (tiers) this often", Set: durationSetter(&c.HardwareSpecsTTL)},
-		{Env: "BERTH_API_TIMEOUT", Flag: "api-timeout", Help: "podex API: one try of one call", Set: durationSetter(&c.APITimeout)},
-		{Env: "BERTH_API_ATTEMPTS", Flag: "api-attempts", Help: "podex API: tries of one call", Set: intSetter(&c.APIAttempts)},
-		{Env: "BERTH_BILLING_INTERVAL", Flag: "billing-interval", Help: "billing: length of a billed interval of compute time", Set: durationSetter(&c.BillingInterval)},
-		{Env: "BERTH_BILLING_FLUSH_INTERVAL", Flag: "billing-flush-interval", Help: "billing: send the usage outbox this often", Set: durationSetter(&c.BillingFlushInterval)},
-		{Env: "BERTH_BILLING_BATCH", Flag: "billing-batch", Help: "billing: usage events per request", Set: intSetter(&c.BillingBatch)},
-		{Env: "BERTH_BILLING_RETENTION", Flag: "billing-retention", Help: "billing: keep acknowledged usage events this long", Set: durationSetter(&c.BillingRetention)},
+		{Env: "BERTH_HOME_MOVE_TIMEOUT", Flag: "home-move-timeout", Help: "bound on one copy of a home between hosts", Set: envflag.Duration(&c.HomeMoveTimeout)},
+		{Env: "BERTH_SERVER_LOST_GRACE", Flag: "server-lost-grace", Help: "a server down this long loses its workspaces", Set: envflag.Duration(&c.ServerLostGrace)},
+		{Env: "COMPUTE_SERVER_SYNC_INTERVAL", Flag: "server-sync-interval", Help: "podex API: read its server list this often (seconds or a duration)", Set: envflag.Duration(&c.ServerSyncInterval)},
+		{Env: "BERTH_API_HEARTBEAT_INTERVAL", Flag: "api-heartbeat-interval", Help: "podex API: server heartbeats this often", Set: envflag.Duration(&c.APIHeartbeatInterval)},
+		{Env: "BERTH_HARDWARE_SPECS_TTL", Flag: "hardware-specs-ttl", Help: "podex API: read the hardware specs (tiers) this often", Set: envflag.Duration(&c.HardwareSpecsTTL)},
+		{Env: "BERTH_API_TIMEOUT", Flag: "api-timeout", Help: "podex API: one try of one call", Set: envflag.Duration(&c.APITimeout)},
+		{Env: "BERTH_API_ATTEMPTS", Flag: "api-attempts", Help: "podex API: tries of one call", Set: envflag.Int(&c.APIAttempts)},
+		{Env: "BERTH_BILLING_INTERVAL", Flag: "billing-interval", Help: "billing: length of a billed interval of compute time", Set: envflag.Duration(&c.BillingInterval)},
+		{Env: "BERTH_BILLING_FLUSH_INTERVAL", Flag: "billing-flush-interval", Help: "billing: send the usage outbox this often", Set: envflag.Duration(&c.BillingFlushInterval)},
+		{Env: "BERTH_BILLING_BATCH", Flag: "billing-batch", Help: "billing: usage events per request", Set: envflag.Int(&c.BillingBatch)},
+		{Env: "BERTH_BILLING_RETENTION", Flag: "billing-retention", Help: "billing: keep acknowledged usage events this long", Set: envflag.Duration(&c.BillingRetention)},
 		{Env: "COMPUTE_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Help: "graceful shutdown limit, seconds", Set: func(v string) (err error) {
-			c.ShutdownTimeout, err = parseSeconds(v)
+			c.ShutdownTimeout, err = envflag.ParseSeconds(v)
 			return err
 		}},
 		{Env: "BERTH_LOG_LEVEL", Flag: "log-level", Help: "trace, debug, info, warn, error", Set: envflag.String(&c.LogLevel)},
@@ -379,29 +379,4 @@ func ParseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("size %q: want bytes, or a number with KiB, MiB or GiB", v)
 	}
 	return n * mult, nil
-}
-
-func intSetter(p *int) func(string) error {
-	return func(v string) (err error) {
-		*p, err = strconv.Atoi(strings.TrimSpace(v))
-		return err
-	}
-}
-
-func durationSetter(p *time.Duration) func(string) error {
-	return func(v string) (err error) {
-		*p, err = parseSeconds(v)
-		return err
-	}
-}
-
-func parseSeconds(v string) (time.Duration, error) {
-	if d, err := time.ParseDuration(v); err == nil {
-		return d, nil
-	}
-	d, err := time.ParseDuration(v + "s")
-	if err != nil {
-		return 0, fmt.Errorf("want seconds or a duration: %w", err)
-	}
-	return d, nil
 }
