@@ -103,10 +103,10 @@ func (t Timeouts) Server(h http.Handler) *http.Server {
 // has no read deadline while its handler runs. Server applies it.
 func (t Timeouts) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		if r.Body == nil || r.Body == http.NoBody {
-			_ = rc.SetReadDeadline(time.Time{})
-		} else {
+		// Without a body there is nothing to do: with no ReadTimeout on the
+		// server, net/http clears the read deadline after the headers.
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
 			_ = rc.SetReadDeadline(time.Now().Add(t.Read))
 			// On a copy: the server's own request keeps its body, so that
 			// after the handler it still knows how much is left unread
