@@ -160,7 +160,14 @@ func TestWatchKeyFile(t *testing.T) {
 	}
 	b64 := base64.StdEncoding.EncodeToString
 	write(b64(key1) + "\n")
-	p := startPool(t, Config{Name: "a", Keys: [][]byte{key1}}, wire.NodeMeta{})
+	logs := &lockedBuffer{}
+	p, err := New(Config{Name: "a", Keys: [][]byte{key1}, BindAddr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+		Label: "berth-test", Fast: true}, wire.NodeMeta{Role: wire.NodeRoleAgent, ServerID: "a"},
+		hclog.New(&hclog.LoggerOptions{Output: logs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown() })
 	done := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); <-done }()
@@ -171,6 +178,12 @@ func TestWatchKeyFile(t *testing.T) {
 		return slices.EqualFunc(p.Keys(), [][]byte{key2, key1}, bytes.Equal)
 	})
 	write("garbage\n")
+	testutil.Eventually(t, 2*time.Second, "the bad file seen and refused", func() bool {
+		return strings.Contains(logs.String(), "gossip key file refused")
+	})
+	if !slices.EqualFunc(p.Keys(), [][]byte{key2, key1}, bytes.Equal) {
+		t.Errorf("after a bad file: keys = %q, want the keyring kept", p.Keys())
+	}
 	write(b64(key2) + "\n") // a later good file is still picked up
 	testutil.Eventually(t, 2*time.Second, "keyring follows the file after a bad one", func() bool {
 		return slices.EqualFunc(p.Keys(), [][]byte{key2}, bytes.Equal)
@@ -286,4 +299,22 @@ func TestPruneLeftMembers(t *testing.T) {
 	b.Leave(time.Second)
 	// Without pruning b would stay in the view as left (or dead) for good.
 	testutil.Eventually(t, 10*time.Second, "b left and pruned from a's view", func() bool { return stateOf(a, "b") == "" })
+}
+
+// lockedBuffer is a log output tests read while the pool writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
