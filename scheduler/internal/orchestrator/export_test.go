@@ -23,3 +23,7 @@ func (o *Orchestrator) CreateCallers(workspaceID string) int {
 	}
 	return 0
 }
+
+// HoldLock takes the workspace's lock as an operation would, and returns
+// its release.
+func (o *Orchestrator) HoldLock(workspaceID string) func() { return o.Placer.locks.lock(workspaceID) }

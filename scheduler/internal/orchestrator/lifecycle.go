@@ -36,18 +36,20 @@ func (l *Lifecycle) List(ctx context.Context, userID, sessionID string) ([]regis
 }
 
 // Sync refreshes a workspace's status from its container's live state and
-// saves it. pending_deletion is sticky; a workspace being changed, an
-// unreachable agent or a missing container leave the status as it is
-// (reconciliation deals with those).
+// saves it. pending_deletion is sticky; an unreachable agent or a missing
+// container leave the status as it is (reconciliation deals with those).
+// While someone else holds the workspace (the event watcher recording the
+// same change, a lifecycle call), the live status is answered but not
+// saved: the holder writes the record, and the caller is not told a state
+// the container has already left.
 func (l *Lifecycle) Sync(ctx context.Context, ws registry.Workspace) (registry.Workspace, error) {
 	if ws.Status == fleet.StatusPendingDeletion || ws.Status == fleet.StatusCreating {
 		return ws, nil
 	}
-	unlock, ok := l.locks.tryLock(ws.ID)
-	if !ok {
-		return ws, nil
+	unlock, locked := l.locks.tryLock(ws.ID)
+	if locked {
+		defer unlock()
 	}
-	defer unlock()
 	client, cctx, err := l.client(ctx, ws)
 	if err != nil {
 		return ws, nil
@@ -61,6 +63,10 @@ func (l *Lifecycle) Sync(ctx context.Context, ws registry.Workspace) (registry.W
 	}
 	status, reason, ok := liveStatus(ctr)
 	if !ok || status == ws.Status {
+		return ws, nil
+	}
+	if !locked {
+		ws.Status, ws.StatusReason = status, reason
 		return ws, nil
 	}
 	l.setStatusAtLocked(ctx, ws.ID, status, reason, liveSince(ctr))

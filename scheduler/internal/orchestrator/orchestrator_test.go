@@ -315,3 +315,33 @@ func TestExecAgentDown(t *testing.T) {
 		t.Errorf("exec with the agent down: got %v, want ErrServerUnavailable (agent unavailable)", err)
 	}
 }
+
+// A GET's sync while the workspace is held (the event watcher recording
+// the same change) answers the container's live status, without writing
+// it; unheld, the sync saves it.
+func TestSyncWhileHeldAnswersTheLiveStatus(t *testing.T) {
+	r := newRig(t, 4, "ws-1")
+	ctx := context.Background()
+	ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client("ws-1").Stop(ctx, ws.ContainerID, 0); err != nil { // behind berth's back
+		t.Fatal(err)
+	}
+	release := r.orch.HoldLock("w1")
+	got, err := r.orch.Sync(ctx, ws)
+	if err != nil || got.Status != fleet.StatusStopped {
+		t.Errorf("sync while held: got %s, %v; want stopped", got.Status, err)
+	}
+	if stored, _ := r.orch.Get(ctx, "w1"); stored.Status != fleet.StatusRunning {
+		t.Errorf("record after a held sync: %s, want running (the holder writes it)", stored.Status)
+	}
+	release()
+	if got, err = r.orch.Sync(ctx, ws); err != nil || got.Status != fleet.StatusStopped {
+		t.Errorf("sync: got %s, %v; want stopped", got.Status, err)
+	}
+	if stored, _ := r.orch.Get(ctx, "w1"); stored.Status != fleet.StatusStopped {
+		t.Errorf("record after the sync: %s, want stopped", stored.Status)
+	}
+}
