@@ -589,7 +589,9 @@ func decode(c echo.Context, v any) error {
 // streaming takes a long-lived route off the server's whole-request read
 // and write timeouts: its body and its answer are bounded per read and per
 // write by StreamConfig.HTTP.Stall instead (httpbudget.Stream).
-func (s *Server) streaming(next echo.HandlerFunc) echo.HandlerFunc { return s.cfg.HTTP.EchoStreaming(next) }
+func (s *Server) streaming(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.cfg.HTTP.EchoStreaming(next)
+}
 
 func short(id string) string {
 	if len(id) > 12 {
