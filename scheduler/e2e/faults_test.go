@@ -186,7 +186,10 @@ func TestFaultPartition(t *testing.T) {
 	id := hostContainer(t, victim)
 	start := time.Now()
 	docker(t, "network", "disconnect", "-f", "berth_berth", id)
-	waitHealth(t, victim, 2*time.Second, "out of placement within 2s", func(h string) bool { return !placeable(h) })
+	// Measured 1.9-2.2 s here, the disconnect itself included (logged below,
+	// README "Failure handling"); the bound is not a speed claim, only well
+	// before the server-lost grace (15 s) that the rest of the test waits for.
+	waitHealth(t, victim, 5*time.Second, "out of placement within 5s", func(h string) bool { return !placeable(h) })
 	t.Logf("partitioned host %s excluded after %s", victim, time.Since(start).Round(time.Millisecond))
 
 	// The agent fences: cut off from scheduler and gossip for the lease (10 s), it stops the workspace.
