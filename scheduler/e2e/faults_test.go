@@ -186,7 +186,7 @@ func TestFaultPartition(t *testing.T) {
 	id := hostContainer(t, victim)
 	start := time.Now()
 	docker(t, "network", "disconnect", "-f", "berth_berth", id)
-	// Measured 1.9-2.2 s here, the disconnect itself included (logged below,
+	// Measured 0.8-2.2 s here, the disconnect itself included (logged below,
 	// README "Failure handling"); the bound is not a speed claim, only well
 	// before the server-lost grace (15 s) that the rest of the test waits for.
 	waitHealth(t, victim, 5*time.Second, "out of placement within 5s", func(h string) bool { return !placeable(h) })
