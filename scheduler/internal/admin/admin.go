@@ -11,6 +11,7 @@ import (
 
 	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/auth"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/orchestrator"
 	"berth/scheduler/internal/placement"
 	"berth/scheduler/internal/registry"
@@ -30,7 +31,11 @@ type Registry interface {
 	ListServers(ctx context.Context) ([]registry.Server, error)
 	UpdateServer(ctx context.Context, id string, patch registry.ServerPatch) (registry.Server, error)
 	DeleteServer(ctx context.Context, id string) error
+	// ListWorkspaces is only ever called with a Limit: the admin views page
+	// through workspaces and never load them all.
 	ListWorkspaces(ctx context.Context, f registry.WorkspaceFilter) ([]registry.Workspace, error)
+	CountWorkspaces(ctx context.Context, f registry.WorkspaceFilter) (int, error)
+	CountByStatus(ctx context.Context) (map[fleet.Status]int, error)
 	ListEvents(ctx context.Context, f registry.EventFilter) ([]registry.Event, error)
 	ListHomes(ctx context.Context, f registry.HomeFilter) ([]registry.Home, error)
 }

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -87,11 +86,12 @@ func (f fleetView) discovered() []Discovered {
 	return out
 }
 
-// cluster sums the fleet; workspaces are all the workspace rows.
-func (f fleetView) cluster(workspaces []registry.Workspace) Cluster {
+// cluster sums the fleet; byStatus counts the workspace rows of each status
+// (registry.CountByStatus).
+func (f fleetView) cluster(byStatus map[fleet.Status]int) Cluster {
 	c := Cluster{
 		Servers:    ClusterServers{ByHealth: map[string]int{}, ByState: map[string]int{}},
-		Workspaces: Counts{Total: len(workspaces), By: map[string]int{}},
+		Workspaces: Counts{By: map[string]int{}},
 		Members:    Counts{Total: len(f.members), By: map[string]int{}},
 		Generated:  timestamp(f.at),
 	}
@@ -125,8 +125,9 @@ func (f fleetView) cluster(workspaces []registry.Workspace) Cluster {
 	if c.Use.CPUCores > 0 { // the cluster's CPU use, weighted by cores
 		c.Use.CPUPercent = int64(100 * busyCores / c.Use.CPUCores)
 	}
-	for _, w := range workspaces {
-		c.Workspaces.By[string(w.Status)]++
+	for st, n := range byStatus {
+		c.Workspaces.By[string(st)] += n
+		c.Workspaces.Total += n
 	}
 	for _, m := range f.members {
 		c.Members.By[m.State]++
@@ -140,7 +141,7 @@ func (a *API) overview(ctx context.Context) (Overview, error) {
 	if err != nil {
 		return Overview{}, err
 	}
-	workspaces, err := a.d.Registry.ListWorkspaces(ctx, registry.WorkspaceFilter{})
+	byStatus, err := a.d.Registry.CountByStatus(ctx)
 	if err != nil {
 		return Overview{}, err
 	}
@@ -149,26 +150,23 @@ func (a *API) overview(ctx context.Context) (Overview, error) {
 		return Overview{}, err
 	}
 	o := Overview{
-		Generated: timestamp(f.at), Cluster: f.cluster(workspaces), Servers: f.servers(),
+		Generated: timestamp(f.at), Cluster: f.cluster(byStatus), Servers: f.servers(),
 		Discovered: f.discovered(), Members: make([]Member, len(f.members)),
-		Workspaces: map[string][]Workspace{}, Events: make([]Event, len(events)),
+		Workspaces: map[string][]Workspace{}, WorkspacesNext: map[string]string{}, Events: make([]Event, len(events)),
 	}
 	for i, m := range f.members {
 		o.Members[i] = memberOf(m)
 	}
+	// Each server's newest page; the panel asks for the others (paging.go).
 	for _, s := range o.Servers {
-		o.Workspaces[s.ID] = []Workspace{}
-	}
-	// Newest first, so the cap keeps the latest.
-	sort.SliceStable(workspaces, func(i, j int) bool { return workspaces[i].CreatedAt.After(workspaces[j].CreatedAt) })
-	for _, w := range workspaces {
-		list, ok := o.Workspaces[w.ServerID]
-		if ok && len(list) < maxPanelWorkspaces {
-			v := workspaceOf(w)
-			if at, ok := a.d.Fleet.IdleStopAt(w); ok {
-				v.IdleStopAt = timestamp(at)
-			}
-			o.Workspaces[w.ServerID] = append(list, v)
+		page, next, err := a.workspacePage(ctx,
+			registry.WorkspaceFilter{ServerID: s.ID, Limit: maxPanelWorkspaces, NewestFirst: true})
+		if err != nil {
+			return Overview{}, err
+		}
+		o.Workspaces[s.ID] = page
+		if next != nil {
+			o.WorkspacesNext[s.ID] = *next
 		}
 	}
 	for i, e := range events {
@@ -215,9 +213,9 @@ func (a *API) cluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	workspaces, err := a.d.Registry.ListWorkspaces(ctx, registry.WorkspaceFilter{})
+	byStatus, err := a.d.Registry.CountByStatus(ctx)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, f.cluster(workspaces))
+	return c.JSON(http.StatusOK, f.cluster(byStatus))
 }

@@ -117,7 +117,7 @@ func (r *rig) addServer(id string, s registry.Server, h fleet.Health) {
 // reserve inserts a workspace row holding cpu and memMB on server.
 func (r *rig) reserve(id, server string, cpu float64, memMB int64) {
 	r.t.Helper()
-	err := r.db.ReserveAndInsert(context.Background(), registry.Workspace{ID: id, UserID: "u1", SessionID: "s1",
+	_, err := r.db.ReserveAndInsert(context.Background(), registry.Workspace{ID: id, UserID: "u1", SessionID: "s1",
 		Tier: "starter", ServerID: server, Reservation: fleet.Resources{CPU: cpu, MemoryMB: memMB, DiskGB: 10, BandwidthMbps: 100}},
 		registry.Credentials{}, registry.Limits{})
 	if err != nil {

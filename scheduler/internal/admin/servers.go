@@ -387,23 +387,30 @@ func (a *API) deleteServer(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// serverWorkspaces is GET /admin/servers/{id}/workspaces[?limit=&after=&order=]:
+// one page of the server's workspaces (paging.go), the server's total and
+// the cursor of the next page.
 func (a *API) serverWorkspaces(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
+	f := registry.WorkspaceFilter{ServerID: id}
+	if err := workspacePaging(c, &f); err != nil {
+		return err
+	}
 	if _, err := a.d.Registry.GetServer(ctx, id); errors.Is(err, registry.ErrNotFound) {
 		return failf(ErrNotFound, "server %q not found", id)
 	} else if err != nil {
 		return err
 	}
-	ws, err := a.d.Registry.ListWorkspaces(ctx, registry.WorkspaceFilter{ServerID: id})
+	total, err := a.d.Registry.CountWorkspaces(ctx, registry.WorkspaceFilter{ServerID: id})
 	if err != nil {
 		return err
 	}
-	out := make([]Workspace, len(ws))
-	for i, w := range ws {
-		out[i] = workspaceOf(w)
+	page, next, err := a.workspacePage(ctx, f)
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"server_id": id, "workspaces": out, "total_count": len(out)})
+	return c.JSON(http.StatusOK, WorkspacePage{ServerID: id, Workspaces: page, TotalCount: total, Next: next})
 }
 
 // maxEvents caps GET /admin/events?limit=.

@@ -110,6 +110,15 @@ type Workspace struct {
 	IdleStopAt   *string   `json:"idle_stop_at"` // when it is stopped if nobody uses it; null: never
 }
 
+// WorkspacePage is GET /admin/servers/{id}/workspaces: one page of the
+// server's workspaces.
+type WorkspacePage struct {
+	ServerID   string      `json:"server_id"`
+	Workspaces []Workspace `json:"workspaces"`  // oldest first, or newest first with ?order=newest
+	TotalCount int         `json:"total_count"` // all the server's workspaces, not only this page's
+	Next       *string     `json:"next"`        // ?after= of the next page; null on the last page
+}
+
 // Event is one entry of the registry's event log.
 type Event struct {
 	ID          int64          `json:"id"`
@@ -184,6 +193,11 @@ type Overview struct {
 	Events     []Event                `json:"events"`     // newest first
 	Moves      []Move                 `json:"moves"`      // home moves under way
 	Billing    *BillingSummary        `json:"billing"`    // null when billing is off (billing.go)
+
+	// WorkspacesNext is, by server id, the ?after= of the page that follows
+	// the workspaces shown (GET /admin/servers/{id}/workspaces?order=newest);
+	// a server whose workspaces are all shown has none.
+	WorkspacesNext map[string]string `json:"workspaces_next"`
 }
 
 // Move is a home directory being copied between servers, with the last

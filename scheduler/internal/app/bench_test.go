@@ -121,7 +121,7 @@ func BenchmarkCreate(b *testing.B) {
 		}
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {
-			err := db.ReserveAndInsert(ctx, registry.Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s",
+			_, err := db.ReserveAndInsert(ctx, registry.Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s",
 				Status: fleet.StatusCreating, ServerID: fmt.Sprintf("ws-%02d", i%10),
 				Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}}, registry.Credentials{}, registry.Limits{})
 			if err != nil {

@@ -55,7 +55,7 @@ func running(t *testing.T, db *registry.DB, id string, since time.Time) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.ReserveAndInsert(ctx, registry.Workspace{ID: id, UserID: "u", SessionID: "sess", Tier: "starter", ServerID: "s1"},
+	if _, err := db.ReserveAndInsert(ctx, registry.Workspace{ID: id, UserID: "u", SessionID: "sess", Tier: "starter", ServerID: "s1"},
 		registry.Credentials{}, registry.Limits{}); err != nil {
 		t.Fatal(err)
 	}

@@ -119,10 +119,7 @@ func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspac
 				Environment: r.Config.Environment, Settings: r.Config.Settings, Reservation: spec.Resources(),
 			}
 			creds := registry.Credentials{Git: r.Config.GitCredentials}
-			if err := p.DB.ReserveAndInsert(ctx, ws, creds, limits(node)); err != nil {
-				return registry.Workspace{}, err
-			}
-			return p.DB.GetWorkspace(ctx, ws.ID) // the epoch was assigned in the transaction
+			return p.DB.ReserveAndInsert(ctx, ws, creds, limits(node))
 		},
 		undo: func(ws registry.Workspace, _ error) {
 			if err := p.DB.DeleteWorkspace(ctx, ws.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {

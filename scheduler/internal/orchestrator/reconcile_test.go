@@ -40,7 +40,7 @@ func status(t *testing.T, r *rig, id string) (fleet.Status, string) {
 // scheduler that crashed before its agent answered leaves it.
 func reserveCreating(t *testing.T, r *rig, server, id string) {
 	t.Helper()
-	if err := r.db.ReserveAndInsert(context.Background(), registry.Workspace{ID: id, UserID: "u", SessionID: "s", ServerID: server},
+	if _, err := r.db.ReserveAndInsert(context.Background(), registry.Workspace{ID: id, UserID: "u", SessionID: "s", ServerID: server},
 		registry.Credentials{}, registry.Limits{}); err != nil {
 		t.Fatal(err)
 	}

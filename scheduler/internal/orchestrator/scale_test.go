@@ -26,7 +26,7 @@ func place(t *testing.T, r *rig, server, id, tier string) registry.Workspace {
 	s := tiers.Builtin().Resolve(tier)
 	ws := registry.Workspace{ID: id, UserID: "u1", SessionID: "s1", Tier: tier, ServerID: server,
 		Reservation: fleet.Resources{CPU: s.VCPU, MemoryMB: s.MemoryMB, DiskGB: s.StorageGB, BandwidthMbps: s.BandwidthMbps}}
-	if err := r.db.ReserveAndInsert(ctx, ws, registry.Credentials{}, registry.Limits{}); err != nil {
+	if _, err := r.db.ReserveAndInsert(ctx, ws, registry.Credentials{}, registry.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	ws, err := r.db.GetWorkspace(ctx, id)

@@ -331,7 +331,7 @@ func TestHeartbeats(t *testing.T) {
 	api.SetServers(map[string]any{"id": "up"}, map[string]any{"id": "down"}, map[string]any{"id": "mute"})
 	for i, st := range []fleet.Status{fleet.StatusRunning, fleet.StatusRunning, fleet.StatusStopped} {
 		id := []string{"w1", "w2", "w3"}[i]
-		if err := db.ReserveAndInsert(ctx, registry.Workspace{ID: id, UserID: "u", ServerID: "up"}, registry.Credentials{}, registry.Limits{}); err != nil {
+		if _, err := db.ReserveAndInsert(ctx, registry.Workspace{ID: id, UserID: "u", ServerID: "up"}, registry.Credentials{}, registry.Limits{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.SetWorkspaceStatus(ctx, id, st, ""); err != nil {

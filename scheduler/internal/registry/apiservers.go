@@ -56,7 +56,7 @@ func (db *DB) SyncAPIServers(ctx context.Context, listed []Server, at time.Time)
 		}
 	}
 	var out APISync
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		out = APISync{}
 		names := map[string]bool{}
 		for _, s := range listed {
@@ -87,7 +87,7 @@ func apiFieldArgs(s Server) []any {
 		nullString(s.WorkspaceImageAMD64), nullString(s.WorkspaceImageGPU)}
 }
 
-func syncListedTx(ctx context.Context, tx *sql.Tx, s Server, at time.Time, out *APISync) error {
+func syncListedTx(ctx context.Context, tx *wtx, s Server, at time.Time, out *APISync) error {
 	cur, err := getServer(ctx, tx, s.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -105,6 +105,7 @@ func syncListedTx(ctx context.Context, tx *sql.Tx, s Server, at time.Time, out *
 			if err != nil {
 				return err
 			}
+			tx.serverChanged(s.ID)
 			out.Updated = append(out.Updated, s.ID)
 		}
 	}
@@ -140,7 +141,7 @@ func syncListedTx(ctx context.Context, tx *sql.Tx, s Server, at time.Time, out *
 
 // unlistTx cordons the active servers an earlier list named and this one
 // (names) does not.
-func unlistTx(ctx context.Context, tx *sql.Tx, names map[string]bool, at time.Time, out *APISync) error {
+func unlistTx(ctx context.Context, tx *wtx, names map[string]bool, at time.Time, out *APISync) error {
 	listed, err := listedTx(ctx, tx)
 	if err != nil {
 		return err
@@ -175,7 +176,7 @@ type listedServer struct {
 }
 
 // listedTx returns the servers the last list named, with their state.
-func listedTx(ctx context.Context, tx *sql.Tx) ([]listedServer, error) {
+func listedTx(ctx context.Context, tx *wtx) ([]listedServer, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT a.server_id, s.state FROM api_servers a JOIN servers s ON s.id = a.server_id
 		WHERE a.listed = 1 ORDER BY s.seq`)
 	if err != nil {
@@ -195,7 +196,7 @@ func listedTx(ctx context.Context, tx *sql.Tx) ([]listedServer, error) {
 
 // setServerStateTx changes a server's state and records it as UpdateServer
 // does.
-func setServerStateTx(ctx context.Context, tx *sql.Tx, id string, state fleet.State) error {
+func setServerStateTx(ctx context.Context, tx *wtx, id string, state fleet.State) error {
 	var old fleet.State
 	if err := tx.QueryRowContext(ctx, "SELECT state FROM servers WHERE id = ?", id).Scan(&old); err != nil {
 		return err
@@ -207,6 +208,7 @@ func setServerStateTx(ctx context.Context, tx *sql.Tx, id string, state fleet.St
 		state, formatTime(now()), id); err != nil {
 		return err
 	}
+	tx.serverChanged(id)
 	_, err := addEventTx(ctx, tx, Event{Kind: EventServerState, ServerID: id,
 		Message: fmt.Sprintf("server %s: state %s -> %s", id, old, state),
 		Data:    map[string]any{"from": string(old), "to": string(state)}})

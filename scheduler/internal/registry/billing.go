@@ -144,7 +144,7 @@ func sameInterval(m, want BillingMark) bool {
 //     interval at at and opens the next one where the billed seconds end.
 //
 // With billing off (billing_state) it does nothing.
-func billTx(ctx context.Context, tx *sql.Tx, id string, row *Workspace, at time.Time) error {
+func billTx(ctx context.Context, tx *wtx, id string, row *Workspace, at time.Time) error {
 	enabled, m, hasMark, err := markTx(ctx, tx, id)
 	if err != nil || !enabled {
 		return err
@@ -182,7 +182,7 @@ func billTx(ctx context.Context, tx *sql.Tx, id string, row *Workspace, at time.
 // but never in the future, and never before the end of the workspace's last
 // billed interval (a start time read from Docker may lie before a stop that
 // was billed: its seconds are in the outbox already).
-func openAtTx(ctx context.Context, tx *sql.Tx, id string, at time.Time) (time.Time, error) {
+func openAtTx(ctx context.Context, tx *wtx, id string, at time.Time) (time.Time, error) {
 	if t := now(); at.After(t) {
 		at = t
 	}
@@ -204,7 +204,7 @@ func openAtTx(ctx context.Context, tx *sql.Tx, id string, at time.Time) (time.Ti
 }
 
 // markTx reads whether billing is on and the workspace's mark.
-func markTx(ctx context.Context, tx *sql.Tx, id string) (bool, BillingMark, bool, error) {
+func markTx(ctx context.Context, tx *wtx, id string) (bool, BillingMark, bool, error) {
 	var (
 		enabled                                         bool
 		user, session, tier, server, container, sinceAt sql.NullString
@@ -227,7 +227,7 @@ func markTx(ctx context.Context, tx *sql.Tx, id string) (bool, BillingMark, bool
 		ServerID: server.String, ContainerID: container.String, Since: since}, true, nil
 }
 
-func putMarkTx(ctx context.Context, tx *sql.Tx, m BillingMark) error {
+func putMarkTx(ctx context.Context, tx *wtx, m BillingMark) error {
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO billing_marks (workspace_id, user_id, session_id, tier, server_id, container_id, since)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -241,7 +241,7 @@ func putMarkTx(ctx context.Context, tx *sql.Tx, m BillingMark) error {
 // closeTx writes the whole seconds of m's interval up to at into the
 // outbox (nothing when there is not one whole second) and returns where the
 // next interval of the workspace would start.
-func closeTx(ctx context.Context, tx *sql.Tx, m BillingMark, at time.Time, reason string) (time.Time, error) {
+func closeTx(ctx context.Context, tx *wtx, m BillingMark, at time.Time, reason string) (time.Time, error) {
 	t := now()
 	secs, next := splitInterval(m.Since, normTime(at), t)
 	if secs == 0 {
@@ -287,7 +287,7 @@ func (db *DB) StartBilling(ctx context.Context, at time.Time) (opened, closed in
 	if at.IsZero() {
 		at = now()
 	}
-	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+	err = db.writeTx(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE billing_state SET enabled = 1, updated_at = ? WHERE id = 1",
 			formatTime(at)); err != nil {
 			return err
@@ -339,7 +339,7 @@ func (db *DB) StartBilling(ctx context.Context, at time.Time) (opened, closed in
 }
 
 // runningTx returns the running workspaces.
-func runningTx(ctx context.Context, tx *sql.Tx) ([]Workspace, error) {
+func runningTx(ctx context.Context, tx *wtx) ([]Workspace, error) {
 	rows, err := tx.QueryContext(ctx, "SELECT "+workspaceColumns+" FROM workspaces WHERE status = ?", fleet.StatusRunning)
 	if err != nil {
 		return nil, err
@@ -361,7 +361,7 @@ func runningTx(ctx context.Context, tx *sql.Tx) ([]Workspace, error) {
 // It returns how many marks it dropped.
 func (db *DB) StopBilling(ctx context.Context) (int, error) {
 	var n int64
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE billing_state SET enabled = 0, updated_at = ? WHERE id = 1",
 			formatTime(now())); err != nil {
 			return err
@@ -386,7 +386,7 @@ func (db *DB) StopBilling(ctx context.Context) (int, error) {
 func (db *DB) CloseDueIntervals(ctx context.Context, at time.Time, length time.Duration) (int, error) {
 	at = normTime(at)
 	n := 0
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		due, err := queryMarks(ctx, tx, "WHERE since <= ?", formatTime(at.Add(-length)))
 		if err != nil {
 			return err
@@ -536,7 +536,7 @@ func (db *DB) MarkUsageSent(ctx context.Context, seqs []int64, at time.Time) err
 		return nil
 	}
 	in, args := seqList(seqs)
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, "UPDATE billing_outbox SET sent_at = ?, last_error = '' WHERE sent_at IS NULL AND seq IN ("+in+")",
 			append([]any{formatTime(at)}, args...)...)
 		return err
@@ -554,7 +554,7 @@ func (db *DB) MarkUsageFailed(ctx context.Context, seqs []int64, why string, nex
 		return nil
 	}
 	in, args := seqList(seqs)
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `
 			UPDATE billing_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
 				solo = MAX(solo, ?)
@@ -572,7 +572,7 @@ func (db *DB) MarkUsageFailed(ctx context.Context, seqs []int64, why string, nex
 // are never pruned. It returns how many it deleted.
 func (db *DB) PruneUsage(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM billing_outbox WHERE sent_at IS NOT NULL AND sent_at < ?", formatTime(before))
 		if err != nil {
 			return err

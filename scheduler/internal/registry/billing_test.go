@@ -245,6 +245,8 @@ func TestBillingIntervals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each case's own two hours: a delete or move closes at now.
+			base = normTime(time.Now().Add(-2 * time.Hour))
 			db, _ := billingDB(t)
 			tt.steps(t, db)
 			got, _ := billed(t, db)

@@ -28,7 +28,9 @@ type DB struct {
 	read   *sql.DB
 	path   string
 	logger hclog.Logger
-	sealer Sealer // credentials at rest (SealCredentials); nil: stored as given
+	sealer Sealer    // credentials at rest (SealCredentials); nil: stored as given
+	commit committer // group commit of writeTx
+	book   usageBook // reservations per server, in memory
 }
 
 // Open opens (creating if needed) the SQLite database at path, applies the
@@ -90,6 +92,10 @@ func Open(ctx context.Context, path string, logger hclog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open registry %s: read pool: %w", path, err)
 	}
 	db.read = read
+	if err := db.loadUsage(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open registry %s: %w", path, err)
+	}
 
 	logger.Info("database open", "path", path, "schema_version", version)
 	return db, nil
@@ -232,22 +238,4 @@ type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// writeTx runs fn in one immediate write transaction and commits it if fn
-// returns nil. fn must use tx for every statement: the write pool has a single
-// connection, which tx holds.
-func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }

@@ -47,7 +47,7 @@ type EventFilter struct {
 // AddEvent appends e to the log and returns its id. A zero At means now.
 func (db *DB) AddEvent(ctx context.Context, e Event) (int64, error) {
 	var id int64
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		var err error
 		id, err = addEventTx(ctx, tx, e)
 		return err
@@ -59,7 +59,7 @@ func (db *DB) AddEvent(ctx context.Context, e Event) (int64, error) {
 }
 
 // addEventTx appends e inside a write transaction.
-func addEventTx(ctx context.Context, tx *sql.Tx, e Event) (int64, error) {
+func addEventTx(ctx context.Context, tx *wtx, e Event) (int64, error) {
 	if e.Kind == "" {
 		return 0, fmt.Errorf("event kind is empty: %w", ErrInvalid)
 	}
@@ -125,7 +125,7 @@ func (db *DB) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) {
 // PruneEvents deletes the events older than before and returns how many went.
 func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM events WHERE at < ?", formatTime(before))
 		if err != nil {
 			return err

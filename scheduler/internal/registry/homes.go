@@ -115,7 +115,7 @@ func (db *DB) ListHomes(ctx context.Context, f HomeFilter) ([]Home, error) {
 // recorded on serverID; a lost home (its server removed) starts anew there;
 // a home elsewhere stays where it is until its move finishes. A pending
 // purge is cancelled: the owner is using the id again.
-func claimHomeTx(ctx context.Context, tx *sql.Tx, id, userID, serverID string) error {
+func claimHomeTx(ctx context.Context, tx *wtx, id, userID, serverID string) error {
 	h, err := getHome(ctx, tx, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -149,7 +149,7 @@ func (db *DB) AbortHomeMove(ctx context.Context, id string) error {
 // any leftover on to is forgotten (it is the live copy now).
 func (db *DB) FinishHomeMove(ctx context.Context, id, to string) (Home, error) {
 	var out Home
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		h, err := getHome(ctx, tx, id)
 		if err != nil {
 			return err
@@ -182,7 +182,7 @@ func (db *DB) FinishHomeMove(ctx context.Context, id, to string) (Home, error) {
 // RequestHomePurge asks the cleanup loop to remove the data of id, whose
 // record is gone; only its owner may (ErrOwnedByOther otherwise).
 func (db *DB) RequestHomePurge(ctx context.Context, id, userID string) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		h, err := getHome(ctx, tx, id)
 		if err != nil {
 			return err
@@ -202,7 +202,7 @@ func (db *DB) RequestHomePurge(ctx context.Context, id, userID string) error {
 // DeleteHome forgets the home of id: its data has been removed, and the id
 // is free for anyone. Its leftovers stay listed until they are removed too.
 func (db *DB) DeleteHome(ctx context.Context, id string) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, "DELETE FROM homes WHERE workspace_id = ?", id)
 		return err
 	})
@@ -215,14 +215,14 @@ func (db *DB) DeleteHome(ctx context.Context, id string) error {
 // AddLeftover lists a copy of id's data on serverID for removal (an
 // interrupted move's target, say). A server that is gone has nothing left.
 func (db *DB) AddLeftover(ctx context.Context, id, serverID string) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error { return addLeftoverTx(ctx, tx, id, serverID) })
+	err := db.writeTx(ctx, func(tx *wtx) error { return addLeftoverTx(ctx, tx, id, serverID) })
 	if err != nil {
 		return fmt.Errorf("add leftover: %w", err)
 	}
 	return nil
 }
 
-func addLeftoverTx(ctx context.Context, tx *sql.Tx, id, serverID string) error {
+func addLeftoverTx(ctx context.Context, tx *wtx, id, serverID string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO home_leftovers (workspace_id, server_id, created_at)
 		VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, id, serverID, formatTime(now()))
 	if isForeignKeyViolation(err) {
@@ -259,7 +259,7 @@ func (db *DB) ListLeftovers(ctx context.Context) ([]Leftover, error) {
 
 // DeleteLeftover forgets an old copy once it has been removed.
 func (db *DB) DeleteLeftover(ctx context.Context, id, serverID string) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, "DELETE FROM home_leftovers WHERE workspace_id = ? AND server_id = ?", id, serverID)
 		return err
 	})
@@ -270,7 +270,7 @@ func (db *DB) DeleteLeftover(ctx context.Context, id, serverID string) error {
 }
 
 func (db *DB) setHome(ctx context.Context, what, id, set string, args ...any) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE homes SET "+set+", updated_at = ? WHERE workspace_id = ?",
 			append(args, formatTime(now()), id)...)
 		if isForeignKeyViolation(err) {
@@ -296,7 +296,7 @@ func (db *DB) setHome(ctx context.Context, what, id, set string, args ...any) er
 // an id that had none: the row goes, and whatever directory the agent may
 // have made on serverID becomes a leftover for the cleanup loop.
 func (db *DB) ReleaseNewHome(ctx context.Context, id, serverID string) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM homes WHERE workspace_id = ?", id); err != nil {
 			return err
 		}

@@ -26,7 +26,7 @@ func TestHomeClaimAndOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The home outlives the record and keeps the id for its owner.
-	err = db.ReserveAndInsert(ctx, Workspace{ID: "w", UserID: "mallory", ServerID: "s2"}, Credentials{}, Limits{})
+	_, err = db.ReserveAndInsert(ctx, Workspace{ID: "w", UserID: "mallory", ServerID: "s2"}, Credentials{}, Limits{})
 	if !errors.Is(err, ErrOwnedByOther) {
 		t.Fatalf("another owner's reserve: %v; want ErrOwnedByOther", err)
 	}

@@ -54,7 +54,7 @@ func mustCreateServer(t testing.TB, db *DB, s Server) Server {
 func mustReserve(t testing.TB, db *DB, ws Workspace, l Limits) Workspace {
 	t.Helper()
 	ctx := context.Background()
-	if err := db.ReserveAndInsert(ctx, ws, Credentials{}, l); err != nil {
+	if _, err := db.ReserveAndInsert(ctx, ws, Credentials{}, l); err != nil {
 		t.Fatalf("ReserveAndInsert(%s): %v", ws.ID, err)
 	}
 	got, err := db.GetWorkspace(ctx, ws.ID)

@@ -1,11 +1,13 @@
 package registry
 
 import (
-	"berth/scheduler/internal/fleet"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"berth/scheduler/internal/fleet"
 )
 
 // Limits are the effective totals of a server that reservations are checked
@@ -73,7 +75,7 @@ func validateLimits(l Limits) error {
 // out the workspace exceptID (the one being moved or resized). The filter is
 // on rowid, which the index on (server_id, res_*) holds, so the sum is read
 // from that index alone.
-func serverUsageTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string) (Usage, error) {
+func serverUsageTx(ctx context.Context, tx *wtx, serverID, exceptID string) (Usage, error) {
 	var u Usage
 	err := tx.QueryRowContext(ctx, `
 		SELECT COALESCE(SUM(res_cpu), 0), COALESCE(SUM(res_memory_mb), 0), COALESCE(SUM(res_disk_gb), 0),
@@ -90,7 +92,7 @@ func serverUsageTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string) (
 // reservations already there (those of exceptID left out). It then bumps the
 // server's placement epoch and returns the new epoch and the host name to
 // record for the workspace.
-func placeTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string, req fleet.Resources, l Limits) (int64, string, error) {
+func placeTx(ctx context.Context, tx *wtx, serverID, exceptID string, req fleet.Resources, l Limits) (int64, string, error) {
 	var state fleet.State
 	var hostname string
 	err := tx.QueryRowContext(ctx, "SELECT state, hostname FROM servers WHERE id = ?", serverID).Scan(&state, &hostname)
@@ -136,17 +138,18 @@ func placeTx(ctx context.Context, tx *sql.Tx, serverID, exceptID string, req fle
 //
 // Defaults: Port 0 → DefaultPort, Host "" → the server's hostname (or id),
 // CreatedAt zero → now, LastActivity zero → CreatedAt. Status, Epoch and
-// UpdatedAt of ws are ignored. GetWorkspace returns the row as stored.
-func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, creds Credentials, limits Limits) error {
+// UpdatedAt of ws are ignored. It returns the row as stored (as GetWorkspace
+// would), epoch included, without reading it back.
+func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, creds Credentials, limits Limits) (Workspace, error) {
 	if ws.ServerID == "" {
-		return fmt.Errorf("reserve workspace %q: no server: %w", ws.ID, ErrInvalid)
+		return Workspace{}, fmt.Errorf("reserve workspace %q: no server: %w", ws.ID, ErrInvalid)
 	}
 	if err := validateLimits(limits); err != nil {
-		return fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
+		return Workspace{}, fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
 	}
 	creds, sealErr := db.sealCredentials(ws.ID, creds)
 	if sealErr != nil {
-		return fmt.Errorf("reserve workspace %q: %w", ws.ID, sealErr)
+		return Workspace{}, fmt.Errorf("reserve workspace %q: %w", ws.ID, sealErr)
 	}
 	ws.Status = fleet.StatusCreating
 	ws.UpdatedAt = now()
@@ -163,16 +166,17 @@ func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, creds Credenti
 		ws.Port = DefaultPort
 	}
 	if err := validateWorkspace(ws); err != nil {
-		return fmt.Errorf("reserve workspace: %w", err)
+		return Workspace{}, fmt.Errorf("reserve workspace: %w", err)
 	}
 	if err := validateSettings(ws.Settings); err != nil {
-		return fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
+		return Workspace{}, fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
 	}
 	if err := validateCredentials(creds); err != nil {
-		return fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
+		return Workspace{}, fmt.Errorf("reserve workspace %q: %w", ws.ID, err)
 	}
 
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	host := ws.Host
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, "SELECT 1 FROM workspaces WHERE id = ?", ws.ID).Scan(&one)
 		if err == nil {
@@ -181,17 +185,14 @@ func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, creds Credenti
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		epoch, host, err := placeTx(ctx, tx, ws.ServerID, ws.ID, ws.Reservation, limits)
+		epoch, serverHost, err := placeTx(ctx, tx, ws.ServerID, ws.ID, ws.Reservation, limits)
 		if err != nil {
 			return err
 		}
 		if err := claimHomeTx(ctx, tx, ws.ID, ws.UserID, ws.ServerID); err != nil {
 			return err
 		}
-		ws.Epoch = epoch
-		if ws.Host == "" {
-			ws.Host = host
-		}
+		ws.Epoch, ws.Host = epoch, cmp.Or(host, serverHost)
 		if err := insertWorkspaceTx(ctx, tx, ws); err != nil {
 			return err
 		}
@@ -204,9 +205,9 @@ func (db *DB) ReserveAndInsert(ctx context.Context, ws Workspace, creds Credenti
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("reserve workspace: %w", err)
+		return Workspace{}, fmt.Errorf("reserve workspace: %w", err)
 	}
-	return nil
+	return ws, nil
 }
 
 // MoveWorkspace moves the workspace's reservation to newServerID in one write
@@ -227,7 +228,7 @@ func (db *DB) MoveWorkspace(ctx context.Context, id, newServerID string, limits 
 		return Workspace{}, fmt.Errorf("move workspace %q: %w", id, err)
 	}
 	var out Workspace
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		w, err := getWorkspace(ctx, tx, id)
 		if err != nil {
 			return err
@@ -279,7 +280,7 @@ func (db *DB) ResizeWorkspace(ctx context.Context, id string, res fleet.Resource
 		return Workspace{}, fmt.Errorf("resize workspace %q: %w", id, err)
 	}
 	var out Workspace
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		w, err := getWorkspace(ctx, tx, id)
 		if err != nil {
 			return err

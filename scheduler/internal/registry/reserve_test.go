@@ -73,7 +73,7 @@ func TestReserveAndInsertCapacity(t *testing.T) {
 			for i, r := range tt.existing {
 				mustReserve(t, db, Workspace{ID: fmt.Sprintf("old-%d", i), UserID: "u", ServerID: "s", Reservation: r}, Limits{})
 			}
-			err := db.ReserveAndInsert(ctx, Workspace{ID: "new", UserID: "u", ServerID: "s", Reservation: tt.req}, Credentials{}, tt.limits)
+			_, err := db.ReserveAndInsert(ctx, Workspace{ID: "new", UserID: "u", ServerID: "s", Reservation: tt.req}, Credentials{}, tt.limits)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("ReserveAndInsert: got %v, want %v", err, tt.wantErr)
 			}
@@ -150,7 +150,7 @@ func TestReserveAndInsertRow(t *testing.T) {
 	}
 	for _, tt := range errTests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := db.ReserveAndInsert(ctx, tt.ws, tt.creds, Limits{})
+			_, err := db.ReserveAndInsert(ctx, tt.ws, tt.creds, Limits{})
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("ReserveAndInsert: got %v, want %v", err, tt.wantErr)
 			}
@@ -185,7 +185,7 @@ func TestReserveAndInsertRefusesInactiveServers(t *testing.T) {
 		t.Run(string(state), func(t *testing.T) {
 			db, _ := openTestDB(t)
 			mustCreateServer(t, db, Server{ID: "s", State: state})
-			err := db.ReserveAndInsert(ctx, Workspace{ID: "w", UserID: "u", ServerID: "s"}, Credentials{}, Limits{})
+			_, err := db.ReserveAndInsert(ctx, Workspace{ID: "w", UserID: "u", ServerID: "s"}, Credentials{}, Limits{})
 			if !errors.Is(err, ErrServerNotActive) {
 				t.Errorf("ReserveAndInsert: got %v, want ErrServerNotActive", err)
 			}
@@ -214,7 +214,7 @@ func TestEpochsIncreasePerServer(t *testing.T) {
 	if err := db.DeleteWorkspace(ctx, "w4"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "w6", UserID: "u", ServerID: "a"}, Credentials{}, Limits{MaxWorkspaces: 2}); !errors.Is(err, ErrInsufficientCapacity) {
+	if _, err := db.ReserveAndInsert(ctx, Workspace{ID: "w6", UserID: "u", ServerID: "a"}, Credentials{}, Limits{MaxWorkspaces: 2}); !errors.Is(err, ErrInsufficientCapacity) {
 		t.Fatalf("ReserveAndInsert over max: got %v, want ErrInsufficientCapacity", err)
 	}
 	got := mustReserve(t, db, Workspace{ID: "w7", UserID: "u", ServerID: "a"}, Limits{})
@@ -246,7 +246,7 @@ func raceReserve(t *testing.T, handles []*DB, n int, req fleet.Resources, l Limi
 		wg.Go(func() {
 			<-start
 			db := handles[i%len(handles)]
-			errs[i] = db.ReserveAndInsert(ctx, Workspace{ID: fmt.Sprintf("w%02d", i), UserID: "u", ServerID: "s",
+			_, errs[i] = db.ReserveAndInsert(ctx, Workspace{ID: fmt.Sprintf("w%02d", i), UserID: "u", ServerID: "s",
 				Reservation: req}, Credentials{}, l)
 		})
 	}
@@ -531,7 +531,7 @@ func BenchmarkReserveAndInsert(b *testing.B) {
 				ws := Workspace{ID: fmt.Sprintf("w%09d", i), UserID: "u", SessionID: "s",
 					ServerID: fmt.Sprintf("s%03d", i%servers), Reservation: req,
 					Environment: map[string]string{"A": "b"}, Repositories: []string{"https://example.com/r.git"}}
-				if err := db.ReserveAndInsert(ctx, ws, Credentials{}, limits); err != nil {
+				if _, err := db.ReserveAndInsert(ctx, ws, Credentials{}, limits); err != nil {
 					b.Fatal(err)
 				}
 				i++

@@ -40,11 +40,11 @@ func TestCredentialsSealedAtRest(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openTestDB(t)
 	mustCreateServer(t, db, Server{ID: "a"})
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "before", UserID: "u", ServerID: "a"}, Credentials{Git: "ada:old-s3cret"}, Limits{}); err != nil {
+	if _, err := db.ReserveAndInsert(ctx, Workspace{ID: "before", UserID: "u", ServerID: "a"}, Credentials{Git: "ada:old-s3cret"}, Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	db.SealCredentials(reverser{})
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "after", UserID: "u", ServerID: "a"}, Credentials{Git: "ada:new-s3cret"}, Limits{}); err != nil {
+	if _, err := db.ReserveAndInsert(ctx, Workspace{ID: "after", UserID: "u", ServerID: "a"}, Credentials{Git: "ada:new-s3cret"}, Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	mustReserve(t, db, Workspace{ID: "none", UserID: "u", ServerID: "a"}, Limits{})

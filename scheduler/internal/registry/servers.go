@@ -181,7 +181,7 @@ func serverConfigArgs(s Server) ([]any, error) {
 }
 
 // insertServerTx inserts a new server row at the end of the registration order.
-func insertServerTx(ctx context.Context, tx *sql.Tx, s Server) error {
+func insertServerTx(ctx context.Context, tx *wtx, s Server) error {
 	args, err := serverConfigArgs(s)
 	if err != nil {
 		return err
@@ -198,6 +198,7 @@ func insertServerTx(ctx context.Context, tx *sql.Tx, s Server) error {
 	if err != nil {
 		return err
 	}
+	tx.serverChanged(s.ID)
 	_, err = addEventTx(ctx, tx, Event{Kind: EventServerRegistered, ServerID: s.ID,
 		Message: fmt.Sprintf("server %s registered (%s)", s.ID, s.Hostname)})
 	return err
@@ -210,7 +211,7 @@ func (db *DB) CreateServer(ctx context.Context, s Server) (Server, error) {
 		return Server{}, fmt.Errorf("create server: %w", err)
 	}
 	var out Server
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		if err := insertServerTx(ctx, tx, s); err != nil {
 			return err
 		}
@@ -234,7 +235,7 @@ func (db *DB) UpsertServer(ctx context.Context, s Server) (Server, error) {
 		return Server{}, fmt.Errorf("upsert server: %w", err)
 	}
 	var out Server
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		_, err := getServer(ctx, tx, s.ID)
 		switch {
 		case errors.Is(err, ErrNotFound):
@@ -258,6 +259,7 @@ func (db *DB) UpsertServer(ctx context.Context, s Server) (Server, error) {
 			if err != nil {
 				return err
 			}
+			tx.serverChanged(s.ID)
 		}
 		out, err = getServer(ctx, tx, s.ID)
 		return err
@@ -304,7 +306,7 @@ func (db *DB) ListServers(ctx context.Context) ([]Server, error) {
 // reservations stay, new ones are refused until there is room again.
 func (db *DB) UpdateServer(ctx context.Context, id string, patch ServerPatch) (Server, error) {
 	var out Server
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		s, err := getServer(ctx, tx, id)
 		if err != nil {
 			return err
@@ -344,6 +346,7 @@ func (db *DB) UpdateServer(ctx context.Context, id string, patch ServerPatch) (S
 			WHERE id = ?`,
 			labels, s.TotalCPU, s.TotalMemoryMB, s.TotalDiskGB, s.TotalBandwidthMbps, s.MaxWorkspaces,
 			s.State, formatTime(now()), id)
+		tx.serverChanged(id)
 		if err != nil {
 			return err
 		}
@@ -372,7 +375,7 @@ func (db *DB) UpdateServer(ctx context.Context, id string, patch ServerPatch) (S
 // DeleteServer removes the server. It refuses with ErrServerInUse while any
 // workspace row names the server (drain and delete or move them first).
 func (db *DB) DeleteServer(ctx context.Context, id string) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM workspaces WHERE server_id = ?", id).Scan(&n); err != nil {
 			return err
@@ -380,6 +383,7 @@ func (db *DB) DeleteServer(ctx context.Context, id string) error {
 		if n > 0 {
 			return fmt.Errorf("server %q: %d workspaces: %w", id, n, ErrServerInUse)
 		}
+		tx.serverChanged(id)
 		res, err := tx.ExecContext(ctx, "DELETE FROM servers WHERE id = ?", id)
 		if isForeignKeyViolation(err) { // cannot happen after the count; kept for safety
 			return fmt.Errorf("server %q: %w", id, ErrServerInUse)
@@ -413,7 +417,7 @@ func (db *DB) SetServerHealth(ctx context.Context, id string, health fleet.Healt
 		at = now()
 	}
 	var changed bool
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		var old fleet.Health
 		err := tx.QueryRowContext(ctx, "SELECT health FROM servers WHERE id = ?", id).Scan(&old)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -428,6 +432,7 @@ func (db *DB) SetServerHealth(ctx context.Context, id string, health fleet.Healt
 		if err != nil {
 			return err
 		}
+		tx.serverChanged(id)
 		changed = old != health
 		if !changed {
 			return nil
@@ -455,7 +460,7 @@ func (db *DB) SetServerUsage(ctx context.Context, id string, u ReportedUsage) er
 	if u.ReportedAt.IsZero() {
 		u.ReportedAt = now()
 	}
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `
 			UPDATE servers SET used_cpu = ?, used_memory_mb = ?, used_disk_gb = ?, active_workspaces = ?,
 				usage_reported_at = ?

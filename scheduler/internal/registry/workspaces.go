@@ -70,11 +70,51 @@ type Credentials struct {
 
 // WorkspaceFilter selects workspaces for ListWorkspaces. Empty fields match
 // everything; Statuses matches any of the listed statuses.
+//
+// A list is in the order (created_at, id), oldest first, or newest first
+// with NewestFirst. Limit and After page through that order by key, never
+// by offset: a page is the first Limit rows past the position After, and
+// the next page starts after the last row's Cursor. A row that exists for
+// the whole walk is listed exactly once, whatever is added or deleted
+// between pages. Zero Limit and After list everything.
 type WorkspaceFilter struct {
 	UserID    string
 	SessionID string
 	ServerID  string
 	Statuses  []fleet.Status
+
+	Limit       int             // at most this many rows; 0 = no cap, < 0 is ErrInvalid
+	After       WorkspaceCursor // list only the rows past it in the list's order; zero = from the start
+	NewestFirst bool
+}
+
+// WorkspaceCursor is a position in the workspace order: a row's creation
+// time and id. It stays valid when that row is deleted.
+type WorkspaceCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// IsZero reports whether c is the zero cursor: the start of a list.
+func (c WorkspaceCursor) IsZero() bool { return c.ID == "" && c.CreatedAt.IsZero() }
+
+// Cursor is w's position in the workspace order: the After of the page
+// that follows a page ending with w.
+func (w Workspace) Cursor() WorkspaceCursor { return WorkspaceCursor{CreatedAt: w.CreatedAt, ID: w.ID} }
+
+// where is the selection of f (not its paging) as SQL conditions.
+func (f WorkspaceFilter) where() filter {
+	var w filter
+	w.eq("user_id", f.UserID)
+	w.eq("session_id", f.SessionID)
+	w.eq("server_id", f.ServerID)
+	if len(f.Statuses) > 0 {
+		w.where = append(w.where, "status IN ("+placeholders(len(f.Statuses))+")")
+		for _, s := range f.Statuses {
+			w.args = append(w.args, s)
+		}
+	}
+	return w
 }
 
 const workspaceColumns = `id, user_id, session_id, status, status_reason, tier, host, port, server_id, container_id,
@@ -228,7 +268,7 @@ func validateResources(r fleet.Resources) error {
 	return nil
 }
 
-func insertWorkspaceTx(ctx context.Context, tx *sql.Tx, w Workspace) error {
+func insertWorkspaceTx(ctx context.Context, tx *wtx, w Workspace) error {
 	args, err := workspaceValues(w)
 	if err != nil {
 		return err
@@ -241,6 +281,7 @@ func insertWorkspaceTx(ctx context.Context, tx *sql.Tx, w Workspace) error {
 	if err != nil {
 		return err
 	}
+	tx.addUsage(w.ServerID, w.Reservation, +1)
 	return billTx(ctx, tx, w.ID, &w, w.UpdatedAt)
 }
 
@@ -253,21 +294,15 @@ func (db *DB) GetWorkspace(ctx context.Context, id string) (Workspace, error) {
 	return w, nil
 }
 
-// ListWorkspaces returns the workspaces matching f, oldest first.
+// ListWorkspaces returns the workspaces matching f, oldest first (newest
+// first with f.NewestFirst), one page of them when f has a Limit or an
+// After. A page is read from an index in list order (migration 5), so its
+// cost follows the page, not the table.
 func (db *DB) ListWorkspaces(ctx context.Context, f WorkspaceFilter) ([]Workspace, error) {
-	var w filter
-	w.eq("user_id", f.UserID)
-	w.eq("session_id", f.SessionID)
-	w.eq("server_id", f.ServerID)
-	if len(f.Statuses) > 0 {
-		w.where = append(w.where, "status IN ("+placeholders(len(f.Statuses))+")")
-		for _, s := range f.Statuses {
-			w.args = append(w.args, s)
-		}
+	q, args, err := listWorkspacesQuery(f)
+	if err != nil {
+		return nil, fmt.Errorf("list workspaces: %w", err)
 	}
-	q := "SELECT " + workspaceColumns + " FROM workspaces" + w.sql() + " ORDER BY created_at, id"
-	args := w.args
-
 	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list workspaces: %w", err)
@@ -285,6 +320,42 @@ func (db *DB) ListWorkspaces(ctx context.Context, f WorkspaceFilter) ([]Workspac
 		return nil, fmt.Errorf("list workspaces: %w", err)
 	}
 	return list, nil
+}
+
+// listWorkspacesQuery is ListWorkspaces' query for f. The position After
+// is compared as a row value, which SQLite reads as a range of the index on
+// (created_at, id) or (server_id, created_at, id).
+func listWorkspacesQuery(f WorkspaceFilter) (string, []any, error) {
+	if f.Limit < 0 {
+		return "", nil, fmt.Errorf("limit %d: %w", f.Limit, ErrInvalid)
+	}
+	w := f.where()
+	past, order := ">", " ORDER BY created_at, id"
+	if f.NewestFirst {
+		past, order = "<", " ORDER BY created_at DESC, id DESC"
+	}
+	if !f.After.IsZero() {
+		w.where = append(w.where, "(created_at, id) "+past+" (?, ?)")
+		w.args = append(w.args, formatTime(f.After.CreatedAt), f.After.ID)
+	}
+	q := "SELECT " + workspaceColumns + " FROM workspaces" + w.sql() + order
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		w.args = append(w.args, f.Limit)
+	}
+	return q, w.args, nil
+}
+
+// CountWorkspaces counts the workspaces f selects, in SQL; f's paging
+// (Limit, After, NewestFirst) is ignored: it is the total a paged list
+// walks through.
+func (db *DB) CountWorkspaces(ctx context.Context, f WorkspaceFilter) (int, error) {
+	w := f.where()
+	var n int
+	if err := db.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM workspaces"+w.sql(), w.args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count workspaces: %w", err)
+	}
+	return n, nil
 }
 
 // CountByStatus counts the workspaces of each status, in SQL: cheap enough
@@ -320,7 +391,7 @@ func (db *DB) CountByStatus(ctx context.Context) (map[fleet.Status]int, error) {
 // are not part of the row and are not changed.
 func (db *DB) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspace) error) (Workspace, error) {
 	var out Workspace
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		var err error
 		out, err = updateWorkspaceTx(ctx, tx, id, fn)
 		return err
@@ -331,13 +402,13 @@ func (db *DB) UpdateWorkspace(ctx context.Context, id string, fn func(*Workspace
 	return out, nil
 }
 
-func updateWorkspaceTx(ctx context.Context, tx *sql.Tx, id string, fn func(*Workspace) error) (Workspace, error) {
+func updateWorkspaceTx(ctx context.Context, tx *wtx, id string, fn func(*Workspace) error) (Workspace, error) {
 	return updateWorkspaceAtTx(ctx, tx, id, time.Time{}, fn)
 }
 
 // updateWorkspaceAtTx is updateWorkspaceTx for a change that happened at at
 // (zero: now), the time its billing interval closes or opens (billTx).
-func updateWorkspaceAtTx(ctx context.Context, tx *sql.Tx, id string, at time.Time, fn func(*Workspace) error) (Workspace, error) {
+func updateWorkspaceAtTx(ctx context.Context, tx *wtx, id string, at time.Time, fn func(*Workspace) error) (Workspace, error) {
 	old, err := getWorkspace(ctx, tx, id)
 	if err != nil {
 		return Workspace{}, err
@@ -385,27 +456,36 @@ func updateWorkspaceAtTx(ctx context.Context, tx *sql.Tx, id string, at time.Tim
 
 // writeWorkspaceTx overwrites every column of the existing row w.ID, and
 // moves its billing mark as of w.UpdatedAt.
-func writeWorkspaceTx(ctx context.Context, tx *sql.Tx, w Workspace) error {
+func writeWorkspaceTx(ctx context.Context, tx *wtx, w Workspace) error {
 	return writeWorkspaceAtTx(ctx, tx, w, w.UpdatedAt)
 }
 
 // writeWorkspaceAtTx is writeWorkspaceTx for a change that happened at at.
-func writeWorkspaceAtTx(ctx context.Context, tx *sql.Tx, w Workspace, at time.Time) error {
+func writeWorkspaceAtTx(ctx context.Context, tx *wtx, w Workspace, at time.Time) error {
 	args, err := workspaceValues(w)
 	if err != nil {
 		return err
 	}
 	args = append(args[1:], w.ID) // all columns but id, then the key
 	cols := strings.TrimPrefix(workspaceColumns, "id, ")
+	// The reservation it replaces, for the in-memory usage (usageBook).
+	oldServer, oldRes, err := reservationTx(ctx, tx, w.ID)
+	if err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx,
 		"UPDATE workspaces SET ("+cols+") = ("+placeholders(len(args)-1)+") WHERE id = ?", args...)
 	if err != nil {
 		return err
 	}
+	if oldServer != w.ServerID || oldRes != w.Reservation {
+		tx.addUsage(oldServer, oldRes, -1)
+		tx.addUsage(w.ServerID, w.Reservation, +1)
+	}
 	return billTx(ctx, tx, w.ID, &w, at)
 }
 
-func statusEventTx(ctx context.Context, tx *sql.Tx, w Workspace, old fleet.Status) error {
+func statusEventTx(ctx context.Context, tx *wtx, w Workspace, old fleet.Status) error {
 	msg := fmt.Sprintf("workspace %s: %s -> %s", w.ID, old, w.Status)
 	data := map[string]any{"from": string(old), "to": string(w.Status)}
 	if w.StatusReason != "" {
@@ -434,7 +514,7 @@ func (db *DB) SetWorkspaceStatusAt(ctx context.Context, id string, status fleet.
 		return false, fmt.Errorf("set workspace status: %q: %w", status, ErrInvalid)
 	}
 	var changed bool
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		var oldStatus fleet.Status
 		var oldReason string
 		err := tx.QueryRowContext(ctx, "SELECT status, status_reason FROM workspaces WHERE id = ?", id).
@@ -481,7 +561,7 @@ func (db *DB) GetCredentials(ctx context.Context, id string) (Credentials, error
 }
 
 // insertCredentialsTx stores c for the workspace id; zero c stores nothing.
-func insertCredentialsTx(ctx context.Context, tx *sql.Tx, id string, c Credentials) error {
+func insertCredentialsTx(ctx context.Context, tx *wtx, id string, c Credentials) error {
 	if c == (Credentials{}) {
 		return nil
 	}
@@ -503,7 +583,7 @@ func (db *DB) DeleteWorkspace(ctx context.Context, id string) error {
 // if there is no such row.
 func (db *DB) DeleteWorkspaceIf(ctx context.Context, id string, ok func(Workspace) bool) (bool, error) {
 	deleted := false
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, func(tx *wtx) error {
 		w, err := getWorkspace(ctx, tx, id)
 		if err != nil {
 			return err
@@ -517,6 +597,7 @@ func (db *DB) DeleteWorkspaceIf(ctx context.Context, id string, ok func(Workspac
 		if _, err := tx.ExecContext(ctx, "DELETE FROM workspaces WHERE id = ?", id); err != nil {
 			return err
 		}
+		tx.addUsage(w.ServerID, w.Reservation, -1)
 		deleted = true
 		_, err = addEventTx(ctx, tx, Event{Kind: EventWorkspaceDeleted, ServerID: w.ServerID, WorkspaceID: id,
 			Message: fmt.Sprintf("workspace %s deleted (was %s)", id, w.Status)})
@@ -526,4 +607,17 @@ func (db *DB) DeleteWorkspaceIf(ctx context.Context, id string, ok func(Workspac
 		return false, fmt.Errorf("delete workspace: %w", err)
 	}
 	return deleted, nil
+}
+
+// reservationTx reads what the row id reserves and where ("" when it is not
+// placed): the usage a rewrite of the row replaces.
+func reservationTx(ctx context.Context, tx *wtx, id string) (string, fleet.Resources, error) {
+	var serverID sql.NullString
+	var r fleet.Resources
+	err := tx.QueryRowContext(ctx, `SELECT server_id, res_cpu, res_memory_mb, res_disk_gb, res_bandwidth_mbps, res_gpu_count
+		FROM workspaces WHERE id = ?`, id).Scan(&serverID, &r.CPU, &r.MemoryMB, &r.DiskGB, &r.BandwidthMbps, &r.GPUCount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", r, fmt.Errorf("workspace %q: %w", id, ErrNotFound)
+	}
+	return serverID.String, r, err
 }

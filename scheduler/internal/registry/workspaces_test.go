@@ -312,7 +312,7 @@ func TestDeleteWorkspace(t *testing.T) {
 	mustReserve(t, db, Workspace{ID: "w", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 4}}, Limits{})
 	limits := Limits{CPU: 4}
 
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "x", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 4}}, Credentials{}, limits); !errors.Is(err, ErrInsufficientCapacity) {
+	if _, err := db.ReserveAndInsert(ctx, Workspace{ID: "x", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 4}}, Credentials{}, limits); !errors.Is(err, ErrInsufficientCapacity) {
 		t.Fatalf("reserve on a full server: got %v, want ErrInsufficientCapacity", err)
 	}
 	if err := db.DeleteWorkspace(ctx, "w"); err != nil {
@@ -325,7 +325,7 @@ func TestDeleteWorkspace(t *testing.T) {
 		t.Errorf("second DeleteWorkspace: got %v, want ErrNotFound", err)
 	}
 	// The room is free again.
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "x", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 4}}, Credentials{}, limits); err != nil {
+	if _, err := db.ReserveAndInsert(ctx, Workspace{ID: "x", UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 4}}, Credentials{}, limits); err != nil {
 		t.Errorf("reserve after delete: %v", err)
 	}
 }
@@ -337,7 +337,7 @@ func TestCountByStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := db.ReserveAndInsert(ctx, Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s", Status: fleet.StatusCreating, ServerID: "s1"}, Credentials{}, Limits{}); err != nil {
+		if _, err := db.ReserveAndInsert(ctx, Workspace{ID: fmt.Sprintf("w%d", i), UserID: "u", SessionID: "s", Status: fleet.StatusCreating, ServerID: "s1"}, Credentials{}, Limits{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -378,7 +378,7 @@ func TestCredentials(t *testing.T) {
 	db, _ := openTestDB(t)
 	mustCreateServer(t, db, Server{ID: "a"})
 	mustCreateServer(t, db, Server{ID: "b"})
-	if err := db.ReserveAndInsert(ctx, Workspace{ID: "with", UserID: "u", ServerID: "a",
+	if _, err := db.ReserveAndInsert(ctx, Workspace{ID: "with", UserID: "u", ServerID: "a",
 		Settings: Settings{GitBranch: "main"}}, Credentials{Git: secret}, Limits{}); err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +465,7 @@ func TestCredentials(t *testing.T) {
 			t.Errorf("GetCredentials after delete: got %v, want ErrNotFound", err)
 		}
 		// The id can be used again, with other credentials.
-		if err := db.ReserveAndInsert(ctx, Workspace{ID: "with", UserID: "u", ServerID: "a"},
+		if _, err := db.ReserveAndInsert(ctx, Workspace{ID: "with", UserID: "u", ServerID: "a"},
 			Credentials{Git: "new"}, Limits{}); err != nil {
 			t.Fatal(err)
 		}

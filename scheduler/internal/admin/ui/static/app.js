@@ -265,21 +265,81 @@
 
   // ---- workspaces by server
 
+  // A block shows its server's newest page of workspaces, live from the
+  // stream. Next and Previous page through the older ones with GET
+  // /admin/servers/{id}/workspaces?order=newest&after=… (the stream's
+  // workspaces_next starts it); while a block shows a later page, the
+  // stream only updates its count. block._afters holds the after of every
+  // page from the first ('') to the one shown, so Previous goes back
+  // exactly.
+
   function newWorkspaceBlock() {
-    return el('details', { class: 'ws-block' },
+    const pageButton = (dir, text) => el('button', { type: 'button', class: 'secondary', 'data-page': dir, text,
+      onclick: ev => turnPage(ev.target.closest('details'), dir) });
+    const block = el('details', { class: 'ws-block' },
       el('summary', {}, el('strong', { 'data-field': 'server' }), ' ', el('span', { class: 'muted', 'data-field': 'count' })),
       el('div', { class: 'table-wrap' },
         el('table', { class: 'ws' },
           el('thead', {}, el('tr', {}, ...['Workspace', 'User', 'Status', 'Tier', 'Reserved', 'Created', 'Idle stop in'].map(h => el('th', { text: h })))),
-          el('tbody'))));
+          el('tbody'))),
+      el('p', { class: 'pager' }, pageButton('prev', 'Previous'), ' ', pageButton('next', 'Next')));
+    block._afters = [''];
+    block._page = null; // {workspaces, next} of a later page; null on the first, live one
+    return block;
   }
 
   function updateWorkspaceBlock(block, item) {
-    const [server, list, total] = item;
+    const [server, list, total, next] = item;
+    block._live = { workspaces: list, next };
+    block._total = total;
     $('[data-field=server]', block).textContent = server;
-    $('[data-field=count]', block).textContent = total === 0 ? 'no workspaces'
-      : total + (total === 1 ? ' workspace' : ' workspaces') + (list.length < total ? ' (newest ' + list.length + ' shown)' : '');
     block.dataset.count = total;
+    showWorkspaces(block);
+  }
+
+  async function turnPage(block, dir) {
+    if (block._busy) return;
+    const server = block.getAttribute('data-workspaces-of');
+    const shown = block._page || block._live;
+    const afters = block._afters;
+    const after = dir === 'next' ? shown.next : afters[afters.length - 2];
+    if (after === undefined || after === null || (dir === 'next' && after === '')) return;
+    if (after === '') { // back to the first page: live again
+      block._afters = [''];
+      block._page = null;
+      showWorkspaces(block);
+      return;
+    }
+    block._busy = true;
+    showWorkspaces(block);
+    try {
+      const p = await call('GET', '/admin/servers/' + encodeURIComponent(server) +
+        '/workspaces?order=newest&after=' + encodeURIComponent(after));
+      block._total = p.total_count;
+      block._page = { workspaces: p.workspaces, next: p.next || '' };
+      if (dir === 'next') afters.push(after);
+      else afters.pop();
+    } catch (e) {
+      say('Could not list the workspaces of ' + server + ': ' + e.message, true);
+    } finally {
+      block._busy = false;
+    }
+    showWorkspaces(block);
+  }
+
+  function showWorkspaces(block) {
+    const total = block._total;
+    const page = block._afters.length;
+    const shown = block._page || block._live;
+    const list = shown.workspaces;
+    $('[data-field=count]', block).textContent = total === 0 ? 'no workspaces'
+      : total + (total === 1 ? ' workspace' : ' workspaces') +
+        (page > 1 ? ' (page ' + page + ', ' + list.length + ' shown, newest first)'
+          : list.length < total ? ' (newest ' + list.length + ' shown)' : '');
+    block.dataset.page = page;
+    $('.pager', block).hidden = page === 1 && !shown.next;
+    $('[data-page=prev]', block).disabled = block._busy || page === 1;
+    $('[data-page=next]', block).disabled = block._busy || !shown.next;
     const tbody = $('tbody', block);
     tbody.replaceChildren(...list.map(w => el('tr', { 'data-workspace-id': w.id, 'data-status': w.status },
       el('td', { class: 'mono', text: w.id }),
@@ -392,7 +452,8 @@
     $('#no-servers').hidden = o.servers.length > 0;
     sync($('#discovered tbody'), o.discovered, d => d.id, 'data-agent-id', newDiscoveredRow, updateDiscoveredRow);
     $('#discovered').dataset.count = o.discovered.length;
-    const blocks = o.servers.map(s => [s.id, o.workspaces[s.id] || [], s.workspaces]);
+    const next = o.workspaces_next || {};
+    const blocks = o.servers.map(s => [s.id, o.workspaces[s.id] || [], s.workspaces, next[s.id] || '']);
     sync($('#workspaces'), blocks, b => b[0], 'data-workspaces-of', newWorkspaceBlock, updateWorkspaceBlock);
     renderMembers(o.members);
     renderEvents(o.events);

@@ -1,0 +1,2 @@
+DROP INDEX workspaces_server_created;
+DROP INDEX workspaces_created;
