@@ -99,7 +99,27 @@ func StartWith(t testing.TB, pki *testutil.PKI, serverID string, streams StreamC
 		t.Fatalf("agenttest: %v", err)
 	}
 	cert, key := pki.Issue(serverID, wire.RoleAgent, true, serverID, "127.0.0.1")
-	files := mtls.Files{Cert: cert, Key: key, CA: pki.CAFile}
+	return start(t, mtls.Files{Cert: cert, Key: key, CA: pki.CAFile}, serverID, streams)
+}
+
+// FleetCert issues the certificate of an agent that answers for every
+// server id in ids (StartFleet): a benchmark's fleet of thousands of
+// servers in the registry, served by a few agents.
+func FleetCert(pki *testutil.PKI, ids []string) mtls.Files {
+	cert, key := pki.Issue(ids[0], wire.RoleAgent, true, append([]string{"127.0.0.1"}, ids...)...)
+	return mtls.Files{Cert: cert, Key: key, CA: pki.CAFile}
+}
+
+// StartFleet is Start for an agent with a FleetCert for ids (its ServerID
+// is ids[0]). It may run in another process than the one that issued the
+// certificate.
+func StartFleet(t testing.TB, files mtls.Files, ids []string) *Agent {
+	t.Helper()
+	return start(t, files, ids[0], StreamConfig{})
+}
+
+func start(t testing.TB, files mtls.Files, serverID string, streams StreamConfig) *Agent {
+	t.Helper()
 	tlsConfig, err := mtls.ServerConfig(files, wire.RoleScheduler, wire.RoleAgent)
 	if err != nil {
 		t.Fatalf("agenttest: %v", err)

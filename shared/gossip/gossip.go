@@ -91,6 +91,7 @@ type Pool struct {
 	meta    []byte
 	members map[string]Member // by name, including dead and left ones until pruned
 	subs    []chan Event
+	watch   func(Member)         // see Watch
 	refused map[string]time.Time // name → when its refusal was last logged
 	// candidates are unregistered agents refused membership, by name.
 	candidates map[string]Member
@@ -238,6 +239,15 @@ func (p *Pool) Members() []Member {
 	return out
 }
 
+// Watch sets fn to be called with each member as recorded, after every
+// join, update and leave, in the order memberlist reports them. Unlike
+// Subscribe it loses nothing; fn must be quick and must not call the pool.
+func (p *Pool) Watch(fn func(Member)) {
+	p.mu.Lock()
+	p.watch = fn
+	p.mu.Unlock()
+}
+
 // Subscribe returns a channel of membership events. Slow subscribers lose
 // events rather than block gossip; the channel is closed by Shutdown.
 func (p *Pool) Subscribe() <-chan Event {
@@ -296,7 +306,11 @@ func (p *Pool) record(n *memberlist.Node, kind string) {
 			p.log.Warn("gossip subscriber is slow, dropping event", "member", n.Name)
 		}
 	}
+	watch := p.watch
 	p.mu.Unlock()
+	if watch != nil {
+		watch(m)
+	}
 }
 
 func stateName(s memberlist.NodeStateType) string {

@@ -39,6 +39,7 @@ func New(cfg Config, d Deps) (*Orchestrator, error) {
 		d.Log = hclog.NewNullLogger()
 	}
 	c := &core{cfg: cfg, Deps: d, log: d.Log, locks: newLocks(), activity: &activity{}}
+	c.view = &fleetView{c: c}
 	p := &Placer{core: c, flights: newFlights()}
 	return &Orchestrator{
 		Placer:     p,
@@ -53,7 +54,8 @@ type core struct {
 	cfg      Config
 	log      hclog.Logger
 	locks    *locks
-	activity *activity // use seen by the streams (idle.go)
+	activity *activity  // use seen by the streams (idle.go)
+	view     *fleetView // the fleet as placement sees it, in memory
 }
 
 // agent is the client of a server's agent.

@@ -166,56 +166,83 @@ func TestCreateErrors(t *testing.T) {
 	}
 }
 
-// 50 simultaneous creates against room for 20: exactly 20 succeed, and the
-// containers match the registry one for one.
+// Simultaneous creates against less room than they need: exactly the room
+// is taken, no server past its capacity, and the containers match the
+// registry one for one, as does the fleet view's usage.
 func TestConcurrentCreatesNeverOvercommit(t *testing.T) {
-	r := newRig(t, 10, "ws-1", "ws-2")
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok, full := 0, 0
-	for i := range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := r.orch.Create(context.Background(), createReq(fmt.Sprintf("w%02d", i), "u1"))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, placement.ErrNoCapacity):
-				full++
-			default:
-				t.Errorf("create %d: unexpected %v", i, err)
+	tests := []struct {
+		name                   string
+		servers, slots, create int
+	}{
+		{"50 against room for 20 on 2 servers", 2, 10, 50},
+		{"1,000 against room for 500 on 100 servers", 100, 5, 1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.servers > 2 && testing.Short() {
+				t.Skip("100 agents")
 			}
-		}()
-	}
-	wg.Wait()
-	if ok != 20 || full != 30 {
-		t.Fatalf("got %d created and %d refused, want 20 and 30", ok, full)
-	}
-	rows, err := r.db.ListWorkspaces(context.Background(), registry.WorkspaceFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	containers := map[string]bool{}
-	for id, a := range r.agents {
-		n := 0
-		for _, c := range a.Containers() {
-			containers[c.ID] = true
-			n++
-		}
-		if n != 10 {
-			t.Errorf("%s runs %d containers, want 10", id, n)
-		}
-	}
-	if len(rows) != 20 {
-		t.Errorf("registry rows: got %d, want 20", len(rows))
-	}
-	for _, w := range rows {
-		if !containers[w.ContainerID] || w.Status != fleet.StatusRunning {
-			t.Errorf("row %s (%s, %s) has no running container", w.ID, w.ContainerID, w.Status)
-		}
+			var ids []string
+			for i := range tt.servers {
+				ids = append(ids, fmt.Sprintf("ws-%03d", i))
+			}
+			r := newRig(t, tt.slots, ids...)
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			ok, full := 0, 0
+			for i := range tt.create {
+				wg.Go(func() {
+					_, err := r.orch.Create(context.Background(), createReq(fmt.Sprintf("w%04d", i), "u1"))
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						ok++
+					case errors.Is(err, placement.ErrNoCapacity):
+						full++
+					default:
+						t.Errorf("create %d: unexpected %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			room := tt.servers * tt.slots
+			if ok != room || full != tt.create-room {
+				t.Fatalf("got %d created and %d refused, want %d and %d", ok, full, room, tt.create-room)
+			}
+			rows, err := r.db.ListWorkspaces(context.Background(), registry.WorkspaceFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			containers := map[string]bool{}
+			for id, a := range r.agents {
+				n := 0
+				for _, c := range a.Containers() {
+					containers[c.ID] = true
+					n++
+				}
+				if n != tt.slots {
+					t.Errorf("%s runs %d containers, want %d", id, n, tt.slots)
+				}
+			}
+			if len(rows) != room {
+				t.Errorf("registry rows: got %d, want %d", len(rows), room)
+			}
+			for _, w := range rows {
+				if !containers[w.ContainerID] || w.Status != fleet.StatusRunning {
+					t.Errorf("row %s (%s, %s) has no running container", w.ID, w.ContainerID, w.Status)
+				}
+			}
+			snap, err := r.orch.Snapshot(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range snap.Nodes {
+				if n.Workspaces != tt.slots || n.Reserved.CPU != float64(2*tt.slots) {
+					t.Errorf("fleet view of %s: %d workspaces reserving %v cores, want %d and %d", n.ID, n.Workspaces, n.Reserved.CPU, tt.slots, 2*tt.slots)
+				}
+			}
+		})
 	}
 }
 

@@ -99,8 +99,9 @@ func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspac
 	}
 	req, spec := p.Request(r.Config)
 	req.HomeServerID = home.ServerID
-	snap, dec, err := p.place(ctx, req, "")
+	snap, dec, err := p.place(ctx, r.WorkspaceID, req, "")
 	if err = checkHomeReachable(snap, dec, err, homePtr); err != nil {
+		p.view.release(r.WorkspaceID)
 		var perr *PlacementError
 		if errors.As(err, &perr) {
 			p.event(ctx, registry.Event{Kind: "placement.failed", WorkspaceID: r.WorkspaceID, Message: err.Error(),
@@ -109,7 +110,7 @@ func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspac
 		return registry.Workspace{}, err
 	}
 	now := time.Now().UTC()
-	ws, err := p.launch(ctx, r.WorkspaceID, snap, dec, spec, r.Config.Environment, launchSteps{
+	ws, err := p.launch(ctx, r.WorkspaceID, snap, dec, req, "", spec, r.Config.Environment, launchSteps{
 		home: homePtr,
 		reserve: func(server registry.Server, node placement.Node) (registry.Workspace, error) {
 			ws := registry.Workspace{
@@ -167,30 +168,39 @@ func (p *Placer) Explain(ctx context.Context, cfg WorkspaceConfig) (placement.De
 	return placement.Place(snap.Nodes, req)
 }
 
-// place takes a snapshot and ranks its servers for req, leaving out the
-// server avoid (the one a moving workspace leaves). A failure is
-// ErrNoServers or a *PlacementError.
-func (p *Placer) place(ctx context.Context, req placement.Request, avoid string) (Snapshot, placement.Decision, error) {
+// place ranks the servers for req from the fleet in memory (fleetView),
+// leaving out the server avoid (the one a moving workspace leaves), and
+// holds req's resources on the chosen one for workspace id until launch
+// reserves it (or the caller calls view.release). The snapshot holds the
+// candidates and the home server. A failure is ErrNoServers or a
+// *PlacementError.
+func (p *Placer) place(ctx context.Context, id string, req placement.Request, avoid string) (Snapshot, placement.Decision, error) {
 	req.Sequence = p.rrSeq.Add(1) - 1
 	strategy := string(placement.ParseStrategy(string(req.Strategy)))
 	start := time.Now()
-	snap, err := p.Snapshot(ctx)
-	if err != nil {
+	if err := p.view.ensure(ctx); err != nil {
 		return Snapshot{}, placement.Decision{}, err
 	}
-	if len(snap.Nodes) == 0 {
+	if p.view.index.Len() == 0 {
 		p.observe("no_servers", strategy, start)
 		return Snapshot{}, placement.Decision{}, ErrNoServers
 	}
-	for i := range snap.Nodes {
-		if snap.Nodes[i].ID == avoid {
-			snap.Nodes[i].Health = fleet.HealthUnreachable
-		}
-	}
-	dec, err := placement.Place(snap.Nodes, req)
+	dec, err := p.view.index.Place(req, p.live(avoid), req.Resources)
 	p.observe(placementResult(err), strategy, start)
+	if err == nil {
+		p.view.held(id, dec.Chosen.NodeID, req.Resources)
+	}
+	ids := []string{req.HomeServerID}
+	for _, c := range dec.Candidates {
+		ids = append(ids, c.NodeID)
+	}
+	snap, serr := p.view.snapshot(ctx, ids, avoid)
 	if err != nil {
 		return snap, dec, &PlacementError{Cause: err, Region: req.Region, Summary: dec.Summary()}
+	}
+	if serr != nil {
+		p.view.release(id)
+		return snap, dec, serr
 	}
 	return snap, dec, nil
 }
@@ -231,20 +241,33 @@ type launchSteps struct {
 	finish func(w *registry.Workspace, h homeOutcome)
 }
 
-// launch tries the decision's candidates in order: reserve, then the agent
+// launch tries the decision's candidates in order: hold room in memory
+// (place held the first; a later one is skipped if it lost its room), reserve, then the agent
 // creates and starts the container, then the row records it as running and
 // acknowledged. A candidate that lost its room meanwhile (another create,
 // an operator's drain) is skipped; an agent failure removes what the agent
 // may have made when its answer was lost, undoes the reservation, records a
 // placement.retry event and tries the next candidate. The caller holds the
 // workspace's lock.
-func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec placement.Decision, spec tiers.Spec,
-	env map[string]string, steps launchSteps) (registry.Workspace, error) {
+func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec placement.Decision, req placement.Request,
+	avoid string, spec tiers.Spec, env map[string]string, steps launchSteps) (registry.Workspace, error) {
 	var lastErr error
-	for _, cand := range dec.Candidates {
+	for i, cand := range dec.Candidates {
 		server, _ := snap.Server(cand.NodeID)
 		node, _ := snap.Node(cand.NodeID)
+		if i > 0 {
+			if !p.view.index.Hold(cand.NodeID, req, p.live(avoid), req.Resources) {
+				if lastErr == nil {
+					lastErr = &PlacementError{Cause: placement.ErrNoCapacity, Summary: "every candidate was taken by other creates"}
+				}
+				continue
+			}
+			p.view.held(id, cand.NodeID, req.Resources)
+		}
 		ws, err := steps.reserve(server, node)
+		// A committed reservation's hold was given back with the commit;
+		// a refused one's goes now.
+		p.view.release(id)
 		switch {
 		case errors.Is(err, registry.ErrExists):
 			return registry.Workspace{}, err
@@ -253,7 +276,7 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 			// the server, between snapshot and reservation.
 			p.event(ctx, registry.Event{Kind: "placement.retry", ServerID: server.ID, WorkspaceID: id, Message: err.Error()})
 			if lastErr == nil {
-				lastErr = &PlacementError{Cause: placement.ErrNoCapacity, Summary: dec.Summary()}
+				lastErr = &PlacementError{Cause: placement.ErrNoCapacity, Summary: "every candidate was taken by other creates"}
 			}
 			continue
 		case err != nil:
@@ -362,13 +385,14 @@ func (p *Placer) moveLocked(ctx context.Context, ws registry.Workspace) error {
 		homePtr = &home
 	}
 	req.HomeServerID = home.ServerID
-	snap, dec, err := p.place(ctx, req, avoid)
+	snap, dec, err := p.place(ctx, ws.ID, req, avoid)
 	if err := checkHomeReachable(snap, dec, err, homePtr); err != nil {
+		p.view.release(ws.ID)
 		return err
 	}
 	oldServer, reset := ws.ServerID, false
 	p.retire(ctx, oldServer, ws.ContainerID) // never two copies: the old one goes first, if its agent answers
-	moved, err := p.launch(ctx, ws.ID, snap, dec, spec, ws.Environment, launchSteps{
+	moved, err := p.launch(ctx, ws.ID, snap, dec, req, avoid, spec, ws.Environment, launchSteps{
 		home: homePtr,
 		reserve: func(server registry.Server, node placement.Node) (registry.Workspace, error) {
 			return p.DB.MoveWorkspace(ctx, ws.ID, server.ID, limits(node))

@@ -99,6 +99,13 @@ func (x *Index) Len() int {
 // Workspaces are what is committed; what Hold holds on it stays held. A new
 // node comes after the others in registration order.
 func (x *Index) Set(n Node) {
+	x.Commit(n, fleet.Resources{}, 0)
+}
+
+// Commit is Set that also gives back holds holds of res in all, at once:
+// the reservations decisions held are now committed (in n), and no
+// decision in between sees them twice or not at all.
+func (x *Index) Commit(n Node, res fleet.Resources, holds int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	s, ok := x.slots[n.ID]
@@ -117,6 +124,7 @@ func (x *Index) Set(n Node) {
 		x.unlink(s)
 	}
 	s.base = n
+	s.held, s.heldN = s.held.Sub(res), s.heldN-holds
 	x.link(s)
 }
 
@@ -146,6 +154,16 @@ func (x *Index) Remove(id string) {
 		x.all[s.num] = nil
 		x.free = append(x.free, s.num)
 	}
+}
+
+// Node returns node id as placement sees it (holds included).
+func (x *Index) Node(id string) (Node, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if s, ok := x.slots[id]; ok {
+		return s.node, true
+	}
+	return Node{}, false
 }
 
 // Nodes returns every node as placement sees it (holds included), in

@@ -33,19 +33,21 @@ const maxBatch = 256
 // views follow (see usageBook).
 type wtx struct {
 	*sql.Tx
-	usage   map[string]Usage // per server: what the reservations changed by (parts may be negative)
-	servers map[string]bool  // servers whose row changed (placement inputs)
+	usage   map[string]Usage    // per server: what the reservations changed by (parts may be negative)
+	moved   map[string][]string // per server: the workspaces whose reservation came or went
+	servers map[string]bool     // servers whose row changed (placement inputs)
 }
 
-// addUsage records that the workspaces on serverID reserve r more (sign
-// +1) or less (sign -1), and one workspace more or less.
-func (t *wtx) addUsage(serverID string, r fleet.Resources, sign int) {
+// addUsage records that workspaceID's reservation r came onto serverID
+// (sign +1) or left it (sign -1).
+func (t *wtx) addUsage(serverID, workspaceID string, r fleet.Resources, sign int) {
 	if serverID == "" {
 		return
 	}
 	if t.usage == nil {
-		t.usage = map[string]Usage{}
+		t.usage, t.moved = map[string]Usage{}, map[string][]string{}
 	}
+	t.moved[serverID] = append(t.moved[serverID], workspaceID)
 	u := t.usage[serverID]
 	if sign > 0 {
 		u.Reserved = u.Reserved.Add(r)
@@ -193,17 +195,20 @@ func (db *DB) tryBatch(batch []*writer) bool {
 type usageBook struct {
 	mu    sync.Mutex
 	usage map[string]Usage
-	// watch is called after each commit that changed a server's row or its
-	// reservations, with the servers concerned and their usage now.
-	watch func(changes []Change)
+	// watchers are called after each commit that changed a server's row
+	// or its reservations, with the servers concerned and their usage now.
+	watchers map[int]func(changes []Change)
+	nextID   int
 }
 
 // Change is what one commit changed of one server: its registry row
-// (ServerRow) and/or the reservations on it (Usage, as it is now).
+// (ServerRow) and/or the reservations on it (Usage, as it is now; Moved,
+// the workspaces whose reservation came or went).
 type Change struct {
 	ServerID  string
 	ServerRow bool
 	Usage     Usage
+	Moved     []string
 }
 
 // loadUsage fills the book from the workspace rows.
@@ -243,7 +248,8 @@ func (db *DB) applyCommitted(txs []*wtx) {
 				b.usage = map[string]Usage{}
 			}
 			b.usage[id] = u
-			change(id)
+			c := change(id)
+			c.Moved = append(c.Moved, t.moved[id]...)
 		}
 		for id := range t.servers {
 			change(id).ServerRow = true
@@ -252,10 +258,15 @@ func (db *DB) applyCommitted(txs []*wtx) {
 	for i := range changes {
 		changes[i].Usage = b.usage[changes[i].ServerID]
 	}
-	watch := b.watch
+	var watchers []func([]Change)
+	if len(changes) > 0 {
+		for _, fn := range b.watchers {
+			watchers = append(watchers, fn)
+		}
+	}
 	b.mu.Unlock()
-	if watch != nil && len(changes) > 0 {
-		watch(changes)
+	for _, fn := range watchers {
+		fn(changes)
 	}
 }
 
@@ -266,18 +277,33 @@ func (db *DB) Usage(serverID string) Usage {
 	return db.book.usage[serverID]
 }
 
-// Watch sets the function called after each commit that changed servers'
-// rows or their reservations (one call per commit, from the committing
-// goroutine, in commit order; it must not write to the registry). It
-// returns the usage of every server at that moment, so a caller can build
-// its view and then follow the changes without missing one.
-func (db *DB) Watch(fn func([]Change)) map[string]Usage {
-	db.book.mu.Lock()
-	defer db.book.mu.Unlock()
-	db.book.watch = fn
-	out := make(map[string]Usage, len(db.book.usage))
-	for id, u := range db.book.usage {
+// Watch adds fn to the functions called after each commit that changed
+// servers' rows or their reservations (one call per commit, from the
+// committing goroutine, in commit order; fn must not write to the
+// registry; nil adds none). It returns the usage of every server at that
+// moment, so a caller can build its view and then follow the changes
+// without missing one, and the function that stops the calls.
+func (db *DB) Watch(fn func([]Change)) (map[string]Usage, func()) {
+	b := &db.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	stop := func() {}
+	if fn != nil {
+		if b.watchers == nil {
+			b.watchers = map[int]func([]Change){}
+		}
+		id := b.nextID
+		b.nextID++
+		b.watchers[id] = fn
+		stop = func() {
+			b.mu.Lock()
+			delete(b.watchers, id)
+			b.mu.Unlock()
+		}
+	}
+	out := make(map[string]Usage, len(b.usage))
+	for id, u := range b.usage {
 		out[id] = u
 	}
-	return out
+	return out, stop
 }

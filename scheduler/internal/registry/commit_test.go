@@ -189,13 +189,14 @@ func TestUsageBookFollowsWrites(t *testing.T) {
 	}
 	var mu sync.Mutex
 	heard := map[string]Usage{}
-	start := db.Watch(func(cs []Change) {
+	start, stop := db.Watch(func(cs []Change) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range cs {
 			heard[c.ServerID] = c.Usage
 		}
 	})
+	defer stop()
 	if len(start) != 0 {
 		t.Errorf("Watch on an empty registry = %v, want none", start)
 	}
@@ -246,7 +247,7 @@ func TestUsageBookFollowsWrites(t *testing.T) {
 	mu.Unlock()
 	again := reopen(t, path) // a second handle loads the usage from the rows
 	defer again.Close()
-	loaded := again.Watch(nil)
+	loaded, _ := again.Watch(nil)
 	if diff := cmp.Diff(want, loaded); diff != "" {
 		t.Errorf("usage loaded on open differs from the rows (-rows +loaded):\n%s", diff)
 	}

@@ -238,9 +238,13 @@ func (db *DB) MoveWorkspace(ctx context.Context, id, newServerID string, limits 
 			return err
 		}
 		old := w
+		was, err := storedOf(old)
+		if err != nil {
+			return err
+		}
 		w.ServerID, w.Epoch, w.Host, w.ContainerID = newServerID, epoch, host, ""
 		w.Status, w.UpdatedAt = fleet.StatusCreating, now()
-		if err := writeWorkspaceTx(ctx, tx, w); err != nil {
+		if err := writeWorkspaceTx(ctx, tx, was, w); err != nil {
 			return err
 		}
 		_, err = addEventTx(ctx, tx, Event{At: w.UpdatedAt, Kind: EventWorkspaceMoved, ServerID: newServerID,
@@ -295,8 +299,12 @@ func (db *DB) ResizeWorkspace(ctx context.Context, id string, res fleet.Resource
 				return fmt.Errorf("server %q: %s: %w", w.ServerID, short.Reason(), ErrInsufficientCapacity)
 			}
 		}
+		was, err := storedOf(w)
+		if err != nil {
+			return err
+		}
 		w.Reservation, w.UpdatedAt = res, now()
-		if err := writeWorkspaceTx(ctx, tx, w); err != nil {
+		if err := writeWorkspaceTx(ctx, tx, was, w); err != nil {
 			return err
 		}
 		out = w

@@ -281,7 +281,7 @@ func insertWorkspaceTx(ctx context.Context, tx *wtx, w Workspace) error {
 	if err != nil {
 		return err
 	}
-	tx.addUsage(w.ServerID, w.Reservation, +1)
+	tx.addUsage(w.ServerID, w.ID, w.Reservation, +1)
 	return billTx(ctx, tx, w.ID, &w, w.UpdatedAt)
 }
 
@@ -413,6 +413,10 @@ func updateWorkspaceAtTx(ctx context.Context, tx *wtx, id string, at time.Time, 
 	if err != nil {
 		return Workspace{}, err
 	}
+	was, err := storedOf(old)
+	if err != nil {
+		return Workspace{}, err
+	}
 	w := old
 	if err := fn(&w); err != nil {
 		return Workspace{}, err
@@ -443,7 +447,7 @@ func updateWorkspaceAtTx(ctx context.Context, tx *wtx, id string, at time.Time, 
 	if at.IsZero() {
 		at = w.UpdatedAt
 	}
-	if err := writeWorkspaceAtTx(ctx, tx, w, at); err != nil {
+	if err := writeWorkspaceAtTx(ctx, tx, was, w, at); err != nil {
 		return Workspace{}, err
 	}
 	if w.Status != old.Status {
@@ -454,33 +458,57 @@ func updateWorkspaceAtTx(ctx context.Context, tx *wtx, id string, at time.Time, 
 	return w, nil
 }
 
-// writeWorkspaceTx overwrites every column of the existing row w.ID, and
-// moves its billing mark as of w.UpdatedAt.
-func writeWorkspaceTx(ctx context.Context, tx *wtx, w Workspace) error {
-	return writeWorkspaceAtTx(ctx, tx, w, w.UpdatedAt)
+// stored is a row as it was read, encoded before anything changes it: a
+// copy of a Workspace shares its maps and slices with the original.
+type stored struct {
+	values   []any // workspaceValues
+	serverID string
+	res      fleet.Resources
 }
 
+func storedOf(w Workspace) (stored, error) {
+	v, err := workspaceValues(w)
+	return stored{values: v, serverID: w.ServerID, res: w.Reservation}, err
+}
+
+// writeWorkspaceTx writes the row w.ID, which was old, and moves its
+// billing mark as of w.UpdatedAt.
+func writeWorkspaceTx(ctx context.Context, tx *wtx, old stored, w Workspace) error {
+	return writeWorkspaceAtTx(ctx, tx, old, w, w.UpdatedAt)
+}
+
+// workspaceColumnNames are workspaceColumns one by one.
+var workspaceColumnNames = strings.Split(strings.Join(strings.Fields(workspaceColumns), ""), ",")
+
 // writeWorkspaceAtTx is writeWorkspaceTx for a change that happened at at.
-func writeWorkspaceAtTx(ctx context.Context, tx *wtx, w Workspace, at time.Time) error {
+// Only the columns that changed are written: SQLite then updates only the
+// indexes on those columns (a status change touches one index, not seven).
+func writeWorkspaceAtTx(ctx context.Context, tx *wtx, old stored, w Workspace, at time.Time) error {
 	args, err := workspaceValues(w)
 	if err != nil {
 		return err
 	}
-	args = append(args[1:], w.ID) // all columns but id, then the key
-	cols := strings.TrimPrefix(workspaceColumns, "id, ")
-	// The reservation it replaces, for the in-memory usage (usageBook).
-	oldServer, oldRes, err := reservationTx(ctx, tx, w.ID)
-	if err != nil {
-		return err
+	was := old.values
+	var set strings.Builder
+	var changed []any
+	for i := 1; i < len(args); i++ { // the id (0) is the key
+		if args[i] == was[i] {
+			continue
+		}
+		if set.Len() > 0 {
+			set.WriteString(", ")
+		}
+		set.WriteString(workspaceColumnNames[i] + " = ?")
+		changed = append(changed, args[i])
 	}
-	_, err = tx.ExecContext(ctx,
-		"UPDATE workspaces SET ("+cols+") = ("+placeholders(len(args)-1)+") WHERE id = ?", args...)
-	if err != nil {
-		return err
+	if len(changed) > 0 {
+		if _, err := tx.ExecContext(ctx, "UPDATE workspaces SET "+set.String()+" WHERE id = ?", append(changed, w.ID)...); err != nil {
+			return err
+		}
 	}
-	if oldServer != w.ServerID || oldRes != w.Reservation {
-		tx.addUsage(oldServer, oldRes, -1)
-		tx.addUsage(w.ServerID, w.Reservation, +1)
+	if old.serverID != w.ServerID || old.res != w.Reservation {
+		tx.addUsage(old.serverID, w.ID, old.res, -1)
+		tx.addUsage(w.ServerID, w.ID, w.Reservation, +1)
 	}
 	return billTx(ctx, tx, w.ID, &w, at)
 }
@@ -597,7 +625,7 @@ func (db *DB) DeleteWorkspaceIf(ctx context.Context, id string, ok func(Workspac
 		if _, err := tx.ExecContext(ctx, "DELETE FROM workspaces WHERE id = ?", id); err != nil {
 			return err
 		}
-		tx.addUsage(w.ServerID, w.Reservation, -1)
+		tx.addUsage(w.ServerID, w.ID, w.Reservation, -1)
 		deleted = true
 		_, err = addEventTx(ctx, tx, Event{Kind: EventWorkspaceDeleted, ServerID: w.ServerID, WorkspaceID: id,
 			Message: fmt.Sprintf("workspace %s deleted (was %s)", id, w.Status)})
@@ -607,17 +635,4 @@ func (db *DB) DeleteWorkspaceIf(ctx context.Context, id string, ok func(Workspac
 		return false, fmt.Errorf("delete workspace: %w", err)
 	}
 	return deleted, nil
-}
-
-// reservationTx reads what the row id reserves and where ("" when it is not
-// placed): the usage a rewrite of the row replaces.
-func reservationTx(ctx context.Context, tx *wtx, id string) (string, fleet.Resources, error) {
-	var serverID sql.NullString
-	var r fleet.Resources
-	err := tx.QueryRowContext(ctx, `SELECT server_id, res_cpu, res_memory_mb, res_disk_gb, res_bandwidth_mbps, res_gpu_count
-		FROM workspaces WHERE id = ?`, id).Scan(&serverID, &r.CPU, &r.MemoryMB, &r.DiskGB, &r.BandwidthMbps, &r.GPUCount)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", r, fmt.Errorf("workspace %q: %w", id, ErrNotFound)
-	}
-	return serverID.String, r, err
 }
