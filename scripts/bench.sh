@@ -5,10 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-go test -run '^$' -bench 'BenchmarkPlace' -benchtime 2s ./scheduler/internal/placement/ | tee -a "$out"
+# Placement: the full scan (Place, what explanations and refusals use) and
+# the fleet index every create uses, at 10, 1,000 and 10,000 servers.
+go test -run '^$' -bench 'BenchmarkPlace|BenchmarkIndexPlace' -benchtime 2s ./scheduler/internal/placement/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkReserveAndInsert|BenchmarkDurableCommit' -benchtime 2s ./scheduler/internal/registry/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkCreate$' -benchtime 3s ./scheduler/internal/app/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkCreateToRunning' -benchtime 20x ./scheduler/internal/app/ | tee -a "$out"
+# Durable creates through the HTTP API with 10,000 servers and 100,000
+# workspaces in the registry (agents in another process, over mTLS), at 1,
+# 10, 100 and 1,000 concurrent clients, and the bare one-row commit in the
+# same run. About 3 minutes (most of it filling the registry).
+go test -run '^$' -bench 'BenchmarkCreateAtScale' -benchtime 3s -timeout 20m ./scheduler/internal/app/ | tee -a "$out"
 # Interactive streams on the compose cluster (scheduler/e2e/bench_streams_test.go):
 # terminal echo, preview proxy, 200 terminals held for a minute; about 3 min.
 # Then a 1 GiB home moved between the hosts against tar | tar
@@ -34,7 +41,18 @@ echo
 echo "== ratios (same run)"
 echo "create through HTTP API / bare durable registry insert: $(ratio "$(ns 'BenchmarkCreate/http_api-')" "$(ns 'BenchmarkCreate/registry_insert')")x"
 echo "create-to-running berth / plain Docker API create+start: $(ratio "$(ns 'CreateToRunning/berth')" "$(ns 'CreateToRunning/docker_api')")x"
-echo "placement 10,000 servers / 10 servers: $(ratio "$(ns 'BenchmarkPlace/nodes=10000')" "$(ns 'BenchmarkPlace/nodes=10-')")x"
+echo "placement, full scan, 10,000 servers / 10 servers: $(ratio "$(ns 'BenchmarkPlace/nodes=10000')" "$(ns 'BenchmarkPlace/nodes=10-')")x"
+for st in spread best_fit; do
+	echo "placement, fleet index ($st), 10,000 servers / 10 servers: $(ratio "$(ns "BenchmarkIndexPlace/$st/nodes=10000")" "$(ns "BenchmarkIndexPlace/$st/nodes=10-")")x ($(awk -v a="$(ns "BenchmarkIndexPlace/$st/nodes=10000")" 'BEGIN { printf "%.1f", a / 1000 }') us at 10,000; goal <= 3x and <= 20 us)"
+done
+echo "placement at 10,000 servers, full scan / fleet index (spread): $(ratio "$(ns 'BenchmarkPlace/nodes=10000')" "$(ns 'BenchmarkIndexPlace/spread/nodes=10000')")x"
+# metric NAME UNIT: the value before UNIT on the first line whose name matches NAME.
+metric() { awk -v n="$1" -v u="$2" '$1 ~ n { for (i = 2; i <= NF; i++) if ($i == u) { print $(i - 1); exit } }' "$out"; }
+bare=$(metric 'BenchmarkCreateAtScale/bare_commit' 'commits/s')
+echo "bare one-row durable commit: $bare commits/s; scheduler start with 10,000 servers and 100,000 workspaces: $(ms "$(ns 'BenchmarkCreateAtScale/startup')")"
+for c in 1 10 100 1000; do
+	echo "creates through the HTTP API at 10,000 servers, $c clients: $(metric "BenchmarkCreateAtScale/http_api/clients=$c-" 'creates/s') creates/s = $(ratio "$(metric "BenchmarkCreateAtScale/http_api/clients=$c-" 'creates/s')" "$bare")x the bare commit (goal >= 1x and >= 5,000/s), p50 $(metric "BenchmarkCreateAtScale/http_api/clients=$c-" 'p50-ms') ms, p99 $(metric "BenchmarkCreateAtScale/http_api/clients=$c-" 'p99-ms') ms"
+done
 echo "terminal keystroke->echo berth / TTY exec on the host's socket (same tmux session), p50: $(ratio "$(s terminal_echo/berth/p50)" "$(s terminal_echo/docker_exec/p50)")x ($(ms "$(s terminal_echo/berth/p50)") vs $(ms "$(s terminal_echo/docker_exec/p50)")), p99: $(ratio "$(s terminal_echo/berth/p99)" "$(s terminal_echo/docker_exec/p99)")x ($(ms "$(s terminal_echo/berth/p99)") vs $(ms "$(s terminal_echo/docker_exec/p99)"))"
 echo "preview proxy 100 MB body / direct to the app: $(ratio "$(s preview_big/berth)" "$(s preview_big/direct)")x ($(s preview_big/berth) vs $(s preview_big/direct) MB/s; goal >= 0.8x)"
 echo "preview proxy /json requests/s, 16 connections / direct: $(ratio "$(s preview_json_rps/berth)" "$(s preview_json_rps/direct)")x ($(s preview_json_rps/berth) vs $(s preview_json_rps/direct) req/s)"
