@@ -107,6 +107,7 @@ func (v *fleetView) ensure(ctx context.Context) error {
 	v.readMembersLocked()
 	v.servers = make(map[string]registry.Server, len(servers))
 	v.index = placement.NewIndex()
+	v.holds = nil               // they were in the index this one replaces
 	for _, s := range servers { // registration order: placement's tie-break
 		v.servers[s.ID] = s
 		v.index.Set(v.nodeLocked(s))

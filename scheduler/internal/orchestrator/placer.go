@@ -110,8 +110,10 @@ func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspac
 		return registry.Workspace{}, err
 	}
 	now := time.Now().UTC()
+	creds := registry.Credentials{Git: r.Config.GitCredentials}
 	ws, err := p.launch(ctx, r.WorkspaceID, snap, dec, req, "", spec, r.Config.Environment, launchSteps{
-		home: homePtr,
+		home:  homePtr,
+		creds: &creds,
 		reserve: func(server registry.Server, node placement.Node) (registry.Workspace, error) {
 			ws := registry.Workspace{
 				ID: r.WorkspaceID, UserID: r.UserID, SessionID: r.SessionID, Tier: r.Config.Tier,
@@ -119,7 +121,6 @@ func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspac
 				Image: p.image(r.Config.Settings.BaseImage, spec, server), Repositories: r.Config.Repos,
 				Environment: r.Config.Environment, Settings: r.Config.Settings, Reservation: spec.Resources(),
 			}
-			creds := registry.Credentials{Git: r.Config.GitCredentials}
 			return p.DB.ReserveAndInsert(ctx, ws, creds, limits(node))
 		},
 		undo: func(ws registry.Workspace, _ error) {
@@ -230,6 +231,9 @@ type launchSteps struct {
 	// home is the workspace's home as it was before the reservation; nil
 	// for an id that had none (see bringHome).
 	home *registry.Home
+	// creds are the workspace's credentials when the caller has them (a
+	// create); nil: launch reads them from the registry.
+	creds *registry.Credentials
 	// reserve holds room on server for the workspace (a new row, or the
 	// row moved) and returns the row as stored, with its new epoch.
 	reserve func(server registry.Server, node placement.Node) (registry.Workspace, error)
@@ -301,8 +305,10 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 			}
 			steps.home = &home // on server now: a later candidate copies it from here
 		}
-		creds, err := p.DB.GetCredentials(ctx, ws.ID)
-		if err != nil {
+		var creds registry.Credentials
+		if steps.creds != nil {
+			creds = *steps.creds
+		} else if creds, err = p.DB.GetCredentials(ctx, ws.ID); err != nil {
 			p.log.Warn("read workspace credentials", "workspace_id", ws.ID, "error", err)
 		}
 		client := p.agent(server)
