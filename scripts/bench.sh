@@ -28,8 +28,11 @@ export BERTH_TEST_IMAGES=1
 IMAGES='' scripts/build-images.sh
 scripts/dev-certs.sh >/dev/null
 scripts/cluster-up.sh >/dev/null
+# Then berth side by side with a two-node Docker Swarm made of throwaway DinD
+# containers (bench_swarm_test.go): create->running of one workspace and of 50
+# at once, host kill/pause -> detected; about 9 min.
 streams=ok
-BERTH_E2E=1 BERTH_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestBench(Interactive|TerminalsHeld|HomeMove|SandboxRuntimes)$' ./scheduler/e2e/ |
+BERTH_E2E=1 BERTH_BENCH=1 go test -count=1 -v -timeout 30m -run '^TestBench(Interactive|TerminalsHeld|HomeMove|SandboxRuntimes|Swarm)$' ./scheduler/e2e/ |
 	tee -a "$out" || streams=failed
 # ns NAME: the third field (the value) of the first line whose name matches NAME (a regex).
 ns() { awk -v n="$1" '$1 ~ n {print $3; exit}' "$out"; }
@@ -62,6 +65,9 @@ echo "200 terminals held $(s held/hold_seconds) s: both agents RSS $(s held/agen
 echo "home move of $(s home_move/mib) MiB host to host / tar | tar between the same hosts: $(ratio "$(s home_move/berth_mib_s)" "$(s home_move/tar_mib_s)")x ($(s home_move/berth_mib_s) vs $(s home_move/tar_mib_s) MiB/s; berth copies over mTLS, flushes, re-reads and verifies)"
 echo "workspace create->running runsc / runc (same host, interleaved), p50: $(ratio "$(s sandbox/runsc/create_to_running/p50)" "$(s sandbox/runc/create_to_running/p50)")x ($(ms "$(s sandbox/runsc/create_to_running/p50)") vs $(ms "$(s sandbox/runc/create_to_running/p50)"))"
 echo "exec round trip through the agent runsc / runc, p50: $(ratio "$(s sandbox/runsc/exec/p50)" "$(s sandbox/runc/exec/p50)")x ($(ms "$(s sandbox/runsc/exec/p50)") vs $(ms "$(s sandbox/runc/exec/p50)"))"
+echo "berth vs Docker Swarm (two DinD nodes, same image and starter limits), create->running of one workspace, p50: $(ratio "$(s swarm/create_one/berth/p50)" "$(s swarm/create_one/swarm/p50)")x ($(ms "$(s swarm/create_one/berth/p50)") vs $(ms "$(s swarm/create_one/swarm/p50)"); goal <= 0.5x), max $(ms "$(s swarm/create_one/berth/max)") vs $(ms "$(s swarm/create_one/swarm/max)"); berth under runc: $(ratio "$(s swarm/create_one/berth_runc/p50)" "$(s swarm/create_one/swarm/p50)")x ($(ms "$(s swarm/create_one/berth_runc/p50)"))"
+echo "berth vs Docker Swarm, 50 at once, each create->running, p50: $(ratio "$(s swarm/create_50/berth/p50)" "$(s swarm/create_50/swarm/p50)")x ($(ms "$(s swarm/create_50/berth/p50)") vs $(ms "$(s swarm/create_50/swarm/p50)")), p99: $(ratio "$(s swarm/create_50/berth/p99)" "$(s swarm/create_50/swarm/p99)")x ($(ms "$(s swarm/create_50/berth/p99)") vs $(ms "$(s swarm/create_50/swarm/p99)")), all 50 running: $(ratio "$(s swarm/create_50/berth/all_p50)" "$(s swarm/create_50/swarm/all_p50)")x; berth under runc p50: $(ratio "$(s swarm/create_50/berth_runc/p50)" "$(s swarm/create_50/swarm/p50)")x ($(ms "$(s swarm/create_50/berth_runc/p50)"))"
+echo "host killed -> declared gone (berth unreachable / Swarm node down), p50: berth $(ratio "$(s swarm/detect_kill/swarm/p50)" "$(s swarm/detect_kill/berth/p50)")x faster ($(ms "$(s swarm/detect_kill/berth/p50)") vs $(ms "$(s swarm/detect_kill/swarm/p50)"); goal >= 5x), max $(ms "$(s swarm/detect_kill/berth/max)") vs $(ms "$(s swarm/detect_kill/swarm/max)"); host paused instead: $(ratio "$(s swarm/detect_pause/swarm/p50)" "$(s swarm/detect_pause/berth/p50)")x faster ($(ms "$(s swarm/detect_pause/berth/p50)") vs $(ms "$(s swarm/detect_pause/swarm/p50)"))"
 if [[ $streams != ok ]]; then
 	echo "bench: the interactive-stream measurements failed (go test output above, full log in the run)" >&2
 	exit 1
