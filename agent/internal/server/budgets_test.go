@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -49,25 +50,45 @@ func TestAgentConnectionBudgets(t *testing.T) {
 		name  string
 		limit time.Duration
 		play  func(conn net.Conn) error
+		// answered: the play is a whole request, answered before the
+		// connection goes idle.
+		answered bool
 	}{
 		{"slow headers", tm.ReadHeader, func(conn net.Conn) error {
 			return testutil.Dribble(conn, "GET "+wire.PathHealth+" HTTP/1.1\r\n", "X")
-		}},
+		}, false},
 		{"slow body", tm.Read, func(conn net.Conn) error {
 			return testutil.Dribble(conn, "POST "+wire.PathContainers+" HTTP/1.1\r\nHost: ws-1\r\nContent-Length: 100\r\n\r\n{", " ")
-		}},
+		}, false},
 		{"idle keep-alive", tm.Idle, func(conn net.Conn) error {
 			_, err := io.WriteString(conn, "GET "+wire.PathHealth+" HTTP/1.1\r\nHost: ws-1\r\n\r\n")
 			return err
-		}},
+		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conn := dial(t)
+			// The agent's clock starts at its accept (the handshake is part of
+			// the header budget): so does this one, so that a slow handshake on
+			// a loaded machine does not look like an early close.
 			start := time.Now()
+			conn := dial(t)
 			go func() { _ = tt.play(conn) }()
 			_ = conn.SetReadDeadline(time.Now().Add(tt.limit + 5*time.Second))
-			_, err := io.Copy(io.Discard, conn)
+			var r io.Reader = conn
+			if tt.answered {
+				br := bufio.NewReader(conn)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("no answer before the idle wait: %v", err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("answer %s, want 200", resp.Status)
+				}
+				r = br
+			}
+			_, err := io.Copy(io.Discard, r)
 			took := time.Since(start)
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

@@ -24,6 +24,7 @@ import (
 // Agent is a running agent process.
 type Agent struct {
 	ServerID  string
+	PID       int    // of the agent process
 	Addr      string // host:port of its mTLS API
 	DataDir   string
 	PKI       *testutil.PKI
@@ -60,56 +61,91 @@ func Start(t testing.TB, serverID string) *Agent {
 	cert, key := pki.Issue(serverID, wire.RoleAgent, true, serverID, "127.0.0.1")
 	schedCert, schedKey := pki.Issue("scheduler", wire.RoleScheduler, false)
 	a := &Agent{ServerID: serverID, DataDir: t.TempDir(), PKI: pki,
-		Scheduler: mtls.Files{Cert: schedCert, Key: schedKey, CA: pki.CAFile},
-		Addr:      net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"BERTH_SERVER_ID="+serverID,
-		"BERTH_LISTEN="+a.Addr,
-		"BERTH_TLS_CERT="+cert, "BERTH_TLS_KEY="+key, "BERTH_TLS_CA="+pki.CAFile,
-		"BERTH_GOSSIP_BIND=127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)),
-		"BERTH_GOSSIP_KEY="+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
-		"BERTH_DATA_DIR="+a.DataDir,
-		"BERTH_LOG_LEVEL=debug",
-	)
-	logs, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var buf strings.Builder
-	go func() {
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			mu.Lock()
-			buf.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait() // an interrupted agent exits non-zero
-		// The agent leaves its data directory bound nosuid,nodev (and homes
-		// loop-mounted) for the workspaces it outlives: detach them, and
-		// what is mounted below, before the temp dir is removed.
-		for i := 0; i < 4 && syscall.Unmount(a.DataDir, syscall.MNT_DETACH) == nil; i++ {
-		}
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("agent %s log:\n%s", serverID, buf.String())
-			mu.Unlock()
-		}
-	})
+		Scheduler: mtls.Files{Cert: schedCert, Key: schedKey, CA: pki.CAFile}}
 	d, err := agentclient.NewDialer(a.Scheduler)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Client = d.Client(serverID, a.Addr)
-	testutil.Eventually(t, 15*time.Second, "agent answers its health endpoint", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		h, err := a.Client.Health(ctx)
-		return err == nil && h.DockerOK
-	})
+	// A free port can be taken by another test between the look and the
+	// agent's bind: then the agent exits at once, and it starts again on
+	// other ports.
+	for attempt := 1; ; attempt++ {
+		a.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(),
+			"BERTH_SERVER_ID="+serverID,
+			"BERTH_LISTEN="+a.Addr,
+			"BERTH_TLS_CERT="+cert, "BERTH_TLS_KEY="+key, "BERTH_TLS_CA="+pki.CAFile,
+			"BERTH_GOSSIP_BIND=127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)),
+			"BERTH_GOSSIP_KEY="+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
+			"BERTH_DATA_DIR="+a.DataDir,
+			"BERTH_LOG_LEVEL=debug",
+		)
+		logs, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		a.PID = cmd.Process.Pid
+		var mu sync.Mutex
+		var buf strings.Builder
+		logged, exited := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(logged)
+			sc := bufio.NewScanner(logs)
+			for sc.Scan() {
+				mu.Lock()
+				buf.WriteString(sc.Text() + "\n")
+				mu.Unlock()
+			}
+		}()
+		go func() {
+			<-logged // Wait closes the pipe: read it all first
+			_ = cmd.Wait()
+			close(exited)
+		}()
+		log := func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return buf.String()
+		}
+		a.Client = d.Client(serverID, a.Addr)
+		ready := false
+		deadline := time.Now().Add(15 * time.Second)
+		for !ready && time.Now().Before(deadline) {
+			select {
+			case <-exited:
+				deadline = time.Now() // it will not answer
+				continue
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			h, err := a.Client.Health(ctx)
+			cancel()
+			if ready = err == nil && h.DockerOK; !ready {
+				time.Sleep(50 * time.Millisecond) // poll interval
+			}
+		}
+		if ready {
+			t.Cleanup(func() {
+				_ = cmd.Process.Signal(os.Interrupt)
+				<-exited // an interrupted agent exits non-zero
+				// The agent leaves its data directory bound nosuid,nodev (and homes
+				// loop-mounted) for the workspaces it outlives: detach them, and
+				// what is mounted below, before the temp dir is removed.
+				for i := 0; i < 4 && syscall.Unmount(a.DataDir, syscall.MNT_DETACH) == nil; i++ {
+				}
+				if t.Failed() {
+					t.Logf("agent %s log:\n%s", serverID, log())
+				}
+			})
+			break
+		}
+		_ = cmd.Process.Kill()
+		<-exited
+		if attempt < 3 && strings.Contains(log(), "address already in use") {
+			continue
+		}
+		t.Fatalf("agent %s did not answer its health endpoint within 15 s; its log:\n%s", serverID, log())
+	}
 	return a
 }
