@@ -118,8 +118,7 @@ func TestAgentConnectionBudgets(t *testing.T) {
 		})
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
 		defer client.CloseIdleConnections()
-		resp, err := client.Post("https://"+a.Addr()+wire.PathContainers+"/"+ctr[0].ID+"/exec", "application/json",
-			strings.NewReader(`{"cmd":["sleep","1"]}`))
+		resp, err := client.Do(retriable(t, "https://"+a.Addr()+wire.PathContainers+"/"+ctr[0].ID+"/exec", `{"cmd":["sleep","1"]}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,8 +135,7 @@ func createContainer(t *testing.T, a *agenttest.Agent, clientTLS *tls.Config) []
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
 	defer client.CloseIdleConnections()
-	resp, err := client.Post("https://"+a.Addr()+wire.PathContainers, "application/json",
-		strings.NewReader(`{"name":"berth-ws1","image":"img","workspace_id":"ws1","start":true}`))
+	resp, err := client.Do(retriable(t, "https://"+a.Addr()+wire.PathContainers, `{"name":"berth-ws1","image":"img","workspace_id":"ws1","start":true}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,4 +145,19 @@ func createContainer(t *testing.T, a *agenttest.Agent, clientTLS *tls.Config) []
 		t.Fatalf("create: %d %s", resp.StatusCode, b)
 	}
 	return a.Containers()
+}
+
+// retriable is a JSON POST that Go's transport sends again on a fresh
+// connection if the agent closed the first one before reading it (its
+// header budget can run out during a slow handshake on a loaded machine):
+// a request with an Idempotency-Key is retried as an idempotent one.
+func retriable(t *testing.T, url, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "test")
+	return req
 }

@@ -414,7 +414,9 @@ func TestProxyWebSocket(t *testing.T) {
 // A proxied connection on which nothing moves for the idle timeout is
 // closed; one in use is not.
 func TestProxyIdleTimeout(t *testing.T) {
-	const idle = 300 * time.Millisecond
+	// Wide margins: the busy connection's traffic must never pause for an
+	// idle period, even on a loaded machine (-race, parallel packages).
+	const idle = time.Second
 	r := newRigWith(t, server.StreamConfig{ProxyIdleTimeout: idle})
 	ctx := testContext(t)
 	c := r.create(wire.CreateContainerRequest{Name: "ws", Image: "img", Start: true})
@@ -428,8 +430,8 @@ func TestProxyIdleTimeout(t *testing.T) {
 		return ws
 	}
 	busy, quiet := dial(), dial()
-	for range 8 { // 4 idle periods of traffic
-		time.Sleep(idle / 2)
+	for range 30 { // 3 idle periods of traffic
+		time.Sleep(idle / 10)
 		if err := busy.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
 			t.Fatalf("busy connection: write: %v", err)
 		}

@@ -187,6 +187,14 @@ func TestConcurrentCreatesNeverOvercommit(t *testing.T) {
 				ids = append(ids, fmt.Sprintf("ws-%03d", i))
 			}
 			r := newRig(t, tt.slots, ids...)
+			// Connections first, as a running scheduler has them: a thousand
+			// requests racing a hundred TLS handshakes on a loaded machine
+			// time out, which is not what this test is about.
+			for _, id := range ids {
+				if _, err := r.client(id).Health(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			ok, full := 0, 0
