@@ -60,12 +60,7 @@ func TestSchedulerKilledDuringThousandCreates(t *testing.T) {
 	}
 	seedJSON, _ := json.Marshal(seeds)
 	cert, key := pki.Issue("scheduler", wire.RoleScheduler, false)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
 	dataDir := filepath.Join(dir, "data")
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"berth/shared/testutil"
 )
 
 // This file holds what the contract, placement and concurrency suites share:
@@ -634,12 +636,7 @@ func (s *scheduler) restart(t *testing.T) {
 // freeAddr is a loopback address with a port nobody listens on now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
 }
 
 // readinessRegion is a region no host has: a create that asks for it is
