@@ -187,13 +187,20 @@ func TestConcurrentCreatesNeverOvercommit(t *testing.T) {
 				ids = append(ids, fmt.Sprintf("ws-%03d", i))
 			}
 			r := newRig(t, tt.slots, ids...)
-			// Connections first, as a running scheduler has them: a thousand
-			// requests racing a hundred TLS handshakes on a loaded machine
-			// time out, which is not what this test is about.
+			// Connections first, as a running scheduler has them (as many to
+			// each agent as creates will run on it at once): a thousand
+			// requests racing hundreds of TLS handshakes on a loaded machine
+			// (-race) time out, which is not what this test is about.
 			for _, id := range ids {
-				if _, err := r.client(id).Health(context.Background()); err != nil {
-					t.Fatal(err)
+				var warm sync.WaitGroup
+				for range tt.slots + 1 {
+					warm.Go(func() {
+						if _, err := r.client(id).Health(context.Background()); err != nil {
+							t.Error(err)
+						}
+					})
 				}
+				warm.Wait()
 			}
 			var wg sync.WaitGroup
 			var mu sync.Mutex
@@ -201,6 +208,12 @@ func TestConcurrentCreatesNeverOvercommit(t *testing.T) {
 			for i := range tt.create {
 				wg.Go(func() {
 					_, err := r.orch.Create(context.Background(), createReq(fmt.Sprintf("w%04d", i), "u1"))
+					// An agent call that timed out on the loaded machine is
+					// the caller's to retry, as the podex API does: the
+					// reservation was released, and the count must still add up.
+					for try := 0; try < 5 && errors.Is(err, orchestrator.ErrCreateFailed); try++ {
+						_, err = r.orch.Create(context.Background(), createReq(fmt.Sprintf("w%04d", i), "u1"))
+					}
 					mu.Lock()
 					defer mu.Unlock()
 					switch {
