@@ -14,6 +14,7 @@ import (
 	"berth/agent/internal/capacity"
 	"berth/agent/internal/config"
 	"berth/agent/internal/docker"
+	"berth/agent/internal/eventlog"
 	"berth/agent/internal/fence"
 	"berth/agent/internal/homes"
 	"berth/agent/internal/server"
@@ -58,18 +59,23 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 		return fmt.Errorf("first capacity sample: %w", err)
 	}
 	latest := &latestCapacity{c: first}
+	events := eventlog.New()
 
 	advertise := cfg.AdvertiseAddr
 	if advertise == "" {
 		advertise = cfg.Listen
 	}
+	meta := &metaPublisher{cfg: cfg, advertise: advertise, log: log, capacity: first, eventSeq: events.Seq(),
+		wake: make(chan struct{}, 1)}
 	pool, err := gossip.New(gossip.Config{
 		Name: cfg.ServerID, BindAddr: cfg.GossipBind, AdvertiseAddr: cfg.GossipAdvertise,
 		Key: cfg.GossipKey, Keys: cfg.GossipKeys, Label: cfg.ClusterLabel, Fast: true, PruneAfter: cfg.GossipPruneAfter,
-	}, nodeMeta(cfg, advertise, first, 0), log.Named("gossip"))
+	}, meta.announced(), log.Named("gossip"))
 	if err != nil {
 		return err
 	}
+	meta.pool = pool
+	events.OnChange(meta.setEventSeq)
 	defer func() {
 		if err := pool.Leave(2 * time.Second); err != nil {
 			log.Warn("gossip leave", "error", err)
@@ -87,6 +93,7 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	}, log.Named("api"))
 	api.CheckPeers(func(certs []*x509.Certificate) error { return id.CheckPeer(certs, clientRoles...) })
 	api.EnableHomes(server.Homes{DataDir: dc.DataDir(), Service: homes.NewService(peerTLS)})
+	api.EnableEventLog(events)
 	log.Info("agent ready", "server_id", cfg.ServerID, "api", l.Addr().String(), "gossip", pool.LocalAddr(),
 		"cores", first.CPUCores, "memory_mb", first.MemoryTotalMB, "disk_gb", int(first.DiskTotalGB), "version", version.Version)
 
@@ -94,7 +101,7 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 5) // one per part: none blocks on exit
+	errc := make(chan error, 7) // one per part: none blocks on exit
 	// Every part runs until ctx ends; run returns only once all have
 	// stopped (the deferred Leave then announces the departure).
 	var wg sync.WaitGroup
@@ -113,21 +120,16 @@ func run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 	if cfg.GossipKeyFile != "" { // keyring rotation without a restart
 		part(func() error { pool.WatchKeyFile(ctx, cfg.GossipKeyFile, time.Second); return nil })
 	}
-	var seq uint64
-	prev := nodeMeta(cfg, advertise, first, 0)
+	part(func() error { return events.Run(ctx, dc, log.Named("events")) })
+	part(func() error { return meta.run(ctx) })
 	part(func() error {
 		return sampler.Run(ctx, cfg.SampleInterval, func(c wire.Capacity) {
 			latest.set(c)
-			meta := nodeMeta(cfg, advertise, c, seq+1)
-			if meta.SameCapacity(prev) {
-				return
+			meta.setSample(c, false)
+		}, func(err error) {
+			if errors.Is(err, capacity.ErrDocker) {
+				meta.setSample(wire.Capacity{}, true)
 			}
-			seq++
-			if err := pool.SetMeta(meta); err != nil {
-				log.Warn("gossip meta refresh failed", "error", err)
-				return
-			}
-			prev = meta
 		})
 	})
 	select {
@@ -152,6 +154,95 @@ func nodeMeta(cfg config.Config, advertise string, c wire.Capacity, seq uint64) 
 		DiskTotalGB: int64(c.DiskTotalGB), DiskFreeGB: int64(c.DiskFreeGB),
 		Workspaces: c.Workspaces, GPUType: c.GPUType, GPUCount: c.GPUCount,
 		Version: version.Version, Seq: seq,
+	}
+}
+
+// metaPublisher gossips the agent's metadata each time what it says
+// changes: the capacity sample (rounded, see nodeMeta), whether the local
+// dockerd answers, and the event log's latest number, which the scheduler
+// follows to fetch new container events. Setters never block (the event
+// log calls one from its goroutine); run publishes.
+type metaPublisher struct {
+	cfg       config.Config
+	advertise string
+	log       hclog.Logger
+	pool      *gossip.Pool
+	wake      chan struct{}
+
+	mu         sync.Mutex
+	capacity   wire.Capacity
+	dockerDown bool
+	eventSeq   uint64
+	seq        uint64 // NodeMeta.Seq of the last published metadata
+	published  wire.NodeMeta
+}
+
+// announced is the first metadata, which gossip.New announces; it counts
+// as published.
+func (p *metaPublisher) announced() wire.NodeMeta {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.published = p.currentLocked()
+	p.seq = p.published.Seq
+	return p.published
+}
+
+func (p *metaPublisher) currentLocked() wire.NodeMeta {
+	m := nodeMeta(p.cfg, p.advertise, p.capacity, p.seq+1)
+	m.EventSeq, m.DockerDown = p.eventSeq, p.dockerDown
+	return m
+}
+
+// setSample records a capacity sample, or (dockerDown) that dockerd did not
+// answer the last one: the capacity gossiped stays the last measured.
+func (p *metaPublisher) setSample(c wire.Capacity, dockerDown bool) {
+	p.mu.Lock()
+	if !dockerDown {
+		p.capacity = c
+	}
+	p.dockerDown = dockerDown
+	p.mu.Unlock()
+	p.poke()
+}
+
+// setEventSeq records the event log's latest number (eventlog.Log.OnChange).
+func (p *metaPublisher) setEventSeq(seq uint64) {
+	p.mu.Lock()
+	p.eventSeq = seq
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *metaPublisher) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default: // a publication is pending; it will read the latest
+	}
+}
+
+// run publishes after every change until ctx ends; changes that arrive
+// while one is published are gossiped together.
+func (p *metaPublisher) run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		m := p.currentLocked()
+		if m.SameCapacity(p.published) {
+			p.mu.Unlock()
+			continue
+		}
+		p.mu.Unlock()
+		if err := p.pool.SetMeta(m); err != nil {
+			p.log.Warn("gossip meta refresh failed", "error", err)
+			continue
+		}
+		p.mu.Lock()
+		p.seq, p.published = m.Seq, m
+		p.mu.Unlock()
 	}
 }
 

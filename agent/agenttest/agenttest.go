@@ -18,6 +18,7 @@ import (
 	"berth/agent/internal/capacity"
 	"berth/agent/internal/docker"
 	"berth/agent/internal/docker/dockerfake"
+	"berth/agent/internal/eventlog"
 	"berth/agent/internal/homes"
 	"berth/agent/internal/server"
 	"berth/shared/mtls"
@@ -68,6 +69,8 @@ type Agent struct {
 	t      testing.TB
 	docker *dockerfake.Fake
 	api    *server.Server
+	events *eventlog.Log
+	logged chan struct{} // closed when the event log's Run has returned
 	addr   string
 	stop   context.CancelFunc
 	served chan error // Serve's result
@@ -136,6 +139,8 @@ func start(t testing.TB, files mtls.Files, serverID string, streams StreamConfig
 		ServerID: serverID,
 		t:        t,
 		docker:   dockerfake.New(serverID),
+		events:   eventlog.New(),
+		logged:   make(chan struct{}),
 		addr:     l.Addr().String(),
 		served:   make(chan error, 1),
 		log:      &testLog{t: t},
@@ -146,10 +151,15 @@ func start(t testing.TB, files mtls.Files, serverID string, streams StreamConfig
 	a.api = server.New(serverID, a.docker, a.Capacity, streams, log.Named("api"))
 	a.DataDir = t.TempDir()
 	a.api.EnableHomes(server.Homes{DataDir: a.DataDir, Service: homes.NewService(peerTLS)})
+	a.api.EnableEventLog(a.events)
 	a.api.Wrap(a.front)
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop = stop
 	go func() { a.served <- a.api.Serve(ctx, l, tlsConfig) }()
+	go func() {
+		defer close(a.logged)
+		_ = a.events.Run(ctx, a.docker, log.Named("events"))
+	}()
 	t.Cleanup(a.Close)
 	return a
 }
@@ -177,6 +187,7 @@ func (a *Agent) Close() {
 	a.cancelInflightLocked()
 	a.mu.Unlock()
 	a.stop()
+	<-a.logged
 	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.t.Errorf("agenttest: agent %s stopped with %v", a.ServerID, err)
 	}

@@ -49,7 +49,9 @@
 //   - requests carrying an X-Berth-Epoch older than the container's are
 //     refused with 409 stale_epoch;
 //   - GET /v1/events streams the container events (fakeagent had no such
-//     route), so the scheduler's event watcher sees create, start, die, …;
+//     route), and the agent keeps the event log the scheduler's event
+//     watcher fetches (GET /v1/events/log, its latest number in the health
+//     answer), so the watcher sees create, start, die, …;
 //   - a pull's final line is {done, status "pulled <ref>"}, or {done,
 //     error <the FailPull message>};
 //   - exec echoes the command line on stdout (fakeagent answered "ok\n");

@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -181,29 +182,32 @@ type Verifier struct {
 	CRL *CRLFile // nil = no revocation list
 
 	mu     sync.Mutex
-	chains map[chainKey]verified // chain verifications of open connections' certificates
+	chains map[chainKey]verified // chain verifications of the peers' certificates
 }
 
-// chainKey is one verification: the parsed leaf of a connection (the same
-// pointer for every request on it), the usage and the name asked for.
+// chainKey is one verification: the leaf (the SHA-256 of its DER: the
+// cache holds no parsed leaf, so a peer seen now and then over short
+// connections costs an entry of ~100 bytes, not its certificate), the
+// usage and the name asked for.
 type chainKey struct {
-	leaf    *x509.Certificate
+	leaf    [sha256.Size]byte
 	usage   x509.ExtKeyUsage
 	dnsName string
 }
 
 // verified is a chain verification, valid while the CA bundle is the one
 // it was made against and until the first certificate of the chain expires.
+// above is the chain without its leaf (intermediates and root).
 type verified struct {
 	ca       *caSet
-	chain    []*x509.Certificate
+	above    []*x509.Certificate
 	notAfter time.Time
 }
 
 // maxCachedChains bounds the cache; past it, it starts over. A scheduler
-// holds a connection to each agent, each with its own leaf: the bound is
-// well above the 10,000 agents berth is measured with (an entry is about
-// 100 bytes), since a cache that starts over verifies every chain again.
+// verifies each agent's own leaf: the bound is well above the 10,000
+// agents berth is measured with (an entry is about 100 bytes), since a
+// cache that starts over verifies every chain again.
 const maxCachedChains = 1 << 16
 
 // Verify checks certs (leaf first, as presented) for usage, dnsName ("" =
@@ -228,20 +232,20 @@ func (v *Verifier) Verify(certs []*x509.Certificate, usage x509.ExtKeyUsage, dns
 }
 
 // chain verifies certs against the current CA bundle, or returns the
-// verification already made for the same parsed leaf (every request of a
-// connection) while the bundle is unchanged and the chain unexpired: the
-// signature checks then cost once per connection, the revocation check
-// stays per request.
+// verification already made for the same leaf (every request of a
+// connection, every connection of a peer) while the bundle is unchanged and
+// the chain unexpired: the signature checks then cost once per peer, the
+// revocation check stays per request.
 func (v *Verifier) chain(certs []*x509.Certificate, usage x509.ExtKeyUsage, dnsName string) ([]*x509.Certificate, error) {
 	v.CA.check()
 	ca := v.CA.cur.Load()
-	key := chainKey{certs[0], usage, dnsName}
+	key := chainKey{sha256.Sum256(certs[0].Raw), usage, dnsName}
 	now := time.Now()
 	v.mu.Lock()
 	c, ok := v.chains[key]
 	v.mu.Unlock()
 	if ok && c.ca == ca && now.Before(c.notAfter) {
-		return c.chain, nil
+		return append([]*x509.Certificate{certs[0]}, c.above...), nil
 	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
@@ -253,7 +257,8 @@ func (v *Verifier) chain(certs []*x509.Certificate, usage x509.ExtKeyUsage, dnsN
 	if err != nil {
 		return nil, err
 	}
-	c = verified{ca: ca, chain: chains[0], notAfter: chains[0][0].NotAfter}
+	// A copy: a slice of the chain would keep its whole array, leaf and all.
+	c = verified{ca: ca, above: slices.Clone(chains[0][1:]), notAfter: chains[0][0].NotAfter}
 	for _, cert := range chains[0] {
 		if cert.NotAfter.Before(c.notAfter) {
 			c.notAfter = cert.NotAfter
@@ -265,7 +270,7 @@ func (v *Verifier) chain(certs []*x509.Certificate, usage x509.ExtKeyUsage, dnsN
 	}
 	v.chains[key] = c
 	v.mu.Unlock()
-	return c.chain, nil
+	return chains[0], nil
 }
 
 // CheckPeer re-verifies a connection's client certificates on each request

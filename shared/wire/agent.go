@@ -25,6 +25,9 @@ type Health struct {
 	DockerOK bool      `json:"docker_ok"`
 	Error    string    `json:"error,omitempty"`
 	Time     time.Time `json:"time"`
+	// EventSeq is the number of the agent's latest container event
+	// (EventLog.Seq); 0 from an agent without an event log.
+	EventSeq uint64 `json:"event_seq,omitempty"`
 }
 
 // Capacity is what an agent measures of its host (gopsutil + Docker).

@@ -40,6 +40,14 @@ type NodeMeta struct {
 	GPUCount     int               `json:"g,omitempty"`
 	Version      string            `json:"v,omitempty"`
 	Seq          uint64            `json:"s,omitempty"` // bumped on every refresh
+	// EventSeq is the number of the agent's latest container event
+	// (EventLog.Seq): the scheduler fetches PathEventLog when it moves.
+	// 0 from an agent without an event log.
+	EventSeq uint64 `json:"es,omitempty"`
+	// DockerDown is set while the agent's last sample of its host could
+	// not reach the local dockerd: the agent runs, its host takes no
+	// workspaces.
+	DockerDown bool `json:"dd,omitempty"`
 }
 
 // Encode returns the compact encoding, or ErrMetaTooLarge.

@@ -16,6 +16,7 @@ func fullMeta() NodeMeta {
 		CPUMilli: 64000, CPUUsedPct: 97, MemTotalMB: 262144, MemFreeMB: 130000,
 		DiskTotalGB: 3840, DiskFreeGB: 2900, Workspaces: 123, GPUType: "NVIDIA RTX 6000 Blackwell",
 		GPUCount: 2, Version: "v1.12.3-rc1", Seq: 18446744073709551615,
+		EventSeq: 18446744073709551615, DockerDown: true,
 	}
 }
 

@@ -202,9 +202,10 @@ func normaliseArch(kernel string) string {
 
 // Run samples every interval, starting at once, and calls onChange with each
 // successful sample (the caller decides what counts as a change). A failed
-// sample is logged and skipped. Run returns nil when ctx ends; onChange is
-// called from Run's goroutine only, never after Run returns.
-func (s *Sampler) Run(ctx context.Context, interval time.Duration, onChange func(wire.Capacity)) error {
+// sample is logged, skipped and given to onFail (if not nil; its error wraps
+// ErrHost or ErrDocker). Run returns nil when ctx ends; onChange and onFail
+// are called from Run's goroutine only, never after Run returns.
+func (s *Sampler) Run(ctx context.Context, interval time.Duration, onChange func(wire.Capacity), onFail func(error)) error {
 	if interval <= 0 {
 		return fmt.Errorf("capacity: sample interval %v must be positive", interval)
 	}
@@ -217,6 +218,9 @@ func (s *Sampler) Run(ctx context.Context, interval time.Duration, onChange func
 			return nil
 		case err != nil:
 			s.log.Warn("capacity sample failed", "error", err)
+			if onFail != nil {
+				onFail(err)
+			}
 		default:
 			onChange(c)
 		}

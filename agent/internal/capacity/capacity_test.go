@@ -188,6 +188,7 @@ func TestRun(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		got := make(chan wire.Capacity, 16)
+		var failed []error // Run's goroutine only, read after it returned
 		done := make(chan error, 1)
 		go func() {
 			done <- s.Run(ctx, 5*time.Millisecond, func(c wire.Capacity) {
@@ -195,7 +196,7 @@ func TestRun(t *testing.T) {
 				case got <- c:
 				default:
 				}
-			})
+			}, func(err error) { failed = append(failed, err) })
 		}()
 		var samples []wire.Capacity
 		deadline := time.After(10 * time.Second)
@@ -210,6 +211,9 @@ func TestRun(t *testing.T) {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: got %v, want nil on cancel", err)
+		}
+		if len(failed) != 2 || !errors.Is(failed[0], ErrDocker) || !errors.Is(failed[1], ErrDocker) {
+			t.Errorf("onFail got %v, want the 2 failed samples, each wrapping ErrDocker", failed)
 		}
 		for i, c := range samples {
 			if c.Images != 1 {
@@ -228,7 +232,7 @@ func TestRun(t *testing.T) {
 	})
 	t.Run("refuses a non-positive interval", func(t *testing.T) {
 		s := NewSampler(Options{}, &fakeDocker{}, nil)
-		if err := s.Run(context.Background(), 0, func(wire.Capacity) {}); err == nil {
+		if err := s.Run(context.Background(), 0, func(wire.Capacity) {}, nil); err == nil {
 			t.Error("got nil, want an error")
 		}
 	})

@@ -63,6 +63,7 @@ type Server struct {
 
 	lastContact atomic.Int64                    // unix nanos of the last request from the scheduler
 	homes       *Homes                          // nil: the home transfer routes answer 501
+	eventLog    EventLog                        // nil: the event log route answers 501
 	checkPeer   func([]*x509.Certificate) error // CheckPeers; nil: the handshake's verification only
 
 	streams        *streams        // TTY sessions and proxied requests being served
@@ -116,6 +117,7 @@ func New(serverID string, d Docker, capacity func() wire.Capacity, streams Strea
 	e.GET(wire.PathImages, s.images)
 	e.POST(wire.PathImagePull, s.pull, s.streaming)
 	e.GET(wire.PathEvents, s.events, s.streaming)
+	e.GET(wire.PathEventLog, s.eventsSince)
 	e.DELETE(wire.PathData, s.removeData)
 	s.registerHomes(e)
 	return s
@@ -249,7 +251,38 @@ func (s *Server) health(c echo.Context) error {
 	if err := s.docker.Ping(c.Request().Context()); err != nil {
 		h.Status, h.DockerOK, h.Error = "degraded", false, err.Error()
 	}
+	if s.eventLog != nil {
+		h.EventSeq = s.eventLog.Seq()
+	}
 	return c.JSON(http.StatusOK, h)
+}
+
+// EventLog is the agent's numbered log of container events
+// (agent/internal/eventlog).
+type EventLog interface {
+	Seq() uint64
+	Since(after uint64) wire.EventLog
+}
+
+// EnableEventLog serves wire.PathEventLog from l and puts its latest number
+// in the health answer. Call it before Serve.
+func (s *Server) EnableEventLog(l EventLog) { s.eventLog = l }
+
+// eventsSince answers the events after the cursor ?after=N (0 or none: a
+// first call, answered with a reset).
+func (s *Server) eventsSince(c echo.Context) error {
+	if s.eventLog == nil {
+		return echo.NewHTTPError(http.StatusNotImplemented, "this agent keeps no event log")
+	}
+	var after uint64
+	if v := c.QueryParam(wire.QueryAfter); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return badRequest(wire.QueryAfter + " must be a non-negative integer")
+		}
+		after = n
+	}
+	return c.JSON(http.StatusOK, s.eventLog.Since(after))
 }
 
 func (s *Server) getCapacity(c echo.Context) error { return c.JSON(http.StatusOK, s.capacity()) }

@@ -16,7 +16,9 @@ import (
 
 	"berth/agent/internal/docker"
 	"berth/agent/internal/docker/dockerfake"
+	"berth/agent/internal/eventlog"
 	"berth/agent/internal/server"
+	"berth/shared/testutil"
 	"berth/shared/wire"
 
 	"github.com/google/go-cmp/cmp"
@@ -587,6 +589,54 @@ func TestEventsClientLeaves(t *testing.T) {
 			t.Fatal("the subscription outlived its client by 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The event log route answers the events after a cursor, and the health
+// answer carries the latest number; without a log the route answers 501
+// and the health answer no number.
+func TestEventLogRoute(t *testing.T) {
+	r := newRig(t)
+	if a := r.do(http.MethodGet, wire.PathEventLog, nil); a.status != http.StatusNotImplemented {
+		t.Errorf("without a log: status %d (%s), want 501", a.status, a.body)
+	}
+	var h wire.Health
+	r.do(http.MethodGet, wire.PathHealth, nil).decode(t, &h)
+	if h.EventSeq != 0 {
+		t.Errorf("without a log: health event_seq %d, want 0", h.EventSeq)
+	}
+
+	l := eventlog.New()
+	r.api.EnableEventLog(l)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- l.Run(ctx, r.fake, hclog.NewNullLogger()) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testutil.Eventually(t, 5*time.Second, "the log subscribed", func() bool { return r.fake.Subscribers() == 1 })
+
+	var first wire.EventLog
+	r.do(http.MethodGet, wire.PathEventLog, nil).decode(t, &first)
+	if !first.Reset || len(first.Events) != 0 {
+		t.Fatalf("first call: %+v, want a reset with no events", first)
+	}
+	c := r.create(wire.CreateContainerRequest{Name: "ws", Image: "img", Start: true, WorkspaceID: "w1"})
+	if err := r.fake.Exit(c.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	var got wire.EventLog
+	testutil.Eventually(t, 5*time.Second, "the exit in the log", func() bool {
+		r.do(http.MethodGet, wire.PathEventLog+"?"+wire.QueryAfter+"="+fmt.Sprint(first.Seq), nil).decode(t, &got)
+		return len(got.Events) > 0 && got.Events[len(got.Events)-1].Action == "die"
+	})
+	if got.Reset || got.Seq != first.Seq+uint64(len(got.Events)) || got.Events[len(got.Events)-1].ExitCode != 2 {
+		t.Errorf("after the exit: %+v, want the events numbered %d… without a reset", got, first.Seq+1)
+	}
+	r.do(http.MethodGet, wire.PathHealth, nil).decode(t, &h)
+	if h.EventSeq != got.Seq {
+		t.Errorf("health event_seq %d, want the latest number %d", h.EventSeq, got.Seq)
+	}
+	if a := r.do(http.MethodGet, wire.PathEventLog+"?"+wire.QueryAfter+"=-1", nil); a.status != http.StatusBadRequest {
+		t.Errorf("a negative cursor: status %d, want 400", a.status)
 	}
 }
 

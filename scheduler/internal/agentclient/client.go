@@ -31,8 +31,11 @@ import (
 var deadPeer = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
 
 // Dialer makes Clients that share one mTLS identity. It caches one client
-// (and so one connection pool) per server id and address. Safe for
-// concurrent use.
+// per server id and address; every cached client uses the Dialer's one
+// connection pool (pooled by agent address), so a server costs the
+// scheduler nothing between calls but its Client — no transport of its own,
+// and no connection once its idle ones are closed (IdleConnTimeout). Safe
+// for concurrent use.
 type Dialer struct {
 	base    *tls.Config
 	id      *mtls.Identity
@@ -41,6 +44,7 @@ type Dialer struct {
 
 	mu      sync.Mutex
 	clients map[string]*Client
+	pool    *http.Transport // shared by cached clients, made with the first
 }
 
 // NewDialer loads the scheduler's certificate, key, the cluster CA and the
@@ -66,21 +70,10 @@ func (d *Dialer) Client(serverID, addr string) *Client {
 	if c, ok := d.clients[key]; ok {
 		return c
 	}
-	tr := &http.Transport{
-		TLSClientConfig: mtls.ForServer(d.base, serverID),
-		// A peer that vanished (a host killed, its network gone) sends no
-		// RST: keepalive probes find a dead connection within ~30 s, so a
-		// long stream (a home import, a terminal) ends instead of hanging.
-		DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAliveConfig: deadPeer}).DialContext,
-		TLSHandshakeTimeout: 3 * time.Second,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     60 * time.Second,
-		ForceAttemptHTTP2:   true,
-		// A raw exec's input waits for the agent's 100 Continue, so a
-		// refused exec costs no upload (ExecRaw).
-		ExpectContinueTimeout: 5 * time.Second,
+	if d.pool == nil {
+		d.pool = d.newPool()
 	}
-	rt := &verifiedTransport{rt: tr, verify: func(cs *tls.ConnectionState) error {
+	rt := &verifiedTransport{rt: d.pool, serverID: serverID, verify: func(cs *tls.ConnectionState) error {
 		return d.id.Verifier.Verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, serverID, wire.RoleAgent)
 	}}
 	c := &Client{ServerID: serverID, base: "https://" + addr, http: &http.Client{Transport: rt}, observe: d.observe}
@@ -88,17 +81,71 @@ func (d *Dialer) Client(serverID, addr string) *Client {
 	return c
 }
 
-// verifiedTransport re-verifies the agent's certificate on every answer:
+// serverIDKey carries, in a request's context, the server id the agent's
+// certificate is verified against when a shared transport dials.
+type serverIDKey struct{}
+
+// dialAgent dials an agent for the server id in the context (serverIDKey)
+// and makes the mTLS handshake (3 s at most), the certificate verified for
+// that id; tune adjusts the TLS configuration of the transport.
+func dialAgent(dialer *net.Dialer, base *tls.Config, tune func(*tls.Config)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		id, _ := ctx.Value(serverIDKey{}).(string)
+		if id == "" {
+			return nil, fmt.Errorf("dial %s without a server id", addr)
+		}
+		raw, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cfg := mtls.ForServer(base, id)
+		tune(cfg)
+		conn := tls.Client(raw, cfg)
+		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := conn.HandshakeContext(hctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		return conn, nil
+	}
+}
+
+// newPool is the transport of cached clients. Connections are pooled by
+// agent address; each is dialed for the server id its first request was
+// for (it rides in the request's context) and verified against it in the
+// handshake, and every answer is verified again against the server id of
+// its own request (verifiedTransport), so a connection to an address that
+// changed hands is never trusted for the new server.
+func (d *Dialer) newPool() *http.Transport {
+	// A peer that vanished (a host killed, its network gone) sends no RST:
+	// keepalive probes find a dead connection within ~30 s, so a long
+	// stream (a home import, a terminal) ends instead of hanging.
+	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAliveConfig: deadPeer}
+	return &http.Transport{
+		DialTLSContext:      dialAgent(dialer, d.base, func(cfg *tls.Config) { cfg.NextProtos = []string{"h2", "http/1.1"} }),
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     60 * time.Second,
+		ForceAttemptHTTP2:   true,
+		// A raw exec's input waits for the agent's 100 Continue, so a
+		// refused exec costs no upload (ExecRaw).
+		ExpectContinueTimeout: 5 * time.Second,
+	}
+}
+
+// verifiedTransport sends a client's requests through the shared pool with
+// its server id, and re-verifies the agent's certificate on every answer:
 // an agent certificate revoked (or a CA removed) while a keep-alive or
 // HTTP/2 connection stays open is refused on the next call, not only at the
 // next handshake.
 type verifiedTransport struct {
-	rt     *http.Transport
-	verify func(*tls.ConnectionState) error
+	rt       *http.Transport
+	serverID string
+	verify   func(*tls.ConnectionState) error
 }
 
 func (v *verifiedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := v.rt.RoundTrip(req)
+	resp, err := v.rt.RoundTrip(req.WithContext(context.WithValue(req.Context(), serverIDKey{}, v.serverID)))
 	if err != nil || resp.TLS == nil {
 		return resp, err
 	}
@@ -111,7 +158,7 @@ func (v *verifiedTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 // CloseIdleConnections lets http.Client.CloseIdleConnections reach the
-// transport.
+// transport (every client's idle connections: they share it).
 func (v *verifiedTransport) CloseIdleConnections() { v.rt.CloseIdleConnections() }
 
 type epochKey struct{}
@@ -397,9 +444,31 @@ func (c *Client) Events(ctx context.Context, onOpen func(), onEvent func(wire.Co
 	return err
 }
 
+// EventsSince fetches the container events numbered after the cursor
+// after from the agent's event log (wire.PathEventLog; 0 for a first call,
+// which the agent answers with a reset). It is ErrNoEventLog from an agent
+// that keeps none.
+func (c *Client) EventsSince(ctx context.Context, after uint64) (wire.EventLog, error) {
+	var out wire.EventLog
+	err := c.call(ctx, http.MethodGet, wire.PathEventLog, url.Values{wire.QueryAfter: {strconv.FormatUint(after, 10)}}, nil, &out)
+	var e *Error
+	if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusNotImplemented) {
+		return out, fmt.Errorf("%w: %s: %v", ErrNoEventLog, c.ServerID, err)
+	}
+	return out, err
+}
+
+// ndjsonBuffer is the first buffer of a stream's line reader: most lines
+// are small (events, progress), a long-lived stream should cost little, and
+// the buffer grows, up to ndjsonMaxLine, for a longer line.
+const (
+	ndjsonBuffer  = 4 << 10
+	ndjsonMaxLine = 32 << 20
+)
+
 func readNDJSON[T any](r io.Reader, fn func(T) error) error {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 32<<20)
+	sc.Buffer(make([]byte, ndjsonBuffer), ndjsonMaxLine)
 	for sc.Scan() {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue

@@ -47,6 +47,10 @@ var (
 	// ErrUpstreamHandshake: the app answered a WebSocket handshake with
 	// something other than a valid 101 (see HandshakeError).
 	ErrUpstreamHandshake = errors.New("the container's app refused the WebSocket handshake")
+
+	// ErrNoEventLog: the agent keeps no event log (an agent older than
+	// wire.PathEventLog): follow its event stream instead (Events).
+	ErrNoEventLog = errors.New("agent keeps no event log")
 )
 
 // Error is an error answer of the agent.

@@ -41,8 +41,9 @@ func Image() string {
 	return "berth/workspace:dev"
 }
 
-// Start builds and starts bin/agent as server serverID. It skips the test
-// when there is no Docker daemon.
+// Start builds and starts bin/agent as server serverID (or the binary
+// BERTH_AGENTPROC_BIN names). It skips the test when there is no Docker
+// daemon.
 func Start(t testing.TB, serverID string) *Agent {
 	t.Helper()
 	if testing.Short() {
@@ -51,11 +52,14 @@ func Start(t testing.TB, serverID string) *Agent {
 	if _, err := os.Stat("/var/run/docker.sock"); err != nil {
 		t.Skip("no Docker daemon on /var/run/docker.sock")
 	}
-	bin := filepath.Join(t.TempDir(), "agent")
-	build := exec.Command("go", "build", "-o", bin, "berth/agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build agent: %v\n%s", err, out)
+	bin := os.Getenv("BERTH_AGENTPROC_BIN") // a prebuilt agent (e.g. another version's, for a before/after measurement)
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "agent")
+		build := exec.Command("go", "build", "-o", bin, "berth/agent")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build agent: %v\n%s", err, out)
+		}
 	}
 	pki := testutil.NewPKI(t)
 	cert, key := pki.Issue(serverID, wire.RoleAgent, true, serverID, "127.0.0.1")

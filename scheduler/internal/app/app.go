@@ -98,7 +98,7 @@ func (a *App) build(ctx context.Context) error {
 	var members orchestrator.Members
 	var healthPool health.Pool
 	if len(cfg.GossipKey) > 0 {
-		if a.registered, err = newRegisteredAgents(ctx, a.db.ListServers); err != nil {
+		if a.registered, err = newRegisteredAgents(ctx, a.db.ListServerAddrs); err != nil {
 			return err
 		}
 		a.pool, err = gossip.New(gossip.Config{
@@ -121,7 +121,9 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.metrics = metrics.New()
 	dialer.Observe(a.metrics.AgentCall)
-	a.tracker = health.New(a.db, dialer, healthPool, orchestrator.AgentAddr, health.DefaultOptions(), log.Named("health"))
+	hopts := health.DefaultOptions()
+	hopts.SlowProbeInterval, hopts.ProbeRate = cfg.SlowProbeInterval, cfg.ProbeRate
+	a.tracker = health.New(a.db, dialer, healthPool, orchestrator.AgentAddr, hopts, log.Named("health"))
 	if a.peer, err = newPeer(ctx, cfg, a.db, a.tracker, dialer, a.metrics, log); err != nil {
 		return err
 	}
@@ -150,7 +152,8 @@ func (a *App) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.watcher = health.NewWatcher(a.db, dialer, a.orch, orchestrator.AgentAddr, log.Named("events"))
+	a.watcher = health.NewWatcher(dialer, a.orch, log.Named("events"))
+	a.tracker.FollowEvents(a.watcher) // the tracker hears the agents' event numbers
 
 	a.metrics.Watch(stateView{a})
 	if cfg.HTTPTLSCert != "" {

@@ -25,14 +25,14 @@ import (
 // its next alive message after that; a deleted one refused). A registry
 // that cannot be read keeps the previous set.
 type registeredAgents struct {
-	list        func(context.Context) ([]registry.Server, error)
+	list        func(context.Context) ([]registry.ServerAddr, error)
 	reloadEvery time.Duration
 	ids         atomic.Pointer[map[string]bool]
 }
 
 // newRegisteredAgents reads the registered ids once: the set is whole
 // before the pool asks.
-func newRegisteredAgents(ctx context.Context, list func(context.Context) ([]registry.Server, error)) (*registeredAgents, error) {
+func newRegisteredAgents(ctx context.Context, list func(context.Context) ([]registry.ServerAddr, error)) (*registeredAgents, error) {
 	r := &registeredAgents{list: list, reloadEvery: 2 * time.Second}
 	if err := r.reload(ctx); err != nil {
 		return nil, err

@@ -24,16 +24,16 @@ type fakeServers struct {
 	lists int
 }
 
-func (f *fakeServers) list(context.Context) ([]registry.Server, error) {
+func (f *fakeServers) list(context.Context) ([]registry.ServerAddr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
 	if f.err != nil {
 		return nil, f.err
 	}
-	var out []registry.Server
+	var out []registry.ServerAddr
 	for _, id := range f.ids {
-		out = append(out, registry.Server{ID: id})
+		out = append(out, registry.ServerAddr{ID: id})
 	}
 	return out, nil
 }

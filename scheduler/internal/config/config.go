@@ -65,6 +65,12 @@ type Config struct {
 	UserTransferLimit int                 // BERTH_USER_TRANSFER_LIMIT: file reads and writes (files/content) one user runs at once
 
 	ReconcileInterval time.Duration // BERTH_RECONCILE_INTERVAL: registry vs containers, per server
+	// SlowProbeInterval (BERTH_SLOW_PROBE_INTERVAL) is the shortest mean time
+	// between mTLS health probes of an agent gossip reports alive; ProbeRate
+	// (BERTH_PROBE_RATE) bounds those probes a second across the fleet, so
+	// a large fleet's agents are probed further apart (scheduler/internal/health).
+	SlowProbeInterval time.Duration
+	ProbeRate         float64
 	OrphanGrace       time.Duration // BERTH_ORPHAN_GRACE: unrecorded containers are removed after this
 	ServerLostGrace   time.Duration // BERTH_SERVER_LOST_GRACE: a server down this long loses its workspaces
 	HomeMoveTimeout   time.Duration // BERTH_HOME_MOVE_TIMEOUT: one copy of a home directory between hosts
@@ -118,6 +124,8 @@ func Default() Config {
 		UserTransferLimit: 4,
 
 		ReconcileInterval: 10 * time.Second,
+		SlowProbeInterval: 5 * time.Second,
+		ProbeRate:         50,
 		OrphanGrace:       10 * time.Minute,
 		ServerLostGrace:   time.Minute,
 		HomeMoveTimeout:   2 * time.Hour,
@@ -181,6 +189,12 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcileInterval < 100*time.Millisecond || c.OrphanGrace < 0 || c.ServerLostGrace < time.Second {
 		add("reconcile interval must be at least 100ms, orphan grace not negative, server lost grace at least 1s")
+	}
+	if c.SlowProbeInterval < time.Second {
+		add("slow probe interval %s: at least 1s (BERTH_SLOW_PROBE_INTERVAL)", c.SlowProbeInterval)
+	}
+	if c.ProbeRate < 1 {
+		add("probe rate %g: at least 1 a second (BERTH_PROBE_RATE)", c.ProbeRate)
 	}
 	if c.IdleTimeout < 0 || c.IdleCPUPercent < 0 {
 		add("idle timeout %s and idle cpu percent %g: must not be negative", c.IdleTimeout, c.IdleCPUPercent)
@@ -320,6 +334,11 @@ func (c *Config) keys() []envflag.Key {
 		}},
 		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
 		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: envflag.Duration(&c.ReconcileInterval)},
+		{Env: "BERTH_SLOW_PROBE_INTERVAL", Flag: "slow-probe-interval", Help: "mTLS health probe of an agent gossip reports alive, at most this often (others: every second)", Set: envflag.Duration(&c.SlowProbeInterval)},
+		{Env: "BERTH_PROBE_RATE", Flag: "probe-rate", Help: "mTLS health probes a second, at most, of the agents gossip reports alive, across the fleet", Set: func(v string) (err error) {
+			c.ProbeRate, err = strconv.ParseFloat(v, 64)
+			return err
+		}},
 		{Env: "BERTH_ORPHAN_GRACE", Flag: "orphan-grace", Help: "remove unrecorded containers after", Set: envflag.Duration(&c.OrphanGrace)},
 		{Env: "BERTH_EVENT_RETENTION", Flag: "event-retention", Help: "delete events older than this, hourly (0: keep them forever)", Set: envflag.Duration(&c.EventRetention)},
 		{Env: "BERTH_IDLE_TIMEOUT", Flag: "idle-timeout", Help: "stop a running workspace unused this long (0: never; timeout_hours at create wins)", Set: envflag.Duration(&c.IdleTimeout)},

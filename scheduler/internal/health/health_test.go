@@ -48,11 +48,13 @@ func TestDecide(t *testing.T) {
 }
 
 type memRegistry struct {
-	servers []registry.Server
+	servers []registry.ServerAddr
 	changes chan string
 }
 
-func (m *memRegistry) ListServers(context.Context) ([]registry.Server, error) { return m.servers, nil }
+func (m *memRegistry) ListServerAddrs(context.Context) ([]registry.ServerAddr, error) {
+	return m.servers, nil
+}
 func (m *memRegistry) SetServerHealth(_ context.Context, id string, h fleet.Health, _ string, _ time.Time) (bool, error) {
 	m.changes <- id + "=" + string(h)
 	return true, nil
@@ -67,7 +69,7 @@ func TestTrackerProbes(t *testing.T) {
 	a := agenttest.Start(t, pki, "ws-1")
 	host, port, _ := net.SplitHostPort(a.Addr())
 	p, _ := strconv.Atoi(port)
-	reg := &memRegistry{servers: []registry.Server{{ID: "ws-1", IPAddress: host, AgentPort: p}}, changes: make(chan string, 16)}
+	reg := &memRegistry{servers: []registry.ServerAddr{{ID: "ws-1", IPAddress: host, AgentPort: p}}, changes: make(chan string, 16)}
 	cert, key := pki.Issue("scheduler", wire.RoleScheduler, false)
 	d, err := agentclient.NewDialer(mtls.Files{Cert: cert, Key: key, CA: pki.CAFile})
 	if err != nil {
