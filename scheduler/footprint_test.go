@@ -13,8 +13,12 @@ package main
 //     one BERTH_FOOTPRINT_SCHEDULER names: the "before" of a change) as its
 //     own process, with gossip on and everything else at its defaults (or
 //     as BERTH_FOOTPRINT_ENV sets: KEY=VALUE settings separated by spaces),
-//     its registry holding one server per fake agent (written before it
-//     starts);
+//     its registry holding one server per fake agent and
+//     BERTH_FOOTPRINT_WORKSPACES_PER_SERVER (10) workspaces on each — 100,000
+//     at 10,000 agents — stopped, with their reservations (written before it
+//     starts; stopped, because a fake agent has no containers and the
+//     registry must agree with the hosts, or reconciliation would rewrite
+//     every row while the test measures);
 //   - the scheduler joins the fleet's gossip leaders (BERTH_JOIN); the test
 //     waits until the scheduler's /metrics count every server healthy and
 //     every agent alive in gossip (all but 1 %: see measure), lets it settle
@@ -62,6 +66,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"berth/scheduler/internal/agentproc"
+	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
 	"berth/shared/mtls"
 	"berth/shared/wire"
@@ -80,10 +85,11 @@ func TestBenchFootprint(t *testing.T) {
 		sizes = append(sizes, n)
 	}
 	fp := &footprint{
-		dir:     t.TempDir(),
-		window:  envDuration(t, "BERTH_FOOTPRINT_WINDOW", time.Minute),
-		settle:  envDuration(t, "BERTH_FOOTPRINT_SETTLE", 90*time.Second),
-		perProc: envInt(t, "BERTH_FOOTPRINT_PER_PROC", 2500),
+		dir:       t.TempDir(),
+		window:    envDuration(t, "BERTH_FOOTPRINT_WINDOW", time.Minute),
+		settle:    envDuration(t, "BERTH_FOOTPRINT_SETTLE", 90*time.Second),
+		perProc:   envInt(t, "BERTH_FOOTPRINT_PER_PROC", 2500),
+		perServer: envInt(t, "BERTH_FOOTPRINT_WORKSPACES_PER_SERVER", 10),
 	}
 	fp.build(t)
 	fp.pki(t)
@@ -186,6 +192,7 @@ type footprint struct {
 	gossipKeyFile            string
 	window, settle           time.Duration
 	perProc                  int
+	perServer                int // workspaces in the registry per server
 	runs                     int
 }
 
@@ -484,8 +491,10 @@ func (fp *footprint) register(t *testing.T, run string, agents []fleetAgent) {
 			for a := range work {
 				host, port, _ := net.SplitHostPort(a.AgentAddr)
 				p, _ := strconv.Atoi(port)
-				if _, err := db.CreateServer(ctx, registry.Server{ID: a.ID, Hostname: a.ID, IPAddress: host, AgentPort: p,
-					Architecture: "amd64", Region: "eu-central"}); err != nil {
+				err := fp.registerOne(ctx, db, registry.Server{ID: a.ID, Hostname: a.ID, IPAddress: host, AgentPort: p,
+					Architecture: "amd64", Region: "eu-central", TotalCPU: 64, TotalMemoryMB: 262144, TotalDiskGB: 4000,
+					TotalBandwidthMbps: 10000})
+				if err != nil {
 					select {
 					case errs <- err:
 					default:
@@ -504,6 +513,28 @@ func (fp *footprint) register(t *testing.T, run string, agents []fleetAgent) {
 		t.Fatal(err)
 	default:
 	}
+}
+
+// registerOne writes a server and its stopped workspaces.
+func (fp *footprint) registerOne(ctx context.Context, db *registry.DB, srv registry.Server) error {
+	if _, err := db.CreateServer(ctx, srv); err != nil {
+		return err
+	}
+	for i := range fp.perServer {
+		id := fmt.Sprintf("%s-ws-%d", srv.ID, i)
+		if _, err := db.ReserveAndInsert(ctx, registry.Workspace{ID: id, UserID: "footprint-user", SessionID: "s", Tier: "starter",
+			ServerID: srv.ID, Reservation: fleet.Resources{CPU: 2, MemoryMB: 4096, DiskGB: 20, BandwidthMbps: 100}},
+			registry.Credentials{}, registry.Limits{}); err != nil {
+			return err
+		}
+		if _, err := db.UpdateWorkspace(ctx, id, func(w *registry.Workspace) error {
+			w.Status, w.StatusReason, w.AcknowledgedAt = fleet.StatusStopped, "footprint", time.Now().UTC()
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cluster is what the scheduler's /metrics says of the fleet: servers by

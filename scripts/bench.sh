@@ -16,6 +16,13 @@ go test -run '^$' -bench 'BenchmarkCreateToRunning' -benchtime 20x ./scheduler/i
 # 10, 100 and 1,000 concurrent clients, and the bare one-row commit in the
 # same run. About 3 minutes (most of it filling the registry).
 go test -run '^$' -bench 'BenchmarkCreateAtScale' -benchtime 3s -timeout 20m ./scheduler/internal/app/ | tee -a "$out"
+# Footprint (scheduler/footprint_test.go): the scheduler with 0, 1,000 and
+# 10,000 fake agents in other processes (tools/fakefleet: real mTLS APIs and
+# memberlist members) and 10 stopped workspaces per server in its registry;
+# then the real agent with 0 and 100 workspaces on this machine's Docker.
+# About 15 minutes.
+footprint=ok
+BERTH_BENCH=1 go test -count=1 -v -timeout 60m -run '^TestBench(Agent)?Footprint$' ./scheduler/ | tee -a "$out" || footprint=failed
 # Interactive streams on the compose cluster (scheduler/e2e/bench_streams_test.go):
 # terminal echo, preview proxy, 200 terminals held for a minute; about 3 min.
 # Then a 1 GiB home moved between the hosts against tar | tar
@@ -77,6 +84,14 @@ echo "exec round trip through the agent runsc / runc, p50: $(ratio "$(s sandbox/
 echo "berth vs Docker Swarm (two DinD nodes, same image and starter limits), create->running of one workspace, p50: $(ratio "$(s swarm/create_one/berth/p50)" "$(s swarm/create_one/swarm/p50)")x ($(ms "$(s swarm/create_one/berth/p50)") vs $(ms "$(s swarm/create_one/swarm/p50)"); goal <= 0.5x), max $(ms "$(s swarm/create_one/berth/max)") vs $(ms "$(s swarm/create_one/swarm/max)"); berth under runc: $(ratio "$(s swarm/create_one/berth_runc/p50)" "$(s swarm/create_one/swarm/p50)")x ($(ms "$(s swarm/create_one/berth_runc/p50)"))"
 echo "berth vs Docker Swarm, 50 at once, each create->running, p50: $(ratio "$(s swarm/create_50/berth/p50)" "$(s swarm/create_50/swarm/p50)")x ($(ms "$(s swarm/create_50/berth/p50)") vs $(ms "$(s swarm/create_50/swarm/p50)")), p99: $(ratio "$(s swarm/create_50/berth/p99)" "$(s swarm/create_50/swarm/p99)")x ($(ms "$(s swarm/create_50/berth/p99)") vs $(ms "$(s swarm/create_50/swarm/p99)")), all 50 running: $(ratio "$(s swarm/create_50/berth/all_p50)" "$(s swarm/create_50/swarm/all_p50)")x; berth under runc p50: $(ratio "$(s swarm/create_50/berth_runc/p50)" "$(s swarm/create_50/swarm/p50)")x ($(ms "$(s swarm/create_50/berth_runc/p50)"))"
 echo "host killed -> declared gone (berth unreachable / Swarm node down), p50: berth $(ratio "$(s swarm/detect_kill/swarm/p50)" "$(s swarm/detect_kill/berth/p50)")x faster ($(ms "$(s swarm/detect_kill/berth/p50)") vs $(ms "$(s swarm/detect_kill/swarm/p50)"); goal >= 5x), max $(ms "$(s swarm/detect_kill/berth/max)") vs $(ms "$(s swarm/detect_kill/swarm/max)"); host paused instead: $(ratio "$(s swarm/detect_pause/swarm/p50)" "$(s swarm/detect_pause/berth/p50)")x faster ($(ms "$(s swarm/detect_pause/berth/p50)") vs $(ms "$(s swarm/detect_pause/swarm/p50)"))"
+f() { local x; x=$(ns "BenchmarkFootprint/$1\$"); echo "${x:-n/a}"; }
+for n in 1000 10000; do
+	echo "scheduler with $n agents connected ($((n * 10)) workspaces in the registry): RSS $(f "agents=$n/scheduler_rss_mb") MB (goal at 10,000: <= 200 MB), $(f "agents=$n/kib_per_agent") KiB per agent over the run with none (goal <= 10 KiB), CPU $(f "agents=$n/scheduler_cpu_pct") % of a core (goal at 10,000: probes <= 5 %), $(f "agents=$n/scheduler_goroutines") goroutines, $(f "agents=$n/scheduler_open_fds") open files, every server healthy $(f "agents=$n/ready_seconds") s after start"
+done
+echo "agent RSS with 100 workspaces on its host: $(f 'agent/workspaces=100/agent_rss_mb') MB (goal <= 30 MB; $(f 'agent/workspaces=0/agent_rss_mb') MB with none, $(f 'agent/workspaces=100/kib_per_workspace') KiB per workspace), CPU $(f 'agent/workspaces=100/agent_cpu_pct') %"
+if [[ $footprint != ok ]]; then
+	echo "bench: the footprint measurement failed (go test output above)" >&2
+fi
 g() { ns "BenchmarkGossip/$1\$"; }
 v() { local x; x=$(g "$1"); echo "${x:-n/a}"; }
 secs() { awk -v a="$1" 'BEGIN { if (a != "") printf "%.2f s", a / 1e9; else print "n/a" }'; }

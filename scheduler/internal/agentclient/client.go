@@ -81,6 +81,9 @@ func (d *Dialer) Client(serverID, addr string) *Client {
 	return c
 }
 
+// IdleConnTimeout is how long a connection to an agent stays open unused.
+const IdleConnTimeout = 15 * time.Second
+
 // serverIDKey carries, in a request's context, the server id the agent's
 // certificate is verified against when a shared transport dials.
 type serverIDKey struct{}
@@ -125,8 +128,13 @@ func (d *Dialer) newPool() *http.Transport {
 	return &http.Transport{
 		DialTLSContext:      dialAgent(dialer, d.base, func(cfg *tls.Config) { cfg.NextProtos = []string{"h2", "http/1.1"} }),
 		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     60 * time.Second,
-		ForceAttemptHTTP2:   true,
+		// An idle connection costs the scheduler ~30 KiB and two
+		// goroutines. Calls to one server come in bursts (a create, an event
+		// fetch) or minutes apart in a large fleet (reconciliation, see
+		// orchestrator.Config.ReconcileRate): after 15 s idle a connection
+		// is closed, so that only the servers called lately hold one.
+		IdleConnTimeout:   IdleConnTimeout,
+		ForceAttemptHTTP2: true,
 		// A raw exec's input waits for the agent's 100 Continue, so a
 		// refused exec costs no upload (ExecRaw).
 		ExpectContinueTimeout: 5 * time.Second,

@@ -11,8 +11,9 @@ import (
 
 // Probe returns a client of the agent of serverID at addr for a one-off
 // check: an address typed into POST /servers/test-connection or into a new
-// server's form, which may never be used again, or the health tracker's
-// probe of an agent gossip vouches for, minutes apart. Unlike Client it is
+// server's form, which may never be used again, or a call made minutes
+// apart in a large fleet: the health tracker's probe of an agent gossip
+// vouches for, the reconciler's comparison. Unlike Client it is
 // not cached. Every probe client shares the Dialer's one probe transport, which
 // keeps no connection open (no keep-alive: each call dials, verifies the
 // agent's certificate for its server id and hangs up), so probing any

@@ -132,6 +132,7 @@ func (a *App) build(ctx context.Context) error {
 	ocfg.WorkspaceImage, ocfg.Runtime = cfg.WorkspaceImage, cfg.DockerRuntime
 	ocfg.SandboxExceptions = cfg.SandboxExceptions
 	ocfg.ReconcileInterval, ocfg.OrphanGrace, ocfg.LostGrace = cfg.ReconcileInterval, cfg.OrphanGrace, cfg.ServerLostGrace
+	ocfg.ReconcileRate = cfg.ReconcileRate
 	ocfg.HomeMoveTimeout = cfg.HomeMoveTimeout
 	ocfg.IdleTimeout, ocfg.IdleCPUPercent = cfg.IdleTimeout, cfg.IdleCPUPercent
 	ocfg.EventRetention = cfg.EventRetention

@@ -65,6 +65,7 @@ type Config struct {
 	UserTransferLimit int                 // BERTH_USER_TRANSFER_LIMIT: file reads and writes (files/content) one user runs at once
 
 	ReconcileInterval time.Duration // BERTH_RECONCILE_INTERVAL: registry vs containers, per server
+	ReconcileRate     float64       // BERTH_RECONCILE_RATE: servers compared a second at most (a larger fleet's pass takes longer)
 	// SlowProbeInterval (BERTH_SLOW_PROBE_INTERVAL) is the shortest mean time
 	// between mTLS health probes of an agent gossip reports alive; ProbeRate
 	// (BERTH_PROBE_RATE) bounds those probes a second across the fleet, so
@@ -124,6 +125,7 @@ func Default() Config {
 		UserTransferLimit: 4,
 
 		ReconcileInterval: 10 * time.Second,
+		ReconcileRate:     50,
 		SlowProbeInterval: 5 * time.Second,
 		ProbeRate:         50,
 		OrphanGrace:       10 * time.Minute,
@@ -192,6 +194,9 @@ func (c Config) Validate() error {
 	}
 	if c.SlowProbeInterval < time.Second {
 		add("slow probe interval %s: at least 1s (BERTH_SLOW_PROBE_INTERVAL)", c.SlowProbeInterval)
+	}
+	if c.ReconcileRate < 1 {
+		add("reconcile rate %g: at least 1 server a second (BERTH_RECONCILE_RATE)", c.ReconcileRate)
 	}
 	if c.ProbeRate < 1 {
 		add("probe rate %g: at least 1 a second (BERTH_PROBE_RATE)", c.ProbeRate)
@@ -334,6 +339,10 @@ func (c *Config) keys() []envflag.Key {
 		}},
 		{Env: "BERTH_PLACEMENT_STRATEGY", Flag: "strategy", Help: "spread, best_fit, affinity, round_robin", Set: envflag.String(&c.Strategy)},
 		{Env: "BERTH_RECONCILE_INTERVAL", Flag: "reconcile-interval", Help: "registry vs containers, per server", Set: envflag.Duration(&c.ReconcileInterval)},
+		{Env: "BERTH_RECONCILE_RATE", Flag: "reconcile-rate", Help: "servers compared with their containers a second, at most (a larger fleet's pass takes longer than the reconcile interval)", Set: func(v string) (err error) {
+			c.ReconcileRate, err = strconv.ParseFloat(v, 64)
+			return err
+		}},
 		{Env: "BERTH_SLOW_PROBE_INTERVAL", Flag: "slow-probe-interval", Help: "mTLS health probe of an agent gossip reports alive, at most this often (others: every second)", Set: envflag.Duration(&c.SlowProbeInterval)},
 		{Env: "BERTH_PROBE_RATE", Flag: "probe-rate", Help: "mTLS health probes a second, at most, of the agents gossip reports alive, across the fleet", Set: func(v string) (err error) {
 			c.ProbeRate, err = strconv.ParseFloat(v, 64)

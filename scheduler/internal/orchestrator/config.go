@@ -35,9 +35,14 @@ type Config struct {
 	GitEnv bool
 
 	ReconcileInterval time.Duration // a full pass over every server
-	OrphanGrace       time.Duration // a container without a record is removed after this long (stopped at once)
-	LostGrace         time.Duration // a server down this long loses its workspaces (server_lost)
-	CleanupInterval   time.Duration // how often pending_deletion workspaces are purged
+	// ReconcileRate bounds the servers compared with their containers a
+	// second (0: no bound): past ReconcileInterval × ReconcileRate
+	// servers, a pass takes longer. The agents' event logs deliver changes
+	// as they happen; the pass is the safety net.
+	ReconcileRate   float64
+	OrphanGrace     time.Duration // a container without a record is removed after this long (stopped at once)
+	LostGrace       time.Duration // a server down this long loses its workspaces (server_lost)
+	CleanupInterval time.Duration // how often pending_deletion workspaces are purged
 	// EventRetention: events older than this are deleted, at start and
 	// every EventPruneInterval; 0 keeps them forever.
 	EventRetention     time.Duration
@@ -58,7 +63,7 @@ func Default() Config {
 	return Config{
 		Strategy: placement.Spread, ClusterID: "berth", CPUOvercommit: 1, WorkspaceImage: "berth/workspace:dev",
 		CreateTimeout: 2 * time.Minute, HomeMoveTimeout: 2 * time.Hour,
-		ReconcileInterval: 10 * time.Second, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute,
+		ReconcileInterval: 10 * time.Second, ReconcileRate: 50, OrphanGrace: 10 * time.Minute, LostGrace: time.Minute,
 		CleanupInterval: 5 * time.Second, EventRetention: DefaultEventRetention, EventPruneInterval: time.Hour,
 		IdleTimeout: 24 * time.Hour, IdleCheckInterval: 2 * time.Second, IdleCPUPercent: 5,
 	}
@@ -79,6 +84,9 @@ func (c Config) Validate() error {
 	if c.EventRetention < 0 {
 		errs = append(errs, fmt.Errorf("event retention must not be negative (0 keeps events forever), got %s", c.EventRetention))
 	}
+	if c.ReconcileRate < 0 {
+		errs = append(errs, fmt.Errorf("reconcile rate must not be negative (0: no bound), got %g", c.ReconcileRate))
+	}
 	if c.OrphanGrace < 0 || c.LostGrace < 0 {
 		errs = append(errs, errors.New("grace periods must not be negative"))
 	}
@@ -90,7 +98,12 @@ func (c Config) Validate() error {
 
 // Agents returns the client of a server's agent.
 type Agents interface {
+	// Client's connections stay open between calls (for
+	// agentclient.IdleConnTimeout).
 	Client(serverID, addr string) *agentclient.Client
+	// Probe's dial for each call and hang up: for a server called minutes
+	// apart, which should hold nothing open meanwhile.
+	Probe(serverID, addr string) *agentclient.Client
 }
 
 // Members is the gossip view: live capacity and liveness of agents.

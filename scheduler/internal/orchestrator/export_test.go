@@ -1,5 +1,12 @@
 package orchestrator
 
+import (
+	"context"
+
+	"berth/scheduler/internal/registry"
+	"berth/shared/wire"
+)
+
 // LockUsers is how many operations hold or wait for the workspace's lock:
 // a test sees with it that an operation is waiting for another.
 func (o *Orchestrator) LockUsers(workspaceID string) int {
@@ -27,3 +34,10 @@ func (o *Orchestrator) CreateCallers(workspaceID string) int {
 // HoldLock takes the workspace's lock as an operation would, and returns
 // its release.
 func (o *Orchestrator) HoldLock(workspaceID string) func() { return o.Placer.locks.lock(workspaceID) }
+
+// InLine is inLine; ReconcileRow is reconcileRowLocked, without the lock.
+var InLine = inLine
+
+func (o *Orchestrator) ReconcileRow(ctx context.Context, ws registry.Workspace, c wire.Container, exists bool) {
+	o.Reconciler.reconcileRowLocked(ctx, ws, c, exists)
+}

@@ -303,3 +303,94 @@ func TestDrainingServerMovesAtRestart(t *testing.T) {
 		t.Errorf("containers left on the drained server: got %d, want the old one removed", n)
 	}
 }
+
+// The sweep skips the rows inLine calls in line without reading them
+// again: for every kind of row and container, a row inLine passes is one
+// reconcileRowLocked leaves untouched (no write, no event). The rows it
+// does not pass are the ones the other TestReconcile cases cover.
+func TestInLineRowsAreLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, 64, "ws-1")
+	rows := []struct {
+		status      fleet.Status
+		reason      string
+		containerID string
+		acked       bool
+	}{
+		{fleet.StatusRunning, "", "c1", true}, {fleet.StatusStopped, "container exited", "c1", true},
+		{fleet.StatusError, "container vanished from its server", "c1", true}, {fleet.StatusError, orchestrator.ReasonServerLost, "c1", true},
+		{fleet.StatusPendingDeletion, "", "c1", true}, {fleet.StatusCreating, "", "", false}, {fleet.StatusCreating, "", "", true},
+		{fleet.StatusStopped, "", "", true}, {fleet.StatusError, "no container", "", true},
+	}
+	containers := []struct {
+		c      wire.Container
+		exists bool
+	}{{wire.Container{}, false}}
+	for _, id := range []string{"c1", "c2"} {
+		for _, state := range []string{"running", "exited", "dead", "paused", "created"} {
+			for _, oom := range []bool{false, true} {
+				containers = append(containers, struct {
+					c      wire.Container
+					exists bool
+				}{wire.Container{ID: id, State: state, OOMKilled: oom}, true})
+			}
+		}
+	}
+	passed := 0
+	for i, row := range rows {
+		for j, ct := range containers {
+			id := fmt.Sprintf("inline-%d-%d", i, j)
+			reserveCreating(t, r, "ws-1", id)
+			ws, err := r.db.UpdateWorkspace(ctx, id, func(w *registry.Workspace) error {
+				w.Status, w.StatusReason, w.ContainerID = row.status, row.reason, row.containerID
+				if row.acked {
+					w.AcknowledgedAt = time.Now().UTC()
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !orchestrator.InLine(ws, ct.c, ct.exists) {
+				continue
+			}
+			passed++
+			before := r.events(id)
+			r.orch.ReconcileRow(ctx, ws, ct.c, ct.exists)
+			after, err := r.db.GetWorkspace(ctx, id)
+			if err != nil || after.Status != ws.Status || after.StatusReason != ws.StatusReason || after.ContainerID != ws.ContainerID {
+				t.Errorf("row %+v, container %+v (exists %v): inLine passed it, but reconciliation made it %s %q %s (%v)",
+					row, ct.c, ct.exists, after.Status, after.StatusReason, after.ContainerID, err)
+			}
+			if evs := r.events(id); len(evs) != len(before) {
+				t.Errorf("row %+v, container %+v: inLine passed it, but reconciliation recorded %q", row, ct.c, evs[len(before):])
+			}
+		}
+	}
+	if passed < len(rows) {
+		t.Errorf("inLine passed %d of %d cases: the test checks too little", passed, len(rows)*len(containers))
+	}
+}
+
+// Run's sweep reaches every server, one after the other, each pass: an
+// orphan container on each of two servers is stopped without any explicit
+// reconcile call.
+func TestRunSweepsEveryServer(t *testing.T) {
+	bg := context.Background()
+	r := newRig(t, 4, "ws-1", "ws-2")
+	orch := r.with(func(c *orchestrator.Config, _ *orchestrator.Deps) { c.ReconcileInterval = 50 * time.Millisecond })
+	ghosts := map[string]wire.Container{"ws-1": r.fakeContainer(t, "ws-1", "ghost-1", 1), "ws-2": r.fakeContainer(t, "ws-2", "ghost-2", 1)}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- orch.Run(ctx) }()
+	for server, c := range ghosts {
+		waitFor(t, "the sweep to stop the orphan on "+server, func() bool {
+			got, err := r.client(server).Inspect(bg, c.ID)
+			return err == nil && got.State != "running"
+		})
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: got %v, want nil", err)
+	}
+}

@@ -28,13 +28,19 @@ type Reconciler struct {
 // errChanged aborts an update whose premise no longer holds.
 var errChanged = errors.New("workspace changed meanwhile")
 
-// Run reconciles every server every ReconcileInterval, purges marked
-// workspaces every CleanupInterval, stops idle ones every
-// IdleCheckInterval and deletes old events at start and every
-// EventPruneInterval, until ctx ends.
+// Run compares the servers with their containers (sweep), turns the
+// workspaces of servers down past LostGrace to server_lost every
+// ReconcileInterval, purges marked workspaces every CleanupInterval, stops
+// idle ones every IdleCheckInterval and deletes old events at start and
+// every EventPruneInterval, until ctx ends.
 func (r *Reconciler) Run(ctx context.Context) error {
-	reconcile := time.NewTicker(r.cfg.ReconcileInterval)
-	defer reconcile.Stop()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { r.sweep(ctx) })
+	lost := time.NewTicker(r.cfg.ReconcileInterval)
+	defer lost.Stop()
 	cleanup := time.NewTicker(r.cfg.CleanupInterval)
 	defer cleanup.Stop()
 	idle := time.NewTicker(r.cfg.IdleCheckInterval)
@@ -46,14 +52,92 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-reconcile.C:
-			r.ReconcileOnce(ctx)
+		case <-lost.C:
+			r.markLostOnce(ctx)
 		case <-cleanup.C:
 			r.CleanupOnce(ctx)
 		case <-idle.C:
 			r.IdleOnce(ctx)
 		case now := <-prune.C:
 			r.PruneEventsOnce(ctx, now)
+		}
+	}
+}
+
+// sweep compares each server with its containers (ReconcileServer), one
+// server at a time and evenly spaced, pass after pass until ctx ends. A
+// pass takes ReconcileInterval, or longer in a fleet larger than
+// ReconcileInterval × ReconcileRate so that no more than ReconcileRate
+// servers are compared a second (at 10,000 servers and 50 a second: each
+// every 200 s). The agents' event logs report changes as they happen and
+// every gap in them is reconciled at once; the sweep catches the rest
+// (an orphan container, a change an agent never saw). Servers down are
+// left out: markLostOnce deals with them.
+func (r *Reconciler) sweep(ctx context.Context) {
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for {
+		servers, err := r.DB.ListServerAddrs(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile: list servers", "error", err)
+		}
+		pass := r.cfg.ReconcileInterval
+		if r.cfg.ReconcileRate > 0 {
+			pass = max(pass, time.Duration(float64(len(servers))/r.cfg.ReconcileRate*float64(time.Second)))
+		}
+		if len(servers) == 0 {
+			if !wait(pass) {
+				return
+			}
+			continue
+		}
+		step := pass / time.Duration(len(servers))
+		// A server compared less often than an idle connection stays open
+		// gets a connection of its own for the comparison, closed after it:
+		// in a large fleet nothing is kept open per server between passes.
+		oneOff := pass > agentclient.IdleConnTimeout
+		for _, s := range servers {
+			if !wait(step) {
+				return
+			}
+			if _, down := r.downSince(s.ID); down {
+				continue
+			}
+			if err := r.reconcileServer(ctx, s.ID, oneOff); err != nil && ctx.Err() == nil {
+				r.log.Debug("reconcile", "server", s.ID, "error", err)
+			}
+		}
+	}
+}
+
+func (r *Reconciler) downSince(serverID string) (time.Time, bool) {
+	if r.Down == nil {
+		return time.Time{}, false
+	}
+	return r.Down.DownSince(serverID)
+}
+
+// markLostOnce turns to server_lost the workspaces of every server down
+// longer than LostGrace.
+func (r *Reconciler) markLostOnce(ctx context.Context) {
+	servers, err := r.DB.ListServerAddrs(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("reconcile: list servers", "error", err)
+		}
+		return
+	}
+	for _, s := range servers {
+		if since, ok := r.downSince(s.ID); ok && time.Since(since) > r.cfg.LostGrace {
+			r.markLost(ctx, s.ID, since)
 		}
 	}
 }
@@ -125,19 +209,18 @@ func (r *Reconciler) StreamOpened(ctx context.Context, serverID string) {
 	}
 }
 
-// ReconcileOnce makes one pass over every server.
+// ReconcileOnce makes one pass over every server at once: the lost ones
+// are marked (markLostOnce), the others compared with their containers.
 func (r *Reconciler) ReconcileOnce(ctx context.Context) {
-	servers, err := r.DB.ListServers(ctx)
+	r.markLostOnce(ctx)
+	servers, err := r.DB.ListServerAddrs(ctx)
 	if err != nil {
 		r.log.Warn("reconcile: list servers", "error", err)
 		return
 	}
 	for _, s := range servers {
-		if r.Down != nil {
-			if since, ok := r.Down.DownSince(s.ID); ok && time.Since(since) > r.cfg.LostGrace {
-				r.markLost(ctx, s.ID, since)
-				continue
-			}
+		if _, down := r.downSince(s.ID); down {
+			continue
 		}
 		if err := r.ReconcileServer(ctx, s.ID); err != nil {
 			r.log.Debug("reconcile", "server", s.ID, "error", err)
@@ -177,11 +260,20 @@ func (r *Reconciler) markLost(ctx context.Context, serverID string, since time.T
 //     (a workspace must never run twice), reported, and removed after
 //     OrphanGrace. Its data is never touched.
 func (r *Reconciler) ReconcileServer(ctx context.Context, serverID string) error {
+	return r.reconcileServer(ctx, serverID, false)
+}
+
+// reconcileServer is ReconcileServer; oneOff calls the agent on a
+// connection of its own (Agents.Probe).
+func (r *Reconciler) reconcileServer(ctx context.Context, serverID string, oneOff bool) error {
 	s, err := r.DB.GetServer(ctx, serverID)
 	if err != nil {
 		return err
 	}
 	client := r.agent(s)
+	if oneOff {
+		client = r.Agents.Probe(s.ID, AgentAddr(s))
+	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	all, err := client.List(lctx)
@@ -209,6 +301,9 @@ func (r *Reconciler) ReconcileServer(ctx context.Context, serverID string) error
 		} else if ok {
 			recorded[c.ID] = true
 		}
+		if inLine(ws, c, ok) {
+			continue // the common case: no lock taken, nothing read again
+		}
 		if unlock, free := r.locks.tryLock(ws.ID); free {
 			r.reconcileRowLocked(ctx, ws, c, ok)
 			unlock()
@@ -221,6 +316,26 @@ func (r *Reconciler) ReconcileServer(ctx context.Context, serverID string) error
 	}
 	r.forgetOrphans(serverID, byID)
 	return nil
+}
+
+// inLine is whether reconcileRowLocked would leave the record as it is:
+// ws as listed, c its container (exists: there is one, of its placement).
+// It must say false wherever reconcileRowLocked may write.
+func inLine(ws registry.Workspace, c wire.Container, exists bool) bool {
+	switch {
+	case ws.Status == fleet.StatusPendingDeletion:
+		return true
+	case ws.Status == fleet.StatusCreating:
+		return false
+	case !exists:
+		return ws.ContainerID == "" || ws.Status == fleet.StatusError
+	case c.ID != ws.ContainerID:
+		return false
+	case ws.Status == fleet.StatusError && ws.StatusReason == ReasonServerLost:
+		return true
+	}
+	status, _, ok := liveStatus(c)
+	return !ok || status == ws.Status
 }
 
 // reconcileRowLocked brings one record in line with its container; the
