@@ -89,7 +89,7 @@ func TestBenchFootprint(t *testing.T) {
 		window:    envDuration(t, "BERTH_FOOTPRINT_WINDOW", time.Minute),
 		settle:    envDuration(t, "BERTH_FOOTPRINT_SETTLE", 90*time.Second),
 		perProc:   envInt(t, "BERTH_FOOTPRINT_PER_PROC", 2500),
-		perServer: envInt(t, "BERTH_FOOTPRINT_WORKSPACES_PER_SERVER", 10),
+		perServer: envCount(t, "BERTH_FOOTPRINT_WORKSPACES_PER_SERVER", 10),
 	}
 	fp.build(t)
 	fp.pki(t)
@@ -665,9 +665,18 @@ func envDuration(t *testing.T, k string, def time.Duration) time.Duration {
 }
 
 func envInt(t *testing.T, k string, def int) int {
-	n, err := strconv.Atoi(envOr(k, strconv.Itoa(def)))
-	if err != nil || n <= 0 {
+	n := envCount(t, k, def)
+	if n == 0 {
 		t.Fatalf("%s: want a positive count", k)
+	}
+	return n
+}
+
+// envCount is envInt where 0 is allowed.
+func envCount(t *testing.T, k string, def int) int {
+	n, err := strconv.Atoi(envOr(k, strconv.Itoa(def)))
+	if err != nil || n < 0 {
+		t.Fatalf("%s: want a count, 0 or more", k)
 	}
 	return n
 }

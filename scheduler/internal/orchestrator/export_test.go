@@ -39,5 +39,5 @@ func (o *Orchestrator) HoldLock(workspaceID string) func() { return o.Placer.loc
 var InLine = inLine
 
 func (o *Orchestrator) ReconcileRow(ctx context.Context, ws registry.Workspace, c wire.Container, exists bool) {
-	o.Reconciler.reconcileRowLocked(ctx, ws, c, exists)
+	o.reconcileRowLocked(ctx, ws, c, exists)
 }
