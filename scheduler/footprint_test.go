@@ -25,7 +25,9 @@ package main
 //     (BERTH_FOOTPRINT_SETTLE, 90 s: the connections of the first contact
 //     with every agent idle out after 60 s), then reads the scheduler's RSS
 //     (/proc/<pid>/status, every second) and CPU time (/proc/<pid>/stat)
-//     over BERTH_FOOTPRINT_WINDOW (60 s).
+//     over BERTH_FOOTPRINT_WINDOW (60 s); with BERTH_FOOTPRINT_HEAP_PROFILE=
+//     path, the scheduler's heap profile after the window goes to
+//     path.agents-<n> (go tool pprof).
 //
 // For each size of BERTH_FOOTPRINT_AGENTS (default "1000,10000"; a run with
 // 0 agents comes first, the baseline) it prints Go-benchmark-style lines,
@@ -391,11 +393,41 @@ func (fp *footprint) measure(t *testing.T, n int) footprintRun {
 	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		r.fds = float64(len(fds))
 	}
+	if dest := os.Getenv("BERTH_FOOTPRINT_HEAP_PROFILE"); dest != "" && n > 0 {
+		fp.heapProfile(t, cmd.Process, run, fmt.Sprintf("%s.agents-%d", dest, n))
+	}
 	if c, err := clusterView("http://" + addr); err == nil {
 		t.Logf("agents=%d: after the window %d servers healthy, members %v", n, c.healthy, c.members)
 		r.heapMB, r.goroutines = c.gauges["go_memstats_heap_inuse_bytes"]/(1<<20), c.gauges["go_goroutines"]
 	}
 	return r
+}
+
+// heapProfile has the scheduler write a heap profile (SIGUSR1, see
+// dumpHeapOnSignal) into its data directory run and copies it to dest.
+func (fp *footprint) heapProfile(t *testing.T, p *os.Process, run, dest string) {
+	if err := p.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	var file string
+	deadline := time.Now().Add(time.Minute)
+	for file == "" {
+		if matches, _ := filepath.Glob(filepath.Join(run, "heap-*.pprof")); len(matches) > 0 {
+			file = matches[0] // renamed into place once written whole
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no heap profile from the scheduler within a minute")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dest, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heap profile: %s", dest)
 }
 
 // startFleet starts the fake agents, at most perProc per process, and

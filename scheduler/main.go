@@ -77,5 +77,12 @@ func serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log := logging.New("scheduler", cfg.LogLevel, cfg.LogJSON)
+	ctx, cancel := context.WithCancel(ctx)
+	dumped := make(chan struct{})
+	go func() {
+		defer close(dumped)
+		dumpHeapOnSignal(ctx, cfg.DataDir, log.Named("debug"))
+	}()
+	defer func() { cancel(); <-dumped }()
 	return app.Run(ctx, cfg, log)
 }
