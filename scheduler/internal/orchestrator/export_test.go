@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 
+	"berth/scheduler/internal/agentclient"
 	"berth/scheduler/internal/registry"
 	"berth/shared/wire"
 )
@@ -38,6 +39,6 @@ func (o *Orchestrator) HoldLock(workspaceID string) func() { return o.Placer.loc
 // InLine is inLine; ReconcileRow is reconcileRowLocked, without the lock.
 var InLine = inLine
 
-func (o *Orchestrator) ReconcileRow(ctx context.Context, ws registry.Workspace, c wire.Container, exists bool) {
-	o.reconcileRowLocked(ctx, ws, c, exists)
+func (o *Orchestrator) ReconcileRow(ctx context.Context, client *agentclient.Client, ws registry.Workspace, c wire.Container, exists bool) {
+	o.reconcileRowLocked(ctx, client, ws, c, exists)
 }

@@ -356,7 +356,7 @@ func TestInLineRowsAreLeftAlone(t *testing.T) {
 			}
 			passed++
 			before := r.events(id)
-			r.orch.ReconcileRow(ctx, ws, ct.c, ct.exists)
+			r.orch.ReconcileRow(ctx, r.client("ws-1"), ws, ct.c, ct.exists)
 			after, err := r.db.GetWorkspace(ctx, id)
 			if err != nil || after.Status != ws.Status || after.StatusReason != ws.StatusReason || after.ContainerID != ws.ContainerID {
 				t.Errorf("row %+v, container %+v (exists %v): inLine passed it, but reconciliation made it %s %q %s (%v)",
@@ -392,5 +392,31 @@ func TestRunSweepsEveryServer(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: got %v, want nil", err)
+	}
+}
+
+// The container list a row is compared with is taken before the rows are
+// read: a create that finished in between has a row naming a container the
+// list does not show. That row is left alone (the agent still has the
+// container); only a container the agent no longer has turns the row to
+// error. (A sweep that ran during creates once turned acknowledged
+// workspaces to error this way: the scheduler crash test caught it.)
+func TestStaleListDoesNotVanishARow(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, 4, "ws-1")
+	ws, err := r.orch.Create(ctx, createReq("w1", "u1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.orch.ReconcileRow(ctx, r.client("ws-1"), ws, wire.Container{}, false) // as from a list taken before the create
+	if got, reason := status(t, r, "w1"); got != fleet.StatusRunning {
+		t.Fatalf("after a stale list: got %s (%s), want running (its container is there)", got, reason)
+	}
+	if err := r.client("ws-1").Remove(ctx, ws.ContainerID, true); err != nil {
+		t.Fatal(err)
+	}
+	r.orch.ReconcileRow(ctx, r.client("ws-1"), ws, wire.Container{}, false)
+	if got, _ := status(t, r, "w1"); got != fleet.StatusError {
+		t.Errorf("after the container was removed: got %s, want error", got)
 	}
 }

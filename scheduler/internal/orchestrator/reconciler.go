@@ -305,7 +305,7 @@ func (r *Reconciler) reconcileServer(ctx context.Context, serverID string, oneOf
 			continue // the common case: no lock taken, nothing read again
 		}
 		if unlock, free := r.locks.tryLock(ws.ID); free {
-			r.reconcileRowLocked(ctx, ws, c, ok)
+			r.reconcileRowLocked(ctx, client, ws, c, ok)
 			unlock()
 		}
 	}
@@ -338,9 +338,11 @@ func inLine(ws registry.Workspace, c wire.Container, exists bool) bool {
 	return !ok || status == ws.Status
 }
 
-// reconcileRowLocked brings one record in line with its container; the
-// caller holds the workspace's lock, so no create or move is under way.
-func (r *Reconciler) reconcileRowLocked(ctx context.Context, ws registry.Workspace, c wire.Container, exists bool) {
+// reconcileRowLocked brings one record in line with its container (c, as
+// client listed it before the rows were read; exists: the list had one of
+// the row's placement). The caller holds the workspace's lock, so no create
+// or move is under way.
+func (r *Reconciler) reconcileRowLocked(ctx context.Context, client *agentclient.Client, ws registry.Workspace, c wire.Container, exists bool) {
 	ws, err := r.DB.GetWorkspace(ctx, ws.ID) // as it is now that the lock is held
 	if err != nil || ws.Status == fleet.StatusPendingDeletion {
 		return
@@ -378,7 +380,7 @@ func (r *Reconciler) reconcileRowLocked(ctx context.Context, ws registry.Workspa
 		return
 	}
 	if !exists {
-		if ws.ContainerID != "" && ws.Status != fleet.StatusError {
+		if ws.ContainerID != "" && ws.Status != fleet.StatusError && r.vanished(ctx, client, ws.ContainerID) {
 			r.setStatusLocked(ctx, ws.ID, fleet.StatusError, "container vanished from its server")
 		}
 		return
@@ -395,6 +397,17 @@ func (r *Reconciler) reconcileRowLocked(ctx context.Context, ws registry.Workspa
 	if status, reason, ok := liveStatus(c); ok && status != ws.Status {
 		r.setStatusAtLocked(ctx, ws.ID, status, reason, liveSince(c))
 	}
+}
+
+// vanished asks the agent whether the container is gone. The list the
+// row was compared with was taken before the row was read, so a create that
+// finished in between has a container the list does not show: only the
+// agent's "not found" now says it vanished.
+func (r *Reconciler) vanished(ctx context.Context, client *agentclient.Client, containerID string) bool {
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := client.Inspect(ictx, containerID)
+	return errors.Is(err, agentclient.ErrNotFound)
 }
 
 // orphan handles a berth container no record accounts for.
