@@ -616,6 +616,15 @@ func decode(c echo.Context, v any) error {
 		}
 		return badRequest("invalid JSON body: " + err.Error())
 	}
+	// One value and nothing after it but spaces, as encoding/json's
+	// Unmarshal would have it (More does not see a stray '}' or ']').
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errBodyTooLarge
+		}
+		return badRequest("invalid JSON body: data after the JSON value")
+	}
 	return nil
 }
 

@@ -483,6 +483,7 @@ func TestRequestValidation(t *testing.T) {
 		wantMsg    string // substring
 	}{
 		{"create: not JSON", http.MethodPost, wire.PathContainers, `{"name":`, 400, wire.CodeBadRequest, "invalid JSON body"},
+		{"create: a stray brace after the body", http.MethodPost, wire.PathContainers, `{"name":"x","image":"img"}}`, 400, wire.CodeBadRequest, "data after the JSON value"},
 		{"create: unknown field", http.MethodPost, wire.PathContainers, `{"name":"x","image":"y","priviledged":true}`, 400, wire.CodeBadRequest, "priviledged"},
 		{"create: privileged", http.MethodPost, wire.PathContainers, wire.CreateContainerRequest{Name: "x", Image: "y", Privileged: true}, 400, wire.CodeBadRequest, "privileged"},
 		{"create: host network", http.MethodPost, wire.PathContainers, wire.CreateContainerRequest{Name: "x", Image: "y", NetworkMode: "host"}, 400, wire.CodeBadRequest, "network_mode"},

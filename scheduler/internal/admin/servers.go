@@ -508,7 +508,11 @@ func decodeBody(c echo.Context, v any, strict bool) error {
 	default: // unknown field (encoding/json has no type for it)
 		return failf(ErrInvalid, "the request body is invalid: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if dec.More() {
+	// Nothing after the object but spaces (More does not see a stray '}').
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if tooLarge(err) != nil {
+			return tooLarge(err)
+		}
 		return failf(ErrInvalid, "the request body has data after the JSON object")
 	}
 	return nil

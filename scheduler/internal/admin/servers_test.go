@@ -98,6 +98,7 @@ func TestCreateServer(t *testing.T) {
 		{"wrong type", map[string]any{"id": "ws-y", "ip_address": host, "total_cpu": "lots"}, 400, []string{"total_cpu: want a number, got a JSON string"}},
 		{"unknown field", map[string]any{"id": "ws-y", "ip_address": host, "colour": "red"}, 400, []string{`unknown field "colour"`}},
 		{"not JSON", "{", 400, []string{"not valid JSON"}},
+		{"a stray brace after the object", `{"hostname":"h1","ip_address":"10.0.0.1"}}`, 400, []string{"data after the JSON object"}},
 		{"empty body", "", 400, []string{"empty"}},
 		{"body past 1 MiB", `{"id": "ws-y", "name": "` + strings.Repeat("x", 1<<20) + `"}`, 413,
 			[]string{"Request body too large: an admin request body carries at most 1048576 bytes"}},
