@@ -100,7 +100,7 @@ ws-new  ws-new:7443  eu      amd64  alive   v1
 			args:    []string{"add", "--from-discovered", "ws-new"},
 			answers: map[string]fakeAnswer{"POST /admin/servers": {201, added}},
 			wantOut: "added ws-3 at 10.1.2.3:7444 (state active, health unknown)\n",
-			wantReq: []string{`POST /admin/servers {"from_discovered":"ws-new"}`},
+			wantReq: []string{`POST /admin/servers {"from_discovered":"ws-new","labels":null}`},
 		},
 		{
 			name: "add refused: the API's detail is the error",
@@ -108,7 +108,7 @@ ws-new  ws-new:7443  eu      amd64  alive   v1
 			answers: map[string]fakeAnswer{"POST /admin/servers": {400, map[string]string{
 				"detail": "agent address 10.1.2.3:7443 is unreachable from the scheduler: connection refused"}}},
 			wantErr: "agent address 10.1.2.3:7443 is unreachable from the scheduler: connection refused (400 Bad Request)",
-			wantReq: []string{`POST /admin/servers {"id":"ws-3","ip_address":"10.1.2.3","agent_port":7443}`},
+			wantReq: []string{`POST /admin/servers {"id":"ws-3","ip_address":"10.1.2.3","agent_port":7443,"labels":null}`},
 		},
 		{
 			name:    "drain",

@@ -39,14 +39,16 @@ var serverIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`
 type CreateServerRequest struct {
 	FromDiscovered string `json:"from_discovered,omitempty"`
 
-	ID           string            `json:"id,omitempty"`
-	Name         string            `json:"name,omitempty"`       // default: the id
-	Hostname     string            `json:"hostname,omitempty"`   // default: ip_address
-	IPAddress    string            `json:"ip_address,omitempty"` // host name or IP of the agent; required
-	AgentPort    int               `json:"agent_port,omitempty"` // default 7443
-	Architecture string            `json:"architecture,omitempty"`
-	Region       string            `json:"region,omitempty"`
-	Labels       map[string]string `json:"labels,omitempty"`
+	ID           string `json:"id,omitempty"`
+	Name         string `json:"name,omitempty"`       // default: the id
+	Hostname     string `json:"hostname,omitempty"`   // default: ip_address
+	IPAddress    string `json:"ip_address,omitempty"` // host name or IP of the agent; required
+	AgentPort    int    `json:"agent_port,omitempty"` // default 7443
+	Architecture string `json:"architecture,omitempty"`
+	Region       string `json:"region,omitempty"`
+	// Labels: nil (absent) takes a discovered agent's gossiped labels, {}
+	// sets none; no omitempty, so a Go client keeps the difference.
+	Labels map[string]string `json:"labels"`
 
 	TotalCPU           float64 `json:"total_cpu,omitempty"`
 	TotalMemoryMB      int64   `json:"total_memory_mb,omitempty"`
