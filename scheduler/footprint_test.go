@@ -42,19 +42,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +63,7 @@ import (
 	"berth/scheduler/internal/agentproc"
 	"berth/scheduler/internal/fleet"
 	"berth/scheduler/internal/registry"
-	"berth/shared/mtls"
+	"berth/shared/testutil"
 	"berth/shared/wire"
 )
 
@@ -243,42 +236,9 @@ func (fp *footprint) build(t *testing.T) {
 // pki writes a CA (certificate and key: the fleet signs its agents'
 // certificates), the scheduler's certificate and a gossip key.
 func (fp *footprint) pki(t *testing.T) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "footprint CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2),
-		Subject:   pkix.Name{Organization: []string{"berth"}, OrganizationalUnit: []string{wire.RoleScheduler}, CommonName: "scheduler"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		URIs: []*url.URL{mtls.RoleURL(wire.RoleScheduler)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, typ string, b []byte) string {
-		p := filepath.Join(fp.dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caKeyDER, _ := x509.MarshalECPrivateKey(caKey)
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	fp.caCert, fp.caKey = write("ca.crt", "CERTIFICATE", caDER), write("ca.key", "EC PRIVATE KEY", caKeyDER)
-	fp.cert, fp.key = write("scheduler.crt", "CERTIFICATE", der), write("scheduler.key", "EC PRIVATE KEY", keyDER)
+	pki := testutil.NewPKI(t)
+	fp.caCert, fp.caKey = pki.CAFile, pki.WriteCAKey()
+	fp.cert, fp.key = pki.Issue("scheduler", wire.RoleScheduler, false)
 	gk := make([]byte, 32)
 	_, _ = rand.Read(gk)
 	fp.gossipKeyFile = filepath.Join(fp.dir, "gossip.key")

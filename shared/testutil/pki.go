@@ -57,6 +57,20 @@ func NewPKI(t testing.TB) *PKI {
 	return p
 }
 
+// WriteCAKey writes the CA's private key (ca.key, mode 0600) for a process
+// that signs certificates of its own with this CA (tools/fakefleet), and
+// returns its path.
+func (p *PKI) WriteCAKey() string {
+	p.t.Helper()
+	der, err := x509.MarshalECPrivateKey(p.caKey)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	path := filepath.Join(p.Dir, "ca.key")
+	writePEM(p.t, path, "EC PRIVATE KEY", der)
+	return path
+}
+
 // Issue writes name.crt and name.key signed by the CA, with the given role
 // (its URI SAN, mtls.RoleURI, and the OU) and SANs (host names or IPs), and
 // returns their paths.
