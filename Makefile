@@ -72,6 +72,7 @@ lint:
 # the tests that need Docker, images, or take long.
 test-unit: vet
 	go test -race -short -count=1 ./...
+	BERTH_REGISTRY_RAFT=1 go test -race -short -count=1 ./scheduler/internal/registry/
 
 # Everything: vet; lint; unit and integration tests (real SQLite, real Docker,
 # real mTLS, real gossip between processes); then the end-to-end suites
@@ -84,6 +85,7 @@ test: export BERTH_TEST_IMAGES = 1
 test: deps vet lint certs images
 	scripts/test-summary.sh --reset
 	go test -race -count=1 -v ./... 2>&1 | scripts/test-summary.sh unit+integration
+	BERTH_REGISTRY_RAFT=1 go test -race -count=1 -v ./scheduler/internal/registry/ 2>&1 | scripts/test-summary.sh registry-on-raft
 	scripts/fuzz.sh 2>&1 | scripts/test-summary.sh fuzz
 	scripts/cluster-up.sh
 	BERTH_E2E=1 go test -count=1 -v -timeout 25m ./scheduler/e2e/... 2>&1 | scripts/test-summary.sh e2e

@@ -135,6 +135,10 @@ func (v *fleetView) registryChanged(changes []registry.Change) {
 		return // ensure reads it all
 	}
 	for _, ch := range changes {
+		if ch.Reset { // the registry was replaced: read it all again
+			v.built = false
+			return
+		}
 		v.usage[ch.ServerID] = ch.Usage
 		if ch.ServerRow {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

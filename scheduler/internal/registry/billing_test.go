@@ -285,6 +285,7 @@ func TestBillingScaleContinuity(t *testing.T) {
 // StartBilling opens marks for running rows that lack one and closes those
 // whose rows no longer run.
 func TestStartBilling(t *testing.T) {
+	localOnly(t)
 	ctx := context.Background()
 	db, path := billingDB(t)
 	base := normTime(time.Now().Add(-time.Hour))

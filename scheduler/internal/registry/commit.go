@@ -36,6 +36,11 @@ type wtx struct {
 	usage   map[string]Usage    // per server: what the reservations changed by (parts may be negative)
 	moved   map[string][]string // per server: the workspaces whose reservation came or went
 	servers map[string]bool     // servers whose row changed (placement inputs)
+
+	// rec, when set, collects the write statements (a replicated registry:
+	// see record.go); recErr is the first statement that could not be.
+	rec    *[]stmt
+	recErr error
 }
 
 // addUsage records that workspaceID's reservation r came onto serverID
@@ -68,11 +73,12 @@ func (t *wtx) serverChanged(serverID string) {
 
 // writer is one writeTx call waiting for its batch.
 type writer struct {
-	ctx  context.Context
-	fn   func(*wtx) error
-	tx   wtx // what fn changed, once it succeeded
-	err  error
-	done chan struct{}
+	ctx   context.Context
+	fn    func(*wtx) error
+	tx    wtx    // what fn changed, once it succeeded
+	stmts []stmt // what fn wrote, in a replicated registry
+	err   error
+	done  chan struct{}
 }
 
 // committer queues the writers; see writeTx.
@@ -115,18 +121,22 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *wtx) error) error {
 // the batch breaks, then applies what the committed writers changed and
 // wakes every writer.
 func (db *DB) writeBatch(batch []*writer) {
-	if len(batch) == 1 || !db.tryBatch(batch) {
+	if db.proposer != nil {
+		db.proposeBatch(batch) // applied through ApplyCommand
+	} else {
+		if len(batch) == 1 || !db.tryBatch(batch) {
+			for _, w := range batch {
+				w.err = db.writeOne(w)
+			}
+		}
+		var committed []*wtx
 		for _, w := range batch {
-			w.err = db.writeOne(w)
+			if w.err == nil {
+				committed = append(committed, &w.tx)
+			}
 		}
+		db.applyCommitted(committed)
 	}
-	var committed []*wtx
-	for _, w := range batch {
-		if w.err == nil {
-			committed = append(committed, &w.tx)
-		}
-	}
-	db.applyCommitted(committed)
 	for _, w := range batch {
 		close(w.done)
 	}
@@ -205,6 +215,10 @@ type usageBook struct {
 // (ServerRow) and/or the reservations on it (Usage, as it is now; Moved,
 // the workspaces whose reservation came or went).
 type Change struct {
+	// Reset: the registry's contents were replaced (a replicated
+	// registry restored a snapshot); the other fields are empty and
+	// everything read before may be stale.
+	Reset     bool
 	ServerID  string
 	ServerRow bool
 	Usage     Usage
@@ -267,6 +281,20 @@ func (db *DB) applyCommitted(txs []*wtx) {
 	b.mu.Unlock()
 	for _, fn := range watchers {
 		fn(changes)
+	}
+}
+
+// notifyReset tells the watchers that everything may have changed.
+func (db *DB) notifyReset() {
+	b := &db.book
+	b.mu.Lock()
+	var watchers []func([]Change)
+	for _, fn := range b.watchers {
+		watchers = append(watchers, fn)
+	}
+	b.mu.Unlock()
+	for _, fn := range watchers {
+		fn([]Change{{Reset: true}})
 	}
 }
 

@@ -24,13 +24,14 @@ const busyTimeout = 10 * time.Second
 // single write connection (transactions begin IMMEDIATE, so writes are
 // serialised) and a read-only pool. Safe for concurrent use.
 type DB struct {
-	write  *sql.DB
-	read   *sql.DB
-	path   string
-	logger hclog.Logger
-	sealer Sealer    // credentials at rest (SealCredentials); nil: stored as given
-	commit committer // group commit of writeTx
-	book   usageBook // reservations per server, in memory
+	write       *sql.DB
+	read        *sql.DB
+	path        string
+	logger      hclog.Logger
+	sealer      Sealer    // credentials at rest (SealCredentials); nil: stored as given
+	commit      committer // group commit of writeTx
+	book        usageBook // reservations per server, in memory
+	replication           // set when the registry is replicated (replicate.go)
 }
 
 // Open opens (creating if needed) the SQLite database at path, applies the

@@ -109,6 +109,7 @@ func schemaOf(t *testing.T, path string) map[string][]string {
 }
 
 func TestMigrations(t *testing.T) {
+	localOnly(t)
 	latest := latestVersion(t)
 	db, path := openTestDB(t)
 	if v, dirty := schemaVersion(t, db); v != int(latest) || dirty {

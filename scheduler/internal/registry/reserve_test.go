@@ -292,6 +292,9 @@ func TestConcurrentReservationsNeverOvercommit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.handles > 1 {
+				localOnly(t)
+			}
 			db, path := openTestDB(t)
 			mustCreateServer(t, db, Server{ID: "s"})
 			handles := []*DB{db}

@@ -37,6 +37,7 @@ func reverse(s string) string {
 // With a Sealer the credentials table holds only sealed values; reads open
 // them, and values written before sealing are read as they are.
 func TestCredentialsSealedAtRest(t *testing.T) {
+	localOnly(t)
 	ctx := context.Background()
 	db, _ := openTestDB(t)
 	mustCreateServer(t, db, Server{ID: "a"})

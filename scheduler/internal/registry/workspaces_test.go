@@ -354,6 +354,7 @@ func TestCountByStatus(t *testing.T) {
 }
 
 func TestStoredBadSettingsDoNotBlockUpdates(t *testing.T) {
+	localOnly(t)
 	// Settings are checked when written: a row that holds a setting stored
 	// before the rule (a migrated row) still takes status updates.
 	db, _ := openTestDB(t)
