@@ -1,0 +1,267 @@
+// Package cluster runs a scheduler's raft node (hashicorp/raft): the log
+// and stable store in bbolt (raft-boltdb), snapshots of the registry in
+// files, and the transport between schedulers over mutual TLS, where both
+// ends must hold a scheduler certificate. The registry is the state
+// machine (registry.DB.FSM) and writes through it once Open has set its
+// proposer; see registry/replicate.go and docs/design/scheduler-ha.md.
+//
+// This is the first part of issue 14: the replicated registry and its
+// node. The scheduler does not start one yet (no serve --bootstrap/--join,
+// no forwarding to the leader, background loops not yet leader-only).
+package cluster
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"berth/scheduler/internal/registry"
+	"berth/shared/mtls"
+	"berth/shared/wire"
+)
+
+// Config is one scheduler's raft node.
+type Config struct {
+	// NodeID is the scheduler's raft id; other schedulers dial it by
+	// Advertise and verify that its certificate names Advertise's host.
+	NodeID string
+	// DataDir holds raft/ (raft.db: the log and raft's own state; and the
+	// snapshots).
+	DataDir string
+	// Bind is the address the raft listener takes ("127.0.0.1:0" picks a
+	// port); Advertise the one others dial (default: the listener's).
+	Bind, Advertise string
+	// TLS is the scheduler's certificate, CA and revocation list.
+	TLS *mtls.Identity
+	// Raft timings; zero takes the defaults below (measured in the design:
+	// an election after a leader's loss in about 1.1 s).
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// ApplyTimeout bounds a write's wait for its entry to commit (default
+	// 10 s).
+	ApplyTimeout time.Duration
+	Logger       hclog.Logger
+}
+
+// Defaults of Config's timings.
+const (
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	DefaultApplyTimeout       = 10 * time.Second
+)
+
+// Node is a running raft node with the registry as its state machine.
+type Node struct {
+	cfg   Config
+	r     *raft.Raft
+	store *raftboltdb.BoltStore
+	trans *raft.NetworkTransport
+	log   hclog.Logger
+}
+
+// Open starts the node on db and makes db replicated: from then on its
+// writes succeed only on the leader. A node with no raft state yet waits
+// for Bootstrap or for a leader to add it (AddVoter).
+func Open(cfg Config, db *registry.DB) (*Node, error) {
+	if cfg.NodeID == "" || cfg.DataDir == "" || cfg.TLS == nil {
+		return nil, errors.New("cluster: a node id, a data directory and TLS are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	log := cfg.Logger.Named("raft")
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, log)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+	layer, err := listen(cfg)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: log,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = or(cfg.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	rc.ElectionTimeout = or(cfg.ElectionTimeout, DefaultElectionTimeout)
+	rc.LeaderLeaseTimeout = or(cfg.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	rc.Logger = log
+	r, err := raft.NewRaft(rc, db.FSM(), store, store, snaps, trans)
+	if err != nil {
+		_ = trans.Close()
+		_ = store.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	db.SetProposer(registry.RaftProposer(r, or(cfg.ApplyTimeout, DefaultApplyTimeout)))
+	return &Node{cfg: cfg, r: r, store: store, trans: trans, log: log}, nil
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Addr is the address other schedulers dial.
+func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+
+// Bootstrap makes a new cluster of this node alone, waits until it leads,
+// and compacts its log to a snapshot of its registry: schedulers that join
+// are sent the file itself, including what it held before raft. A node
+// that already has raft state refuses (raft.ErrCantBootstrap).
+func (n *Node) Bootstrap(timeout time.Duration) error {
+	err := n.r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
+		{ID: raft.ServerID(n.cfg.NodeID), Address: n.trans.LocalAddr()},
+	}}).Error()
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := n.WaitLeader(timeout); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	// A barrier entry gives the snapshot an index to stand at.
+	if err := n.r.Barrier(timeout).Error(); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := registry.CompactToSnapshot(n.r); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}
+
+// WaitLeader waits until the cluster has a leader.
+func (n *Node) WaitLeader(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if addr, _ := n.r.LeaderWithID(); addr != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no leader after %s", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// AddVoter adds the scheduler id at addr to the cluster; this node must
+// lead.
+func (n *Node) AddVoter(id, addr string) error {
+	return n.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.cfg.ApplyTimeout).Error()
+}
+
+// RemoveServer takes the scheduler id out of the cluster; this node must
+// lead.
+func (n *Node) RemoveServer(id string) error {
+	return n.r.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error()
+}
+
+// Status is a node's view of the cluster.
+type Status struct {
+	ID           string    `json:"id"`
+	State        string    `json:"state"` // Leader, Follower, Candidate, Shutdown
+	LeaderID     string    `json:"leader_id"`
+	LeaderAddr   string    `json:"leader_addr"`
+	Term         uint64    `json:"term"`
+	CommitIndex  uint64    `json:"commit_index"`
+	AppliedIndex uint64    `json:"applied_index"`
+	LastContact  time.Time `json:"last_contact"` // from the leader; zero on the leader
+	Members      []Member  `json:"members"`
+}
+
+// Member is one scheduler of the configuration.
+type Member struct {
+	ID      string `json:"id"`
+	Addr    string `json:"addr"`
+	Voter   bool   `json:"voter"`
+	Leading bool   `json:"leading"`
+}
+
+// Status returns the node's view.
+func (n *Node) Status() (Status, error) {
+	addr, id := n.r.LeaderWithID()
+	s := Status{
+		ID: n.cfg.NodeID, State: n.r.State().String(), LeaderID: string(id), LeaderAddr: string(addr),
+		Term: n.r.CurrentTerm(), CommitIndex: n.r.CommitIndex(), AppliedIndex: n.r.AppliedIndex(),
+	}
+	if n.r.State() != raft.Leader {
+		s.LastContact = n.r.LastContact()
+	}
+	f := n.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return s, err
+	}
+	for _, m := range f.Configuration().Servers {
+		s.Members = append(s.Members, Member{ID: string(m.ID), Addr: string(m.Address), Voter: m.Suffrage == raft.Voter, Leading: m.ID == id})
+	}
+	return s, nil
+}
+
+// Close stops the node and closes its store; the registry stays open
+// (its owner closes it).
+func (n *Node) Close() error {
+	err := n.r.Shutdown().Error()
+	return errors.Join(err, n.trans.Close(), n.store.Close())
+}
+
+// tlsLayer is raft's stream layer over mutual TLS: it accepts only
+// scheduler certificates, and dials a scheduler whose certificate names
+// the host it dials.
+type tlsLayer struct {
+	net.Listener
+	client    *tls.Config
+	advertise net.Addr
+}
+
+func listen(cfg Config) (*tlsLayer, error) {
+	l, err := tls.Listen("tcp", cfg.Bind, cfg.TLS.ServerConfig(wire.RoleScheduler))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft listener: %w", err)
+	}
+	adv := l.Addr()
+	if cfg.Advertise != "" {
+		if _, _, err := net.SplitHostPort(cfg.Advertise); err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("cluster: advertise address: %w", err)
+		}
+		adv = hostAddr(cfg.Advertise) // kept as a name: peers verify it
+	}
+	return &tlsLayer{Listener: l, client: cfg.TLS.ClientConfig(wire.RoleScheduler), advertise: adv}, nil
+}
+
+func (t *tlsLayer) Addr() net.Addr { return t.advertise }
+
+// hostAddr is an advertised host:port, a name or an IP.
+type hostAddr string
+
+func (hostAddr) Network() string  { return "tcp" }
+func (a hostAddr) String() string { return string(a) }
+
+func (t *tlsLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(string(addr))
+	if err != nil {
+		return nil, err
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: mtls.ForServer(t.client, host)}
+	return d.Dial("tcp", string(addr))
+}
