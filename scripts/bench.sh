@@ -10,6 +10,12 @@ trap 'rm -f "$out"' EXIT
 go test -run '^$' -bench 'BenchmarkPlace|BenchmarkIndexPlace' -benchtime 2s ./scheduler/internal/placement/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkReserveAndInsert|BenchmarkDurableCommit' -benchtime 2s ./scheduler/internal/registry/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkCreate$' -benchtime 3s ./scheduler/internal/app/ | tee -a "$out"
+# Scheduler HA (issue 14, scheduler/internal/cluster): durable reservations on
+# one registry vs the leader of three raft schedulers over mTLS, 100 writers;
+# then the time from a killed leader to a write taken by the new one (10
+# kills, default timings). About 1 minute.
+go test -run '^$' -bench 'BenchmarkReplicatedReserve' -benchtime 3s ./scheduler/internal/cluster/ | tee -a "$out"
+BERTH_BENCH=1 go test -count=1 -v -run '^TestBenchElection$' ./scheduler/internal/cluster/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkCreateToRunning' -benchtime 20x ./scheduler/internal/app/ | tee -a "$out"
 # Durable creates through the HTTP API with 10,000 servers and 100,000
 # workspaces in the registry (agents in another process, over mTLS), at 1,
@@ -52,6 +58,8 @@ BERTH_BENCH=1 BERTH_BENCH_GOSSIP_MEMBERS="${BERTH_BENCH_GOSSIP_MEMBERS:-50}" go 
 	-run '^TestBenchGossipScale$' ./shared/gossip/ | tee -a "$out" || gossip=failed
 # ns NAME: the third field (the value) of the first line whose name matches NAME (a regex).
 ns() { awk -v n="$1" '$1 ~ n {print $3; exit}' "$out"; }
+# metric NAME UNIT: the value before UNIT on the first line whose name matches NAME.
+metric() { awk -v n="$1" -v u="$2" '$1 ~ n { for (i = 2; i <= NF; i++) if ($i == u) { print $(i - 1); exit } }' "$out"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 ms() { awk -v a="$1" 'BEGIN { if (a != "") printf "%.2f ms", a / 1e6; else print "n/a" }'; }
 diffms() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%+.2f ms", (a - b) / 1e6; else print "n/a" }'; }
@@ -59,14 +67,14 @@ s() { ns "BenchmarkStreams/$1\$"; }
 echo
 echo "== ratios (same run)"
 echo "create through HTTP API / bare durable registry insert: $(ratio "$(ns 'BenchmarkCreate/http_api-')" "$(ns 'BenchmarkCreate/registry_insert')")x"
+echo "durable reservations, leader of 3 raft schedulers / one registry without raft (100 writers): $(ratio "$(metric 'BenchmarkReplicatedReserve/raft-3' 'creates/s')" "$(metric 'BenchmarkReplicatedReserve/local' 'creates/s')")x ($(metric 'BenchmarkReplicatedReserve/raft-3' 'creates/s') vs $(metric 'BenchmarkReplicatedReserve/local' 'creates/s') creates/s)"
+grep -o 'leader killed -> .*' "$out" | head -1 || true
 echo "create-to-running berth / plain Docker API create+start: $(ratio "$(ns 'CreateToRunning/berth')" "$(ns 'CreateToRunning/docker_api')")x"
 echo "placement, full scan, 10,000 servers / 10 servers: $(ratio "$(ns 'BenchmarkPlace/nodes=10000')" "$(ns 'BenchmarkPlace/nodes=10-')")x"
 for st in spread best_fit; do
 	echo "placement, fleet index ($st), 10,000 servers / 10 servers: $(ratio "$(ns "BenchmarkIndexPlace/$st/nodes=10000")" "$(ns "BenchmarkIndexPlace/$st/nodes=10-")")x ($(awk -v a="$(ns "BenchmarkIndexPlace/$st/nodes=10000")" 'BEGIN { printf "%.1f", a / 1000 }') us at 10,000; goal <= 3x and <= 20 us)"
 done
 echo "placement at 10,000 servers, full scan / fleet index (spread): $(ratio "$(ns 'BenchmarkPlace/nodes=10000')" "$(ns 'BenchmarkIndexPlace/spread/nodes=10000')")x"
-# metric NAME UNIT: the value before UNIT on the first line whose name matches NAME.
-metric() { awk -v n="$1" -v u="$2" '$1 ~ n { for (i = 2; i <= NF; i++) if ($i == u) { print $(i - 1); exit } }' "$out"; }
 bare=$(metric 'BenchmarkCreateAtScale/bare_commit' 'commits/s')
 echo "bare one-row durable commit: $bare commits/s; scheduler start with 10,000 servers and 100,000 workspaces: $(ms "$(ns 'BenchmarkCreateAtScale/startup')")"
 for c in 1 10 100 1000; do

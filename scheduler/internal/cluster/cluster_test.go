@@ -29,7 +29,14 @@ type testNode struct {
 // startNode opens id's registry in dir and its raft node on bind, with a
 // scheduler certificate of pki. Timings are short: three nodes share the
 // test's two cores with everything else.
-func startNode(t *testing.T, pki *testutil.PKI, id, dir, bind string) *testNode {
+func startNode(t testing.TB, pki *testutil.PKI, id, dir, bind string) *testNode {
+	t.Helper()
+	return startNodeTimed(t, pki, id, dir, bind, 200*time.Millisecond, 100*time.Millisecond)
+}
+
+// startNodeTimed is startNode with heartbeat and election timeouts of hb
+// and a leader lease of lease.
+func startNodeTimed(t testing.TB, pki *testutil.PKI, id, dir, bind string, hb, lease time.Duration) *testNode {
 	t.Helper()
 	cert, key := pki.Issue(id, wire.RoleScheduler, true, "127.0.0.1")
 	tlsID, err := mtls.Load(mtls.Files{Cert: cert, Key: key, CA: pki.CAFile})
@@ -42,7 +49,7 @@ func startNode(t *testing.T, pki *testutil.PKI, id, dir, bind string) *testNode 
 	}
 	n, err := Open(Config{
 		NodeID: id, DataDir: dir, Bind: bind, TLS: tlsID,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		HeartbeatTimeout: hb, ElectionTimeout: hb, LeaderLeaseTimeout: lease,
 	}, db)
 	if err != nil {
 		_ = db.Close()
@@ -64,7 +71,7 @@ func (n *testNode) stop() {
 }
 
 // leaderOf waits for a running node that leads and can write.
-func leaderOf(t *testing.T, nodes ...*testNode) *testNode {
+func leaderOf(t testing.TB, nodes ...*testNode) *testNode {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -84,7 +91,7 @@ func leaderOf(t *testing.T, nodes ...*testNode) *testNode {
 
 // write retries fn on the leader until it is taken (a new leader writes
 // once it has applied its predecessors' entries).
-func write(t *testing.T, nodes []*testNode, fn func(db *registry.DB) error) {
+func write(t testing.TB, nodes []*testNode, fn func(db *registry.DB) error) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -100,7 +107,7 @@ func write(t *testing.T, nodes []*testNode, fn func(db *registry.DB) error) {
 }
 
 // waitWorkspaces waits until n's registry holds want workspaces.
-func waitWorkspaces(t *testing.T, n *testNode, want int) {
+func waitWorkspaces(t testing.TB, n *testNode, want int) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -115,25 +122,14 @@ func waitWorkspaces(t *testing.T, n *testNode, want int) {
 	}
 }
 
-func reserve(id string) func(db *registry.DB) error {
-	return func(db *registry.DB) error {
-		_, err := db.ReserveAndInsert(context.Background(), registry.Workspace{
-			ID: id, UserID: "u", ServerID: "s", Reservation: fleet.Resources{CPU: 1},
-		}, registry.Credentials{}, registry.Limits{})
-		return err
-	}
-}
-
-// TestClusterOverMutualTLS runs three schedulers' raft nodes over real TCP
-// and mutual TLS with bbolt stores on disk: one bootstraps, two join; the
-// leader is killed and a new one takes writes; the killed one restarts
-// from its disk and catches up; one whose disk is wiped rejoins and is
-// sent the registry as a snapshot.
-func TestClusterOverMutualTLS(t *testing.T) {
+// newCluster starts n nodes (heartbeat hb, lease lease): the first
+// bootstraps, the others join.
+func newCluster(t testing.TB, n int, hb, lease time.Duration) (*testutil.PKI, []*testNode) {
+	t.Helper()
 	pki := testutil.NewPKI(t)
 	var nodes []*testNode
-	for i := 1; i <= 3; i++ {
-		nodes = append(nodes, startNode(t, pki, fmt.Sprintf("sched-%d", i), t.TempDir(), "127.0.0.1:0"))
+	for i := 1; i <= n; i++ {
+		nodes = append(nodes, startNodeTimed(t, pki, fmt.Sprintf("sched-%d", i), t.TempDir(), "127.0.0.1:0", hb, lease))
 	}
 	if err := nodes[0].node.Bootstrap(10 * time.Second); err != nil {
 		t.Fatal(err)
@@ -147,6 +143,28 @@ func TestClusterOverMutualTLS(t *testing.T) {
 		_, err := db.CreateServer(context.Background(), registry.Server{ID: "s"})
 		return err
 	})
+	return pki, nodes
+}
+
+func reserve(id string) func(db *registry.DB) error { return reserveOn("s", id) }
+
+// reserveOn reserves workspace id on server.
+func reserveOn(server, id string) func(db *registry.DB) error {
+	return func(db *registry.DB) error {
+		_, err := db.ReserveAndInsert(context.Background(), registry.Workspace{
+			ID: id, UserID: "u", ServerID: server, Reservation: fleet.Resources{CPU: 1},
+		}, registry.Credentials{}, registry.Limits{})
+		return err
+	}
+}
+
+// TestClusterOverMutualTLS runs three schedulers' raft nodes over real TCP
+// and mutual TLS with bbolt stores on disk: one bootstraps, two join; the
+// leader is killed and a new one takes writes; the killed one restarts
+// from its disk and catches up; one whose disk is wiped rejoins and is
+// sent the registry as a snapshot.
+func TestClusterOverMutualTLS(t *testing.T) {
+	pki, nodes := newCluster(t, 3, 200*time.Millisecond, 100*time.Millisecond)
 	for i := range 10 {
 		write(t, nodes, reserve(fmt.Sprintf("a%02d", i)))
 	}
