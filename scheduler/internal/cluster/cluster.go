@@ -11,12 +11,16 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -64,6 +68,8 @@ type Node struct {
 	r     *raft.Raft
 	store *raftboltdb.BoltStore
 	trans *raft.NetworkTransport
+	mux   *mux
+	proxy *httputil.ReverseProxy // to the leader (forward.go)
 	log   hclog.Logger
 }
 
@@ -91,13 +97,13 @@ func Open(cfg Config, db *registry.DB) (*Node, error) {
 		_ = store.Close()
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	layer, err := listen(cfg)
+	m, err := listen(cfg, log)
 	if err != nil {
 		_ = store.Close()
 		return nil, err
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: log,
+		Stream: raftLayer{m}, MaxPool: 3, Timeout: 10 * time.Second, Logger: log,
 	})
 
 	rc := raft.DefaultConfig()
@@ -109,11 +115,14 @@ func Open(cfg Config, db *registry.DB) (*Node, error) {
 	r, err := raft.NewRaft(rc, db.FSM(), store, store, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
+		_ = m.close()
 		_ = store.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	db.SetProposer(registry.RaftProposer(r, or(cfg.ApplyTimeout, DefaultApplyTimeout)))
-	return &Node{cfg: cfg, r: r, store: store, trans: trans, log: log}, nil
+	n := &Node{cfg: cfg, r: r, store: store, trans: trans, mux: m, log: log}
+	n.proxy = n.newProxy()
+	return n, nil
 }
 
 func or(d, def time.Duration) time.Duration {
@@ -167,13 +176,13 @@ func (n *Node) WaitLeader(timeout time.Duration) error {
 // AddVoter adds the scheduler id at addr to the cluster; this node must
 // lead.
 func (n *Node) AddVoter(id, addr string) error {
-	return n.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.cfg.ApplyTimeout).Error()
+	return n.r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, or(n.cfg.ApplyTimeout, DefaultApplyTimeout)).Error()
 }
 
 // RemoveServer takes the scheduler id out of the cluster; this node must
 // lead.
 func (n *Node) RemoveServer(id string) error {
-	return n.r.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error()
+	return n.r.RemoveServer(raft.ServerID(id), 0, or(n.cfg.ApplyTimeout, DefaultApplyTimeout)).Error()
 }
 
 // Status is a node's view of the cluster.
@@ -221,19 +230,50 @@ func (n *Node) Status() (Status, error) {
 // (its owner closes it).
 func (n *Node) Close() error {
 	err := n.r.Shutdown().Error()
-	return errors.Join(err, n.trans.Close(), n.store.Close())
+	return errors.Join(err, n.trans.Close(), n.mux.close(), n.store.Close())
 }
 
-// tlsLayer is raft's stream layer over mutual TLS: it accepts only
-// scheduler certificates, and dials a scheduler whose certificate names
-// the host it dials.
-type tlsLayer struct {
-	net.Listener
-	client    *tls.Config
-	advertise net.Addr
+// Leader returns the leader's id and raft address ("" when there is
+// none), and whether it is this node.
+func (n *Node) Leader() (id, addr string, self bool) {
+	a, i := n.r.LeaderWithID()
+	return string(i), string(a), i != "" && string(i) == n.cfg.NodeID
 }
 
-func listen(cfg Config) (*tlsLayer, error) {
+// IsLeader tells whether this node leads now.
+func (n *Node) IsLeader() bool { return n.r.State() == raft.Leader }
+
+// ID is the node's raft id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// HTTPListener is where requests forwarded by other schedulers, and their
+// join calls, arrive (over the raft port's mutual TLS); serve Forward's
+// handler on it.
+func (n *Node) HTTPListener() net.Listener { return n.mux.http }
+
+// The raft port carries three things, told apart by the first byte a
+// dialler sends, as Nomad and Consul do on their RPC port: raft's own
+// traffic, HTTP (requests a follower forwards to the leader, and the join
+// call), nothing else. Both ends are schedulers: the listener takes
+// scheduler certificates only.
+const (
+	protoRaft byte = 'R'
+	protoHTTP byte = 'H'
+)
+
+// mux accepts the TLS connections of the raft port and hands each to raft
+// or to the HTTP server by its first byte.
+type mux struct {
+	l      net.Listener
+	client *tls.Config
+	adv    net.Addr
+	raft   *chanListener
+	http   *chanListener
+	log    hclog.Logger
+	done   chan struct{}
+}
+
+func listen(cfg Config, log hclog.Logger) (*mux, error) {
 	l, err := tls.Listen("tcp", cfg.Bind, cfg.TLS.ServerConfig(wire.RoleScheduler))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft listener: %w", err)
@@ -246,22 +286,117 @@ func listen(cfg Config) (*tlsLayer, error) {
 		}
 		adv = hostAddr(cfg.Advertise) // kept as a name: peers verify it
 	}
-	return &tlsLayer{Listener: l, client: cfg.TLS.ClientConfig(wire.RoleScheduler), advertise: adv}, nil
+	m := &mux{l: l, client: cfg.TLS.ClientConfig(wire.RoleScheduler), adv: adv, log: log, done: make(chan struct{})}
+	m.raft, m.http = newChanListener(adv), newChanListener(adv)
+	go m.serve()
+	return m, nil
 }
 
-func (t *tlsLayer) Addr() net.Addr { return t.advertise }
+// serve accepts until the listener closes; each connection's first byte
+// is read on its own goroutine (a slow client holds no one else up).
+func (m *mux) serve() {
+	defer close(m.done)
+	for {
+		c, err := m.l.Accept()
+		if err != nil {
+			m.raft.close()
+			m.http.close()
+			return
+		}
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var b [1]byte
+			if _, err := io.ReadFull(c, b[:]); err != nil {
+				_ = c.Close()
+				return
+			}
+			_ = c.SetReadDeadline(time.Time{})
+			switch b[0] {
+			case protoRaft:
+				m.raft.deliver(c)
+			case protoHTTP:
+				m.http.deliver(c)
+			default:
+				m.log.Warn("raft port: unknown protocol byte", "byte", b[0], "from", c.RemoteAddr())
+				_ = c.Close()
+			}
+		}()
+	}
+}
+
+func (m *mux) close() error {
+	err := m.l.Close()
+	<-m.done
+	return err
+}
+
+// dial opens a connection to a scheduler's raft port for proto. The
+// certificate must name the host dialled.
+func (m *mux) dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	d := &tls.Dialer{Config: mtls.ForServer(m.client, host)}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write([]byte{proto}); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// raftLayer is raft's stream layer on the mux.
+type raftLayer struct{ m *mux }
+
+func (r raftLayer) Accept() (net.Conn, error) { return r.m.raft.Accept() }
+func (r raftLayer) Close() error              { return r.m.raft.Close() }
+func (r raftLayer) Addr() net.Addr            { return r.m.adv }
+func (r raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return r.m.dial(ctx, string(addr), protoRaft)
+}
+
+// chanListener is a net.Listener fed by the mux.
+type chanListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.closed:
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) close() { l.once.Do(func() { close(l.closed) }) }
+
+func (l *chanListener) Close() error   { l.close(); return nil }
+func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // hostAddr is an advertised host:port, a name or an IP.
 type hostAddr string
 
 func (hostAddr) Network() string  { return "tcp" }
 func (a hostAddr) String() string { return string(a) }
-
-func (t *tlsLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(string(addr))
-	if err != nil {
-		return nil, err
-	}
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: mtls.ForServer(t.client, host)}
-	return d.Dial("tcp", string(addr))
-}

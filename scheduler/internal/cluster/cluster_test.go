@@ -24,6 +24,7 @@ type testNode struct {
 	id, dir, addr string
 	db            *registry.DB
 	node          *Node
+	onStop        []func() error // servers of the node, closed with it
 }
 
 // startNode opens id's registry in dir and its raft node on bind, with a
@@ -64,6 +65,9 @@ func startNodeTimed(t testing.TB, pki *testutil.PKI, id, dir, bind string, hb, l
 func (n *testNode) stop() {
 	if n.node == nil {
 		return
+	}
+	for _, f := range n.onStop {
+		_ = f()
 	}
 	_ = n.node.Close()
 	_ = n.db.Close()
