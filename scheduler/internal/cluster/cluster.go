@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -66,6 +67,7 @@ const (
 type Node struct {
 	cfg   Config
 	r     *raft.Raft
+	db    *registry.DB
 	store *raftboltdb.BoltStore
 	trans *raft.NetworkTransport
 	mux   *mux
@@ -120,7 +122,15 @@ func Open(cfg Config, db *registry.DB) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	db.SetProposer(registry.RaftProposer(r, or(cfg.ApplyTimeout, DefaultApplyTimeout)))
-	n := &Node{cfg: cfg, r: r, store: store, trans: trans, mux: m, log: log}
+	n := &Node{cfg: cfg, r: r, db: db, store: store, trans: trans, mux: m, log: log}
+	// A node that stops applying hands its leadership on and leaves raft:
+	// it must be wiped and rejoin (registry.ErrDiverged).
+	db.OnDiverge(func() {
+		if r.State() == raft.Leader {
+			_ = r.LeadershipTransfer().Error()
+		}
+		_ = r.Shutdown().Error()
+	})
 	n.proxy = n.newProxy()
 	return n, nil
 }
@@ -149,8 +159,7 @@ func (n *Node) Bootstrap(timeout time.Duration) error {
 	if err := n.WaitLeader(timeout); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	// A barrier entry gives the snapshot an index to stand at.
-	if err := n.r.Barrier(timeout).Error(); err != nil {
+	if err := n.db.SetClusterID(context.Background(), uuid.NewString()); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	if err := registry.CompactToSnapshot(n.r); err != nil {

@@ -27,6 +27,19 @@ type Config struct {
 	envflag.Peer
 	ClusterID string // labels this scheduler's containers; reconciliation touches no others
 
+	// High availability (issue 14; README "Scheduler high availability"):
+	// with NodeID set the registry is replicated by raft among the
+	// schedulers, over RaftBind (mutual TLS with the scheduler certificate,
+	// which must name RaftAdvertise's host). A new cluster is started by one
+	// scheduler with RaftBootstrap; the others RaftJoin any member.
+	NodeID        string        // BERTH_NODE_ID: this scheduler's raft id; "" = one scheduler, no raft
+	RaftBind      string        // BERTH_RAFT_BIND: raft port (also forwarded requests and joins)
+	RaftAdvertise string        // BERTH_RAFT_ADVERTISE: the address other schedulers dial; "" = RaftBind
+	RaftBootstrap bool          // BERTH_RAFT_BOOTSTRAP / --bootstrap: start a new cluster of this scheduler alone
+	RaftJoin      string        // BERTH_RAFT_JOIN / --join: a member's raft address to join through
+	RaftTimeout   time.Duration // BERTH_RAFT_TIMEOUT: heartbeat and election timeout (the leader lease is half)
+	LeaderWait    time.Duration // BERTH_LEADER_WAIT: how long a request waits for an election before 503
+
 	ServiceToken string // INTERNAL_SERVICE_TOKEN: podex services; empty → 500 on every authenticated route
 	AdminToken   string // BERTH_ADMIN_TOKEN: admin API and panel
 
@@ -192,6 +205,22 @@ func (c Config) Validate() error {
 	if c.ReconcileInterval < 100*time.Millisecond || c.OrphanGrace < 0 || c.ServerLostGrace < time.Second {
 		add("reconcile interval must be at least 100ms, orphan grace not negative, server lost grace at least 1s")
 	}
+	if c.NodeID != "" {
+		if _, _, err := net.SplitHostPort(c.RaftBind); err != nil {
+			add("raft bind %q: %v (BERTH_RAFT_BIND; needed with BERTH_NODE_ID)", c.RaftBind, err)
+		}
+		if c.RaftAdvertise != "" {
+			if _, _, err := net.SplitHostPort(c.RaftAdvertise); err != nil {
+				add("raft advertise %q: %v (BERTH_RAFT_ADVERTISE)", c.RaftAdvertise, err)
+			}
+		}
+		if c.RaftBootstrap && c.RaftJoin != "" {
+			add("raft: --bootstrap starts a new cluster and --join joins one: give one (BERTH_RAFT_BOOTSTRAP, BERTH_RAFT_JOIN)")
+		}
+		if c.RaftTimeout < 50*time.Millisecond || c.LeaderWait < 0 {
+			add("raft timeout %s: at least 50ms; leader wait not negative (BERTH_RAFT_TIMEOUT, BERTH_LEADER_WAIT)", c.RaftTimeout)
+		}
+	}
 	if c.SlowProbeInterval < time.Second {
 		add("slow probe interval %s: at least 1s (BERTH_SLOW_PROBE_INTERVAL)", c.SlowProbeInterval)
 	}
@@ -295,6 +324,16 @@ func (c *Config) keys() []envflag.Key {
 	return append(keys, []envflag.Key{
 		{Env: "BERTH_LISTEN", Flag: "listen", Help: "HTTP listen address", Set: envflag.String(&c.Listen)},
 		{Env: "BERTH_DATA_DIR", Flag: "data-dir", Help: "directory of the SQLite registry", Set: envflag.String(&c.DataDir)},
+		{Env: "BERTH_NODE_ID", Flag: "node-id", Help: "high availability: this scheduler's raft id (empty: one scheduler, no raft)", Set: envflag.String(&c.NodeID)},
+		{Env: "BERTH_RAFT_BIND", Flag: "raft-bind", Help: "high availability: raft port, mutual TLS (also forwarded requests and joins)", Set: envflag.String(&c.RaftBind)},
+		{Env: "BERTH_RAFT_ADVERTISE", Flag: "raft-advertise", Help: "high availability: the raft address other schedulers dial; the scheduler certificate must name its host (default: the bind address)", Set: envflag.String(&c.RaftAdvertise)},
+		{Env: "BERTH_RAFT_BOOTSTRAP", Flag: "bootstrap", Help: "high availability: start a new cluster of this scheduler alone (ignored once it has raft state)", Set: func(v string) (err error) {
+			c.RaftBootstrap, err = strconv.ParseBool(v)
+			return err
+		}},
+		{Env: "BERTH_RAFT_JOIN", Flag: "join", Help: "high availability: raft address of a member to join the cluster through (ignored once it has raft state)", Set: envflag.String(&c.RaftJoin)},
+		{Env: "BERTH_RAFT_TIMEOUT", Flag: "raft-timeout", Help: "high availability: raft heartbeat and election timeout (leader lease: half)", Set: envflag.Duration(&c.RaftTimeout)},
+		{Env: "BERTH_LEADER_WAIT", Flag: "leader-wait", Help: "high availability: how long a request waits for a leader before a 503", Set: envflag.Duration(&c.LeaderWait)},
 		{Env: "BERTH_CLUSTER_ID", Flag: "cluster-id", Help: "id labelling this scheduler's containers", Set: envflag.String(&c.ClusterID)},
 		{Env: "INTERNAL_SERVICE_TOKEN", Flag: "service-token", Help: "token of the podex services", Set: envflag.String(&c.ServiceToken)},
 		{Env: "INTERNAL_SERVICE_TOKEN_NEXT", Flag: "service-token-next", Help: "second token of the podex services, accepted too during a rotation", Set: envflag.String(&c.ServiceTokenNext)},

@@ -93,6 +93,11 @@ func Open(ctx context.Context, path string, logger hclog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open registry %s: read pool: %w", path, err)
 	}
 	db.read = read
+	db.schemaVersion = version
+	if err := db.loadDiverged(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open registry %s: %w", path, err)
+	}
 	if err := db.loadUsage(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open registry %s: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -57,6 +58,11 @@ func (snapshot) Release() {}
 // migrations, is replaced. The bootstrapping scheduler calls it once it
 // leads; its file may hold a registry from before raft.
 func CompactToSnapshot(r *raft.Raft) error {
+	// A barrier applies everything so far and gives the snapshot an index
+	// to stand at.
+	if err := r.Barrier(time.Minute).Error(); err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
 	conf := r.ReloadableConfig()
 	trailing := conf
 	trailing.TrailingLogs = 0
@@ -70,8 +76,9 @@ func CompactToSnapshot(r *raft.Raft) error {
 	return nil
 }
 
-// RaftProposer proposes commands through r; timeout bounds the wait for an
-// entry to commit and for a new leader's barrier.
+// RaftProposer proposes commands through r; timeout bounds the wait to
+// enqueue an entry and a new leader's barrier (a committed entry's apply is
+// waited for in full: the writer must learn its fate).
 func RaftProposer(r *raft.Raft, timeout time.Duration) Proposer {
 	return &raftProposer{r: r, timeout: timeout}
 }
@@ -79,9 +86,7 @@ func RaftProposer(r *raft.Raft, timeout time.Duration) Proposer {
 type raftProposer struct {
 	r       *raft.Raft
 	timeout time.Duration
-	// ready is the term whose barrier completed. Only the committer calls
-	// Lead and Propose, one batch at a time, so it needs no lock.
-	ready uint64
+	ready   atomic.Uint64 // the term whose barrier completed
 }
 
 func (p *raftProposer) Lead() (uint64, error) {
@@ -89,7 +94,7 @@ func (p *raftProposer) Lead() (uint64, error) {
 		return 0, ErrNotLeader
 	}
 	term := p.r.CurrentTerm()
-	if p.ready == term {
+	if p.ready.Load() == term {
 		return term, nil
 	}
 	if err := p.r.Barrier(p.timeout).Error(); err != nil {
@@ -98,21 +103,22 @@ func (p *raftProposer) Lead() (uint64, error) {
 	if p.r.CurrentTerm() != term {
 		return 0, ErrNotLeader
 	}
-	p.ready = term
+	p.ready.Store(term)
 	return term, nil
 }
 
 func (p *raftProposer) Propose(data []byte) error {
 	f := p.r.Apply(data, p.timeout)
 	if err := f.Error(); err != nil {
-		p.ready = 0
-		if errors.Is(err, raft.ErrNotLeader) {
-			return ErrNotLeader // refused before it was appended: not written
+		p.ready.Store(0)
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrAbortedByRestore):
+			return fmt.Errorf("%w: not written: %w", ErrNotLeader, err) // refused before it was appended
 		}
-		return fmt.Errorf("replicate: outcome unknown: %w", err)
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
-		p.ready = 0
+		p.ready.Store(0)
 		return err
 	}
 	return nil

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -57,9 +59,15 @@ type Proposer interface {
 var ErrNotLeader = errors.New("this scheduler is not the leader")
 
 // ErrDiverged: applying a replicated command did not do on this file what
-// it did on the leader's. The node stops applying: its file must be
-// restored from a snapshot (wipe it and rejoin).
+// it did on the leader's (or could not be done at all). The node stops
+// applying and proposing, and says so again after a restart: its file must
+// be restored from a snapshot (wipe its data and rejoin).
 var ErrDiverged = errors.New("registry diverged from the leader")
+
+// ErrOutcomeUnknown: a write was proposed but its fate was not learnt (the
+// leader lost its term or stopped meanwhile): it may or may not be in the
+// registry. A caller retries with the same identifiers.
+var ErrOutcomeUnknown = errors.New("the write's outcome is unknown: leadership changed while it was replicated")
 
 // commandFormat is the version of command's encoding.
 const commandFormat = 1
@@ -71,7 +79,10 @@ type command struct {
 	// whose log term is another (the leader lost its term between executing
 	// and proposing, and leads again) was computed against a state other
 	// entries may have changed since: every node skips it.
-	Term    uint64
+	Term uint64
+	// Schema is the leader's schema version: a node with an older one
+	// stops rather than apply statements its tables may not take.
+	Schema  uint
 	Writers []writerCommand
 }
 
@@ -97,17 +108,27 @@ func (db *DB) SetProposer(p Proposer) { db.proposer = p }
 // their statements, rolls it back, and proposes what the successful ones
 // wrote as one command.
 func (db *DB) proposeBatch(batch []*writer) {
-	term, err := db.proposer.Lead()
-	if err != nil {
+	fail := func(err error) {
 		for _, w := range batch {
 			w.err = err
 		}
+	}
+	if db.diverged.Load() {
+		fail(ErrDiverged)
 		return
 	}
-	if len(batch) == 1 || !db.recordBatch(batch) {
+	term, err := db.proposer.Lead()
+	if err != nil {
+		fail(err)
+		return
+	}
+	if !db.recordBatch(batch) {
+		// The shared transaction broke. Each writer goes alone, proposed
+		// and applied before the next one runs: it must see its work.
 		for _, w := range batch {
-			db.recordBatch([]*writer{w})
+			db.proposeBatch([]*writer{w})
 		}
+		return
 	}
 	var in []*writer
 	for _, w := range batch {
@@ -118,7 +139,7 @@ func (db *DB) proposeBatch(batch []*writer) {
 	if len(in) == 0 {
 		return
 	}
-	data, err := encodeCommand(term, in)
+	data, err := encodeCommand(term, db.schemaVersion, in)
 	if err == nil {
 		err = db.proposer.Propose(data)
 	}
@@ -128,8 +149,8 @@ func (db *DB) proposeBatch(batch []*writer) {
 }
 
 // encodeCommand encodes what the writers wrote, in term, as one command.
-func encodeCommand(term uint64, writers []*writer) ([]byte, error) {
-	cmd := command{Format: commandFormat, Term: term}
+func encodeCommand(term uint64, schema uint, writers []*writer) ([]byte, error) {
+	cmd := command{Format: commandFormat, Term: term, Schema: schema}
 	for _, w := range writers {
 		cmd.Writers = append(cmd.Writers, writerCommand{Stmts: w.stmts, Usage: w.tx.usage, Moved: w.tx.moved, Servers: w.tx.servers})
 	}
@@ -191,7 +212,10 @@ func (db *DB) recordBatch(batch []*writer) bool {
 // statements of every writer in it, in one transaction that also records
 // index as applied. An entry at or below the applied index (one a restored
 // snapshot already holds) is skipped. It then updates the in-memory views
-// as a local commit does.
+// as a local commit does. An entry that does not apply as on the leader,
+// or cannot be applied at all after a few tries, stops the node
+// (ErrDiverged): raft counts an entry applied once Apply returns, so going
+// on would leave it out for good.
 func (db *DB) ApplyCommand(index, term uint64, data []byte) error {
 	if db.diverged.Load() {
 		return ErrDiverged
@@ -200,57 +224,133 @@ func (db *DB) ApplyCommand(index, term uint64, data []byte) error {
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&cmd); err != nil {
 		return db.diverge(index, fmt.Errorf("decode: %w", err))
 	}
-	if cmd.Format != commandFormat {
-		return db.diverge(index, fmt.Errorf("command format %d: this scheduler knows %d; upgrade it", cmd.Format, commandFormat))
+	if cmd.Format != commandFormat || cmd.Schema > db.schemaVersion {
+		return db.diverge(index, fmt.Errorf("command format %d, schema %d: this scheduler knows format %d, schema %d; upgrade it",
+			cmd.Format, cmd.Schema, commandFormat, db.schemaVersion))
 	}
+	var err error
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 50 * time.Millisecond)
+		}
+		var deltas []*wtx
+		deltas, err = db.applyOnce(index, term, &cmd)
+		if err == nil {
+			db.applyCommitted(deltas)
+			return nil
+		}
+		if errors.Is(err, ErrStaleCommand) {
+			return err
+		}
+		db.logger.Warn("replicated entry did not apply; trying again", "index", index, "error", err)
+	}
+	return db.diverge(index, err)
+}
+
+// applyOnce is one try of ApplyCommand: it commits, or writes nothing.
+func (db *DB) applyOnce(index, term uint64, cmd *command) ([]*wtx, error) {
 	ctx := context.Background()
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("apply entry %d: begin: %w", index, err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	var applied uint64
 	if err := tx.QueryRowContext(ctx, "SELECT applied_index FROM raft_meta WHERE id = 1").Scan(&applied); err != nil {
-		return fmt.Errorf("apply entry %d: %w", index, err)
+		return nil, err
 	}
 	if index <= applied {
-		return nil
+		return nil, nil
 	}
 	stale := cmd.Term != term
-	deltas := make([]*wtx, len(cmd.Writers))
-	for i, w := range cmd.Writers {
+	var deltas []*wtx
+	for _, w := range cmd.Writers {
 		if stale {
 			break
 		}
 		for _, s := range w.Stmts {
 			res, err := tx.ExecContext(ctx, s.SQL, decodeArgs(s.Args)...)
 			if err != nil {
-				return db.diverge(index, fmt.Errorf("%s: %w", firstLine(s.SQL), err))
+				return nil, fmt.Errorf("%s: %w", firstLine(s.SQL), err)
 			}
 			if n, err := res.RowsAffected(); s.Rows >= 0 && (err != nil || n != s.Rows) {
-				return db.diverge(index, fmt.Errorf("%s changed %d rows, %d on the leader", firstLine(s.SQL), n, s.Rows))
+				return nil, fmt.Errorf("%s changed %d rows, %d on the leader", firstLine(s.SQL), n, s.Rows)
 			}
 		}
-		deltas[i] = &wtx{usage: w.Usage, moved: w.Moved, servers: w.Servers}
+		deltas = append(deltas, &wtx{usage: w.Usage, moved: w.Moved, servers: w.Servers})
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE raft_meta SET applied_index = ?, applied_term = ? WHERE id = 1", int64(index), int64(term)); err != nil {
-		return fmt.Errorf("apply entry %d: %w", index, err)
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("apply entry %d: commit: %w", index, err)
+		return nil, fmt.Errorf("commit: %w", err)
 	}
 	if stale {
-		return ErrStaleCommand
+		return nil, ErrStaleCommand
 	}
-	db.applyCommitted(deltas)
-	return nil
+	return deltas, nil
 }
 
+// diverge stops the node: no more applies or proposals, now or after a
+// restart (the reason is kept in the file), and the hook (OnDiverge) is
+// told, so that the node can hand over its leadership.
 func (db *DB) diverge(index uint64, err error) error {
+	err = fmt.Errorf("apply entry %d: %w: %w", index, ErrDiverged, err)
 	db.diverged.Store(true)
 	db.logger.Error("replicated entry does not apply as on the leader: this scheduler stops applying; wipe its data and rejoin",
 		"index", index, "error", err)
-	return fmt.Errorf("apply entry %d: %w: %w", index, ErrDiverged, err)
+	if _, werr := db.write.ExecContext(context.Background(), "UPDATE raft_meta SET diverged = ? WHERE id = 1", err.Error()); werr != nil {
+		db.logger.Error("could not record the divergence in the file", "error", werr)
+	}
+	if fn := db.onDiverge; fn != nil {
+		go fn()
+	}
+	return err
+}
+
+// loadDiverged reads whether the file stopped applying before.
+func (db *DB) loadDiverged(ctx context.Context) error {
+	var why string
+	if err := db.write.QueryRowContext(ctx, "SELECT diverged FROM raft_meta WHERE id = 1").Scan(&why); err != nil {
+		return err
+	}
+	if why != "" {
+		db.diverged.Store(true)
+		db.logger.Error("this registry stopped applying replicated entries earlier; wipe its data and rejoin", "reason", why)
+	}
+	return nil
+}
+
+// OnDiverge sets a function called (on its own goroutine) when the node
+// stops applying.
+func (db *DB) OnDiverge(fn func()) { db.onDiverge = fn }
+
+// Diverged tells whether the node stopped applying (ErrDiverged).
+func (db *DB) Diverged() bool { return db.diverged.Load() }
+
+// SetClusterID marks the file as the registry of cluster id. The
+// scheduler that bootstraps a cluster calls it before the first snapshot,
+// which carries it to every other: a snapshot of another cluster is always
+// restored, whatever its index.
+func (db *DB) SetClusterID(ctx context.Context, id string) error {
+	if _, err := db.write.ExecContext(ctx, "UPDATE raft_meta SET cluster_id = ? WHERE id = 1", id); err != nil {
+		return fmt.Errorf("set cluster id: %w", err)
+	}
+	return nil
+}
+
+// raftMeta is what a file says of its replication.
+type raftMeta struct {
+	applied uint64
+	cluster string
+}
+
+func readRaftMeta(ctx context.Context, q queryer) (raftMeta, error) {
+	var m raftMeta
+	var applied int64
+	err := q.QueryRowContext(ctx, "SELECT applied_index, cluster_id FROM raft_meta WHERE id = 1").Scan(&applied, &m.cluster)
+	m.applied = uint64(applied)
+	return m, err
 }
 
 // AppliedIndex returns the index of the last raft entry applied to the file
@@ -307,23 +407,24 @@ func (db *DB) RestoreSnapshot(ctx context.Context, r io.Reader) error {
 	if err = errors.Join(err, f.Close()); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	src, err := sql.Open("sqlite3", "file:"+tmp+"?mode=ro")
+	src, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: tmp}).EscapedPath()+"?mode=ro")
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer src.Close()
-	var theirs int64
-	if err := src.QueryRowContext(ctx, "SELECT applied_index FROM raft_meta WHERE id = 1").Scan(&theirs); err != nil {
+	theirs, err := readRaftMeta(ctx, src)
+	if err != nil {
 		return fmt.Errorf("restore: the snapshot: %w", err)
 	}
-	ours, err := db.AppliedIndex(ctx)
+	ours, err := readRaftMeta(ctx, db.read)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	// A file at the snapshot's index holds it already, except a new one (at
-	// 0), which must take the bootstrapping scheduler's file.
-	if ours >= uint64(theirs) && ours > 0 && !db.diverged.Load() {
-		db.logger.Info("snapshot not restored: the file is as new", "applied_index", ours, "snapshot_index", theirs)
+	// A file of the same cluster at the snapshot's index holds it already;
+	// a new file (at 0), one of another cluster or one that diverged takes
+	// the snapshot.
+	if ours.cluster == theirs.cluster && ours.applied >= theirs.applied && ours.applied > 0 && !db.diverged.Load() {
+		db.logger.Info("snapshot not restored: the file is as new", "applied_index", ours.applied, "snapshot_index", theirs.applied)
 		return nil
 	}
 	if err := db.backupFrom(ctx, src); err != nil {
@@ -334,7 +435,7 @@ func (db *DB) RestoreSnapshot(ctx context.Context, r io.Reader) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	db.notifyReset()
-	db.logger.Info("snapshot restored", "applied_index", theirs, "was", ours)
+	db.logger.Info("snapshot restored", "applied_index", theirs.applied, "cluster", theirs.cluster, "was", ours.applied)
 	return nil
 }
 
@@ -376,6 +477,8 @@ func (db *DB) tempFile(what string) (string, error) {
 
 // replication is the replicated registry's state in DB.
 type replication struct {
-	proposer Proposer
-	diverged atomic.Bool
+	proposer      Proposer
+	diverged      atomic.Bool
+	onDiverge     func()
+	schemaVersion uint
 }
