@@ -36,7 +36,7 @@ type Config struct {
 	RaftBind      string        // BERTH_RAFT_BIND: raft port (also forwarded requests and joins)
 	RaftAdvertise string        // BERTH_RAFT_ADVERTISE: the address other schedulers dial; "" = RaftBind
 	RaftBootstrap bool          // BERTH_RAFT_BOOTSTRAP / --bootstrap: start a new cluster of this scheduler alone
-	RaftJoin      string        // BERTH_RAFT_JOIN / --join: a member's raft address to join through
+	RaftJoin      string        // BERTH_RAFT_JOIN / --raft-join: a member's raft address to join through
 	RaftTimeout   time.Duration // BERTH_RAFT_TIMEOUT: heartbeat and election timeout (the leader lease is half)
 	LeaderWait    time.Duration // BERTH_LEADER_WAIT: how long a request waits for an election before 503
 
@@ -140,6 +140,9 @@ func Default() Config {
 		ReconcileInterval: 10 * time.Second,
 		ReconcileRate:     50,
 		SlowProbeInterval: 5 * time.Second,
+		RaftBind:          "0.0.0.0:7950",
+		RaftTimeout:       500 * time.Millisecond,
+		LeaderWait:        3 * time.Second,
 		ProbeRate:         50,
 		OrphanGrace:       10 * time.Minute,
 		ServerLostGrace:   time.Minute,
@@ -215,7 +218,7 @@ func (c Config) Validate() error {
 			}
 		}
 		if c.RaftBootstrap && c.RaftJoin != "" {
-			add("raft: --bootstrap starts a new cluster and --join joins one: give one (BERTH_RAFT_BOOTSTRAP, BERTH_RAFT_JOIN)")
+			add("raft: --bootstrap starts a new cluster and --raft-join joins one: give one (BERTH_RAFT_BOOTSTRAP, BERTH_RAFT_JOIN)")
 		}
 		if c.RaftTimeout < 50*time.Millisecond || c.LeaderWait < 0 {
 			add("raft timeout %s: at least 50ms; leader wait not negative (BERTH_RAFT_TIMEOUT, BERTH_LEADER_WAIT)", c.RaftTimeout)
@@ -331,7 +334,7 @@ func (c *Config) keys() []envflag.Key {
 			c.RaftBootstrap, err = strconv.ParseBool(v)
 			return err
 		}},
-		{Env: "BERTH_RAFT_JOIN", Flag: "join", Help: "high availability: raft address of a member to join the cluster through (ignored once it has raft state)", Set: envflag.String(&c.RaftJoin)},
+		{Env: "BERTH_RAFT_JOIN", Flag: "raft-join", Help: "high availability: raft address of a member to join the cluster through (ignored once it has raft state)", Set: envflag.String(&c.RaftJoin)},
 		{Env: "BERTH_RAFT_TIMEOUT", Flag: "raft-timeout", Help: "high availability: raft heartbeat and election timeout (leader lease: half)", Set: envflag.Duration(&c.RaftTimeout)},
 		{Env: "BERTH_LEADER_WAIT", Flag: "leader-wait", Help: "high availability: how long a request waits for a leader before a 503", Set: envflag.Duration(&c.LeaderWait)},
 		{Env: "BERTH_CLUSTER_ID", Flag: "cluster-id", Help: "id labelling this scheduler's containers", Set: envflag.String(&c.ClusterID)},
