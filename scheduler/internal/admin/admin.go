@@ -77,7 +77,10 @@ type Deps struct {
 	Agents       Agents
 	Members      Members // nil when gossip is off
 	Billing      Billing // nil when billing is off (no podex API)
-	Log          hclog.Logger
+	// Raft is this scheduler's view of the raft cluster (any JSON value);
+	// nil for a scheduler without raft.
+	Raft func() (any, error)
+	Log  hclog.Logger
 
 	// ServiceTokenNext (INTERNAL_SERVICE_TOKEN_NEXT) is accepted as well
 	// during a rotation; "": none.
@@ -152,6 +155,7 @@ func (a *API) RegisterAdmin(e *echo.Echo) {
 	admin(http.MethodGet, "/admin/servers/:id/stats", a.serverStats)
 	admin(http.MethodGet, "/admin/servers/:id/workspaces", a.serverWorkspaces)
 	admin(http.MethodGet, "/admin/cluster", a.cluster)
+	admin(http.MethodGet, "/admin/cluster/raft", a.raft)
 	admin(http.MethodGet, "/admin/events", a.events)
 	admin(http.MethodGet, "/admin/homes", a.homes)
 	admin(http.MethodGet, "/admin/billing", a.billing)

@@ -217,5 +217,24 @@ func (a *API) cluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, f.cluster(byStatus))
+	out := f.cluster(byStatus)
+	if a.d.Raft != nil {
+		if out.Raft, err = a.d.Raft(); err != nil {
+			return err
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// raft is GET /admin/cluster/raft: the raft view of the scheduler asked
+// (served where it arrives, not by the leader); 404 without raft.
+func (a *API) raft(c echo.Context) error {
+	if a.d.Raft == nil {
+		return echo.NewHTTPError(http.StatusNotFound, "this scheduler runs alone, without raft (BERTH_NODE_ID unset)")
+	}
+	v, err := a.d.Raft()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
 }

@@ -160,6 +160,9 @@ type Cluster struct {
 	Use        Use              `json:"use"`     // summed real use of the registered servers
 	Placement  ClusterPlacement `json:"placement"`
 	Generated  *string          `json:"generated_at"`
+	// Raft is the leader's view of the schedulers' raft cluster (term,
+	// indexes, members); absent for a scheduler without raft.
+	Raft any `json:"raft,omitempty"`
 }
 
 // ClusterServers counts the servers by health and by admin state.

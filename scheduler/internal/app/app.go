@@ -18,6 +18,7 @@ import (
 
 	"berth/scheduler/internal/admin"
 	"berth/scheduler/internal/agentclient"
+	"berth/scheduler/internal/cluster"
 	"berth/scheduler/internal/computeapi"
 	"berth/scheduler/internal/config"
 	"berth/scheduler/internal/gitsetup"
@@ -40,6 +41,7 @@ type App struct {
 	cfg        config.Config
 	log        hclog.Logger
 	db         *registry.DB
+	node       *cluster.Node     // the raft node; nil for a scheduler alone (no BERTH_NODE_ID)
 	pool       *gossip.Pool      // nil when gossip is off
 	registered *registeredAgents // gossip admission: the registered server ids (nil when gossip is off)
 	tracker    *health.Tracker
@@ -57,6 +59,7 @@ type App struct {
 	// (BERTH_HTTP_TLS_CERT/KEY); nil = plain HTTP.
 	tlsPair *mtls.KeyPairFile
 	loops   sync.WaitGroup // the Background loops
+	joining bool           // Background asks BERTH_RAFT_JOIN's member to add this node
 	failed  chan error     // the first loop that ended with an error while it should have run on
 }
 
@@ -71,11 +74,73 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger) (*App, error)
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, db: db, failed: make(chan error, 1)}
+	if cfg.NodeID != "" {
+		if err := a.openNode(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err := a.build(ctx); err != nil {
+		if a.node != nil {
+			_ = a.node.Close()
+		}
 		db.Close()
 		return nil, err
 	}
+	if a.node == nil { // alone: it leads from the start
+		if err := a.leaderStart(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return a, nil
+}
+
+// openNode starts the raft node on the registry (high availability): it
+// bootstraps a new cluster or joins one when told to and it has no raft
+// state yet.
+func (a *App) openNode(ctx context.Context) error {
+	cfg := a.cfg
+	id, err := mtls.Load(mtls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA, CRL: cfg.TLSCRL, Log: a.log.Named("tls")})
+	if err != nil {
+		return fmt.Errorf("raft: %w", err)
+	}
+	a.node, err = cluster.Open(cluster.Config{
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Bind: cfg.RaftBind, Advertise: cfg.RaftAdvertise, TLS: id,
+		HeartbeatTimeout: cfg.RaftTimeout, ElectionTimeout: cfg.RaftTimeout, LeaderLeaseTimeout: cfg.RaftTimeout / 2,
+		Logger: a.log,
+	}, a.db)
+	if err != nil {
+		return err
+	}
+	switch {
+	case a.node.HasState():
+		a.log.Info("raft: member of a cluster already", "node_id", cfg.NodeID, "addr", a.node.Addr())
+	case cfg.RaftBootstrap:
+		if err := a.node.Bootstrap(30 * time.Second); err != nil {
+			return err
+		}
+		a.log.Info("raft: bootstrapped a new cluster", "node_id", cfg.NodeID, "addr", a.node.Addr())
+	case cfg.RaftJoin != "":
+		a.joining = true // Background joins: the cluster must see this node serve first
+	default:
+		a.log.Warn("raft: no cluster yet; waiting to be added (scheduler raft add, or BERTH_RAFT_JOIN / BERTH_RAFT_BOOTSTRAP)")
+	}
+	return nil
+}
+
+// leaderStart is the writes a scheduler makes when it starts to lead (at
+// start when it runs alone): the servers declared in configuration, and
+// billing on or off.
+func (a *App) leaderStart(ctx context.Context) error {
+	n, err := seedServers(ctx, a.db, a.cfg.WorkspaceServers)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		a.log.Info("servers registered from configuration", "count", n)
+	}
+	return a.peer.start(ctx, a.db, a.log)
 }
 
 func (a *App) build(ctx context.Context) error {
@@ -88,12 +153,11 @@ func (a *App) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.db.SealCredentials(box) // git credentials never in the SQLite file in clear
-	n, err := seedServers(ctx, a.db, cfg.WorkspaceServers)
-	if err != nil {
+	a.db.SealCredentials(box)                                  // git credentials never in the SQLite file in clear
+	if _, err := parseSeed(cfg.WorkspaceServers); err != nil { // written by leaderStart
 		return err
 	}
-	log.Info("registry open", "path", cfg.DBPath(), "seeded_servers", n)
+	log.Info("registry open", "path", cfg.DBPath())
 
 	var members orchestrator.Members
 	var healthPool health.Pool
@@ -124,7 +188,7 @@ func (a *App) build(ctx context.Context) error {
 	hopts := health.DefaultOptions()
 	hopts.SlowProbeInterval, hopts.ProbeRate = cfg.SlowProbeInterval, cfg.ProbeRate
 	a.tracker = health.New(a.db, dialer, healthPool, orchestrator.AgentAddr, hopts, log.Named("health"))
-	if a.peer, err = newPeer(ctx, cfg, a.db, a.tracker, dialer, a.metrics, log); err != nil {
+	if a.peer, err = newPeer(cfg, a.db, a.tracker, dialer, a.metrics, log); err != nil {
 		return err
 	}
 	ocfg := orchestrator.Default()
@@ -173,7 +237,11 @@ func (a *App) build(ctx context.Context) error {
 		FileLimit: cfg.FileLimit, ServiceTokenNext: cfg.ServiceTokenNext, JSONBodyLimit: cfg.JSONBodyLimit,
 		UserExecs: cfg.UserExecLimit, UserTransfers: cfg.UserTransferLimit, HTTP: cfg.HTTP})
 	a.compute.Register(a.echo)
-	adm := admin.New(admin.Deps{Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, ServiceTokenNext: cfg.ServiceTokenNext, Registry: a.db, Fleet: a.orch,
+	var raftView func() (any, error)
+	if a.node != nil {
+		raftView = func() (any, error) { return a.node.Status() }
+	}
+	adm := admin.New(admin.Deps{Raft: raftView, Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, ServiceTokenNext: cfg.ServiceTokenNext, Registry: a.db, Fleet: a.orch,
 		Agents: dialer, Members: healthPool, Billing: a.peer.billingView(a.db), Log: log.Named("admin"),
 		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle, SecureCookie: cfg.SecureCookie, HTTP: cfg.HTTP})
 	adm.RegisterService(a.echo)
@@ -193,16 +261,48 @@ func isAdminPath(c echo.Context) bool {
 }
 
 // Handler serves every route of the main listener: with BERTH_ADMIN_LISTEN
-// set, every route but /admin (AdminHandler).
-func (a *App) Handler() http.Handler { return a.echo }
+// set, every route but /admin (AdminHandler). With raft, a scheduler that
+// does not lead forwards the requests to the one that does.
+func (a *App) Handler() http.Handler { return a.forward(a.echo) }
 
 // AdminHandler serves /admin (the admin API and the panel): the second
 // listener's routes with BERTH_ADMIN_LISTEN, else the same as Handler.
 func (a *App) AdminHandler() http.Handler {
 	if a.adminEcho != nil {
-		return a.adminEcho
+		return a.forward(a.adminEcho)
 	}
-	return a.echo
+	return a.Handler()
+}
+
+// forward wraps h in the forwarding to the raft leader (none alone).
+func (a *App) forward(h http.Handler) http.Handler {
+	if a.node == nil {
+		return h
+	}
+	return a.node.Forward(servedHere, a.cfg.LeaderWait, h)
+}
+
+// servedHere: the routes every scheduler answers itself: its liveness, its
+// metrics and its own raft view.
+func servedHere(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/health", "/metrics", "/admin/cluster/raft":
+		return true
+	}
+	return false
+}
+
+// peerHandler serves what other schedulers forward over the raft port:
+// every route, admin ones included.
+func (a *App) peerHandler() http.Handler {
+	all := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.adminEcho != nil && (r.URL.Path == "/admin" || strings.HasPrefix(r.URL.Path, "/admin/")) {
+			a.adminEcho.ServeHTTP(w, r)
+			return
+		}
+		a.echo.ServeHTTP(w, r)
+	})
+	return a.node.PeerHandler(servedHere, all)
 }
 
 // TLSConfig is the listeners' TLS configuration, nil for plain HTTP. Its
@@ -250,6 +350,33 @@ func (a *App) Background(ctx context.Context) {
 			})
 		}
 	}
+	if a.node == nil {
+		a.leaderLoops(ctx, &a.loops)
+		return
+	}
+	if a.joining {
+		run("raft-join", func(ctx context.Context) error { return a.node.Join(ctx, a.cfg.RaftJoin) })
+	}
+	run("leadership", a.followLeadership)
+}
+
+// leaderLoops starts the loops that act for the whole fleet (health
+// decisions, reconciliation, events, git setup, the podex API): on the one
+// scheduler that leads. They run until ctx ends; wg waits for them.
+func (a *App) leaderLoops(ctx context.Context, wg *sync.WaitGroup) {
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("background loop failed", "loop", name, "error", err)
+				select {
+				case a.failed <- fmt.Errorf("%s: %w", name, err):
+				default:
+				}
+			}
+		}()
+	}
 	run("health", a.tracker.Run)
 	run("reconcile", a.orch.Run)
 	run("events", a.watcher.Run)
@@ -258,6 +385,50 @@ func (a *App) Background(ctx context.Context) {
 	}
 	for name, loop := range a.peer.loops() {
 		run(name, loop)
+	}
+}
+
+// followLeadership runs the leader's loops while this scheduler leads: on
+// gaining the lead it makes leaderStart's writes (the first write waits
+// until every earlier entry is applied here), then starts them; on losing
+// it, it stops them and waits for them.
+func (a *App) followLeadership(ctx context.Context) error {
+	var (
+		stop func()
+		wg   sync.WaitGroup
+	)
+	end := func() {
+		if stop != nil {
+			stop()
+			wg.Wait()
+			stop = nil
+		}
+	}
+	defer end()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		leading := a.node.IsLeader() && !a.db.Diverged()
+		switch {
+		case leading && stop == nil:
+			lctx, cancel := context.WithCancel(ctx)
+			if err := a.leaderStart(lctx); err != nil {
+				cancel()
+				a.log.Warn("raft: leading, but the start writes failed; trying again", "error", err)
+				break
+			}
+			stop = cancel
+			a.leaderLoops(lctx, &wg)
+			a.log.Info("raft: leading; the fleet's loops run here", "node_id", a.cfg.NodeID)
+		case !leading && stop != nil:
+			end()
+			a.log.Info("raft: no longer leading; the fleet's loops stopped here", "node_id", a.cfg.NodeID)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
 	}
 }
 
@@ -271,6 +442,9 @@ func (a *App) Close() error {
 	var err error
 	if a.pool != nil {
 		err = a.pool.Leave(2 * time.Second)
+	}
+	if a.node != nil {
+		err = errors.Join(err, a.node.Close())
 	}
 	return errors.Join(err, a.db.Close())
 }
@@ -304,15 +478,18 @@ func Run(ctx context.Context, cfg config.Config, log hclog.Logger) error {
 // certificate is configured, until ctx ends or a part fails; then it shuts
 // down gracefully.
 func (a *App) Serve(ctx context.Context, l, adminL net.Listener) error {
-	ls := []listener{{name: "listen", l: l, h: a.echo, onShutdown: a.compute.Shutdown}}
+	ls := []listener{{name: "listen", l: l, h: a.Handler(), onShutdown: a.compute.Shutdown}}
 	if a.adminEcho != nil {
 		if adminL == nil {
 			l.Close()
 			return errors.New("BERTH_ADMIN_LISTEN is set but no admin listener was given")
 		}
-		ls = append(ls, listener{name: "admin_listen", l: adminL, h: a.adminEcho})
+		ls = append(ls, listener{name: "admin_listen", l: adminL, h: a.AdminHandler()})
 	} else if adminL != nil {
 		adminL.Close()
+	}
+	if a.node != nil { // requests other schedulers forward, inside the raft port's mutual TLS
+		ls = append(ls, listener{name: "raft", l: a.node.HTTPListener(), h: a.peerHandler(), onShutdown: a.compute.Shutdown, plain: true})
 	}
 	scheme := "http"
 	if a.tlsPair != nil {
@@ -332,6 +509,7 @@ type listener struct {
 	l          net.Listener
 	h          http.Handler
 	onShutdown func() // nil: none
+	plain      bool   // HTTP whatever tlsCfg says (the connection is TLS already)
 }
 
 // serveHTTP serves until ctx ends, the server fails or failed reports a
@@ -349,13 +527,14 @@ func serveHTTP(ctx context.Context, ls []listener, budgets httpbudget.Timeouts, 
 		if x.onShutdown != nil {
 			srv.RegisterOnShutdown(x.onShutdown) // the compute API's terminals and proxied WebSockets
 		}
-		if tlsCfg != nil {
+		tlsOn := tlsCfg != nil && !x.plain
+		if tlsOn {
 			srv.TLSConfig = tlsCfg.Clone()
 		}
 		servers = append(servers, srv)
 		go func() {
 			var err error
-			if tlsCfg != nil {
+			if tlsOn {
 				err = srv.ServeTLS(x.l, "", "") // the certificate comes from GetCertificate
 			} else {
 				err = srv.Serve(x.l)

@@ -29,16 +29,11 @@ type peer struct {
 	billing *billing.Service
 }
 
-// newPeer builds the peer and turns billing on in the registry, or, without
-// an API, turns it off and returns nil.
-func newPeer(ctx context.Context, cfg config.Config, db *registry.DB, tracker *health.Tracker,
+// newPeer builds the peer, or returns nil without an API. It writes
+// nothing: start turns billing on or off in the registry.
+func newPeer(cfg config.Config, db *registry.DB, tracker *health.Tracker,
 	dialer *agentclient.Dialer, m *metrics.Metrics, log hclog.Logger) (*peer, error) {
 	if cfg.APIBaseURL == "" {
-		if n, err := db.StopBilling(ctx); err != nil {
-			return nil, err
-		} else if n > 0 {
-			log.Warn("billing off (no COMPUTE_API_BASE_URL): open intervals dropped", "count", n)
-		}
 		return nil, nil
 	}
 	pcfg := podexapi.DefaultConfig()
@@ -56,9 +51,6 @@ func newPeer(ctx context.Context, cfg config.Config, db *registry.DB, tracker *h
 	if err != nil {
 		return nil, err
 	}
-	if err := bill.Start(ctx); err != nil {
-		return nil, err
-	}
 	m.WatchBilling(billingFigures{db})
 	return &peer{
 		client:  client,
@@ -68,6 +60,20 @@ func newPeer(ctx context.Context, cfg config.Config, db *registry.DB, tracker *h
 		beats:   podexapi.NewHeartbeats(client, db, tracker, agentMeasurer{dialer}),
 		billing: bill,
 	}, nil
+}
+
+// start turns billing on in the registry, or, without an API (p nil), off.
+// It writes: on the leader only, in a replicated registry.
+func (p *peer) start(ctx context.Context, db *registry.DB, log hclog.Logger) error {
+	if p == nil {
+		if n, err := db.StopBilling(ctx); err != nil {
+			return err
+		} else if n > 0 {
+			log.Warn("billing off (no COMPUTE_API_BASE_URL): open intervals dropped", "count", n)
+		}
+		return nil
+	}
+	return p.billing.Start(ctx)
 }
 
 // notifier is the status sync, or nil.

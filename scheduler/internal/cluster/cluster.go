@@ -73,6 +73,8 @@ type Node struct {
 	mux   *mux
 	proxy *httputil.ReverseProxy // to the leader (forward.go)
 	log   hclog.Logger
+	// hasState: raft state was on disk at Open.
+	hasState bool
 }
 
 // Open starts the node on db and makes db replicated: from then on its
@@ -99,6 +101,11 @@ func Open(cfg Config, db *registry.DB) (*Node, error) {
 		_ = store.Close()
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
+	hasState, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	m, err := listen(cfg, log)
 	if err != nil {
 		_ = store.Close()
@@ -122,7 +129,7 @@ func Open(cfg Config, db *registry.DB) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	db.SetProposer(registry.RaftProposer(r, or(cfg.ApplyTimeout, DefaultApplyTimeout)))
-	n := &Node{cfg: cfg, r: r, db: db, store: store, trans: trans, mux: m, log: log}
+	n := &Node{cfg: cfg, r: r, db: db, store: store, trans: trans, mux: m, log: log, hasState: hasState}
 	// A node that stops applying hands its leadership on and leaves raft:
 	// it must be wiped and rejoin (registry.ErrDiverged).
 	db.OnDiverge(func() {
@@ -141,6 +148,10 @@ func or(d, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// HasState tells whether the node had raft state when it opened: it is a
+// member of a cluster already, and bootstrap and join are not needed.
+func (n *Node) HasState() bool { return n.hasState }
 
 // Addr is the address other schedulers dial.
 func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
