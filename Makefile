@@ -21,7 +21,7 @@ ifeq ($(shell command -v go 2>/dev/null),)
 export PATH := $(PATH):/usr/local/go/bin
 endif
 
-.PHONY: deps build certs images run load-workspace-images-dind down clean vet lint test-unit test test-faults fuzz bench logs
+.PHONY: deps build certs images run run-ha load-workspace-images-dind down clean vet lint test-unit test test-faults test-faults-ha fuzz bench logs
 
 # What this machine lacks for run/test (debootstrap, openssl, docker-compose,
 # gcc; chromium for `make test`): installed with apt-get when running as
@@ -50,15 +50,20 @@ images: deps build
 run: certs images
 	scripts/cluster-up.sh
 
+# The same with three schedulers sharing the registry through raft
+# (docker-compose.ha.yml): any of 3003, 3004, 3005 answers.
+run-ha: certs images
+	BERTH_HA=1 scripts/cluster-up.sh
+
 # The scheduler's "image not found on server" error names this target.
 load-workspace-images-dind:
 	scripts/load-workspace-image.sh
 
 down:
-	$(COMPOSE) down --remove-orphans
+	BERTH_HA=1 $(COMPOSE) down --remove-orphans
 
 clean:
-	$(COMPOSE) down --volumes --remove-orphans
+	BERTH_HA=1 $(COMPOSE) down --volumes --remove-orphans
 	rm -rf bin .dev
 	docker image ls --format '{{.Repository}}:{{.Tag}}' 'berth/*' | xargs -r docker rmi
 
@@ -90,6 +95,7 @@ test: deps vet lint certs images
 	scripts/cluster-up.sh
 	BERTH_E2E=1 go test -count=1 -v -timeout 25m ./scheduler/e2e/... 2>&1 | scripts/test-summary.sh e2e
 	$(MAKE) test-faults
+	$(MAKE) test-faults-ha
 	scripts/test-summary.sh --total
 
 # Every Go fuzz target (*_fuzz_test.go) for BERTH_FUZZTIME each (default
@@ -104,6 +110,15 @@ fuzz:
 test-faults:
 	scripts/cluster-up.sh >/dev/null
 	BERTH_E2E=1 BERTH_FAULTS=1 go test -count=1 -v -run '^TestFault' ./scheduler/e2e/ 2>&1 | scripts/test-summary.sh faults
+
+# The HA fault suite (scheduler/e2e/ha_test.go) on three schedulers
+# (make run-ha): the leader killed during 100 creates and nine more times, a
+# follower partitioned, all three restarted, a disk wiped. Then the cluster
+# goes back to one scheduler (make run's).
+test-faults-ha:
+	BERTH_HA=1 scripts/cluster-up.sh >/dev/null
+	BERTH_E2E=1 BERTH_FAULTS=1 BERTH_HA=1 go test -count=1 -v -timeout 30m -run '^TestHA' ./scheduler/e2e/ 2>&1 | scripts/test-summary.sh faults-ha
+	scripts/cluster-up.sh >/dev/null
 
 # Benchmarks (figures in the README): placement, registry, create throughput
 # with fake agents, and create-to-running against a plain Docker API call.

@@ -345,3 +345,53 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
+
+const raftUsage = `usage: scheduler raft list | add ID RAFT_ADDR | remove ID
+  The schedulers of a raft cluster (high availability), through the admin API
+  of BERTH_URL (any scheduler: a follower forwards add and remove to the
+  leader) with BERTH_ADMIN_TOKEN. A new scheduler usually joins by itself
+  (BERTH_RAFT_JOIN); add is for one started without it.`
+
+func raftCommand(ctx context.Context, args []string) error {
+	return runRaft(ctx, adminFromEnv(), os.Stdout, args)
+}
+
+func runRaft(ctx context.Context, c adminClient, out io.Writer, args []string) error {
+	switch {
+	case len(args) == 1 && (args[0] == "list" || args[0] == "ls"):
+		var s struct {
+			ID, State    string
+			LeaderID     string `json:"leader_id"`
+			Term         uint64
+			CommitIndex  uint64 `json:"commit_index"`
+			AppliedIndex uint64 `json:"applied_index"`
+			Members      []struct {
+				ID, Addr       string
+				Voter, Leading bool
+			}
+		}
+		if err := c.do(ctx, http.MethodGet, "/admin/cluster/raft", nil, &s); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "asked %s: %s, term %d, commit index %d, applied %d\n", s.ID, s.State, s.Term, s.CommitIndex, s.AppliedIndex)
+		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tRAFT ADDRESS\tVOTER\tLEADER")
+		for _, m := range s.Members {
+			fmt.Fprintf(w, "%s\t%s\t%v\t%v\n", m.ID, m.Addr, m.Voter, m.Leading)
+		}
+		return w.Flush()
+	case len(args) == 3 && args[0] == "add":
+		if err := c.do(ctx, http.MethodPost, "/admin/cluster/raft/members", admin.RaftMember{ID: args[1], Addr: args[2]}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "added %s (%s)\n", args[1], args[2])
+		return nil
+	case len(args) == 2 && (args[0] == "remove" || args[0] == "rm"):
+		if err := c.do(ctx, http.MethodDelete, "/admin/cluster/raft/members/"+url.PathEscape(args[1]), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "removed %s\n", args[1])
+		return nil
+	}
+	return errors.New(raftUsage)
+}

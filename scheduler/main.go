@@ -30,6 +30,8 @@ func main() {
 		err = members(ctx, args)
 	case "servers":
 		err = servers(ctx, args)
+	case "raft":
+		err = raftCommand(ctx, args)
 	case "backup":
 		err = backup(ctx, args)
 	case "check":
@@ -50,7 +52,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: scheduler serve|members|servers|backup FILE|check|terminal WORKSPACE_ID [flags]
+	fmt.Fprint(os.Stderr, `usage: scheduler serve|members|servers|raft|backup FILE|check|terminal WORKSPACE_ID [flags]
 
 Settings (flag, environment variable, meaning):
 `+config.Usage())

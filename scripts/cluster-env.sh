@@ -4,6 +4,7 @@
 #
 # - One compose project name (berth) wherever the checkout lives, so volumes
 #   and the network keep their names.
+# - BERTH_HA=1: three schedulers on raft instead of one (make run-ha).
 # - BERTH_DIND=caps (default) uses the capability-list DinD of
 #   docker-compose.yml, which works where --privileged does not;
 #   BERTH_DIND=privileged adds deploy/compose.privileged.yml.
@@ -15,6 +16,13 @@ caps) export COMPOSE_FILE=docker-compose.yml ;;
 privileged) export COMPOSE_FILE=docker-compose.yml:deploy/compose.privileged.yml ;;
 *) echo "BERTH_DIND=$BERTH_DIND: want caps or privileged" >&2; exit 2 ;;
 esac
+# BERTH_HA=1 (make run-ha) adds two schedulers and raft (docker-compose.ha.yml).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SCHEDULERS=(scheduler)
+if [[ ${BERTH_HA:-0} == 1 ]]; then
+	COMPOSE_FILE+=:docker-compose.ha.yml
+	SCHEDULERS+=(scheduler-2 scheduler-3)
+fi
 # The workspace hosts of the local cluster.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 read -ra HOSTS <<<"${BERTH_HOSTS:-ws-local-1 ws-local-2}"

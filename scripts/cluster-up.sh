@@ -73,6 +73,7 @@ healthy() { [[ $(status "$1") == "running healthy" ]]; }
 for f in .dev/pki/ca.crt .dev/pki/crl.pem .dev/gossip.key; do
 	[[ -s $f ]] || { log "error: $f is missing: run 'make certs'"; exit 1; }
 done
+[[ ${BERTH_HA:-0} != 1 || -s .dev/secrets.key ]] || { log "error: .dev/secrets.key is missing: run 'make certs'"; exit 1; }
 for image in berth/host:dev berth/scheduler:dev berth/workspace:dev; do
 	docker image inspect "$image" >/dev/null 2>&1 || { log "error: no image $image: run 'make images'"; exit 1; }
 done
@@ -101,9 +102,22 @@ for h in "${HOSTS[@]}"; do
 	wait_until "$h" "a healthy host (dockerd and agent port 7443)" healthy "$h"
 done
 
+if ((${#SCHEDULERS[@]} == 1)); then # back from make run-ha: one scheduler, no raft
+	for s in scheduler-2 scheduler-3; do
+		id=$(cid "$s")
+		[[ -z $id ]] || { log "removing $s (make run-ha's)"; docker rm -f "$id" >/dev/null; }
+	done
+fi
 log "starting scheduler"
 up scheduler
 wait_until scheduler "a healthy scheduler (GET /health)" healthy scheduler
+if ((${#SCHEDULERS[@]} > 1)); then # make run-ha: the others join the first
+	log "starting ${SCHEDULERS[*]:1}"
+	up "${SCHEDULERS[@]:1}"
+	for s in "${SCHEDULERS[@]:1}"; do
+		wait_until "$s" "a healthy scheduler (GET /health)" healthy "$s"
+	done
+fi
 
 # Images that earlier builds replaced were kept while containers used them;
 # now that the containers run the new ones, drop them. The filter matches
@@ -117,6 +131,9 @@ url="http://$(port_of scheduler 3003)"
 echo
 echo "berth is running (compose project ${COMPOSE_PROJECT_NAME:-berth})"
 echo "  scheduler     $url"
+for s in "${SCHEDULERS[@]:1}"; do
+	printf '  %-13s http://%s   (raft: any scheduler answers; GET /admin/cluster/raft)\n' "$s" "$(port_of "$s" 3003)"
+done
 echo "  admin panel   $url/admin/ui"
 echo "  service token $(env_of scheduler INTERNAL_SERVICE_TOKEN)   (header X-Internal-Service-Token, with X-User-ID)"
 echo "  admin token   $(env_of scheduler BERTH_ADMIN_TOKEN)"

@@ -3,7 +3,8 @@
 #
 #   pki.sh ca        DIR                      cluster CA (DIR/ca.crt, DIR/ca.key), PKI_CA_DAYS (3650)
 #   pki.sh agent     DIR SERVER_ID [SAN...]   agent cert (DIR/SERVER_ID.crt/.key): server, and client of peer agents
-#   pki.sh scheduler DIR [NAME]               scheduler client cert (DIR/NAME.crt/.key)
+#   pki.sh scheduler DIR [NAME] [SAN...]      scheduler cert (DIR/NAME.crt/.key): a client of the agents;
+#                                             with SANs also the server of its raft port (high availability)
 #   pki.sh renew     DIR NAME                 re-issue NAME now: new key, same role and SANs
 #   pki.sh renew-due DIR                      renew every leaf expiring within PKI_RENEW_DAYS (10)
 #   pki.sh revoke    DIR NAME|SERIAL          put a certificate on the revocation list (DIR/crl.pem)
@@ -116,9 +117,29 @@ agent() {
 	issue "$dir" "$id" berth-agent serverAuth,clientAuth "$id" "$@"
 }
 
+# A scheduler with SANs is also a server: the raft port of the high
+# availability setup, which other schedulers dial by the names in SANs.
 scheduler() {
-	current "$1" "$2" clientAuth && return 0
-	issue "$1" "$2" berth-scheduler clientAuth
+	local dir=$1 name=$2
+	shift 2
+	if (($#)); then
+		current "$dir" "$name" serverAuth,clientAuth && has_sans "$dir/$name.crt" "$@" && return 0
+		issue "$dir" "$name" berth-scheduler serverAuth,clientAuth "$@"
+		return
+	fi
+	current "$dir" "$name" clientAuth && return 0
+	issue "$dir" "$name" berth-scheduler clientAuth
+}
+
+# has_sans CRT SAN...: the certificate names every SAN and is a server's.
+has_sans() {
+	local crt=$1 s text
+	shift
+	text=$(openssl x509 -in "$crt" -noout -ext subjectAltName,extendedKeyUsage 2>/dev/null) || return 1
+	grep -q 'Server Authentication' <<<"$text" || return 1
+	for s in "$@"; do
+		grep -qE "(DNS|IP Address):$s(,|$)" <<<"$text" || return 1
+	done
 }
 
 # renew DIR NAME: re-issue with the role and SANs of the current certificate.
@@ -128,16 +149,21 @@ renew() {
 	local ou sans=() s
 	ou=$(openssl x509 -in "$crt" -noout -subject -nameopt RFC2253 | sed -n 's/.*OU=\([^,]*\).*/\1/p')
 	case $ou in
-	berth-agent)
+	berth-agent | berth-scheduler)
 		for s in $(openssl x509 -in "$crt" -noout -ext subjectAltName | tail -n +2 | tr -d ' ' | tr ',' ' '); do
 			case $s in
 			DNS:*) sans+=("${s#DNS:}") ;;
 			IPAddress:*) sans+=("${s#IPAddress:}") ;;
 			esac
 		done
-		issue "$dir" "$name" berth-agent serverAuth,clientAuth "${sans[@]}"
+		if [[ $ou == berth-agent ]]; then
+			issue "$dir" "$name" berth-agent serverAuth,clientAuth "${sans[@]}"
+		elif ((${#sans[@]})); then
+			issue "$dir" "$name" berth-scheduler serverAuth,clientAuth "${sans[@]}"
+		else
+			issue "$dir" "$name" berth-scheduler clientAuth
+		fi
 		;;
-	berth-scheduler) issue "$dir" "$name" berth-scheduler clientAuth ;;
 	*) die "$crt: unknown role (OU) '$ou'" ;;
 	esac
 }
@@ -275,7 +301,7 @@ agent)
 	shift 2
 	agent "$dir" "$id" "$@"
 	;;
-scheduler) scheduler "${1:?DIR}" "${2:-scheduler}" ;;
+scheduler) scheduler "${1:?DIR}" "${2:-scheduler}" "${@:3}" ;;
 renew) renew "${1:?DIR}" "${2:?NAME}" ;;
 renew-due) renew_due "${1:?DIR}" ;;
 revoke) revoke "${1:?DIR}" "${2:?NAME or SERIAL}" ;;

@@ -78,8 +78,11 @@ type Deps struct {
 	Members      Members // nil when gossip is off
 	Billing      Billing // nil when billing is off (no podex API)
 	// Raft is this scheduler's view of the raft cluster (any JSON value);
-	// nil for a scheduler without raft.
-	Raft func() (any, error)
+	// nil for a scheduler without raft. RaftAdd and RaftRemove change its
+	// members (on the leader).
+	Raft       func() (any, error)
+	RaftAdd    func(id, addr string) error
+	RaftRemove func(id string) error
 	Log  hclog.Logger
 
 	// ServiceTokenNext (INTERNAL_SERVICE_TOKEN_NEXT) is accepted as well
@@ -156,6 +159,8 @@ func (a *API) RegisterAdmin(e *echo.Echo) {
 	admin(http.MethodGet, "/admin/servers/:id/workspaces", a.serverWorkspaces)
 	admin(http.MethodGet, "/admin/cluster", a.cluster)
 	admin(http.MethodGet, "/admin/cluster/raft", a.raft)
+	admin(http.MethodPost, "/admin/cluster/raft/members", a.raftAdd)
+	admin(http.MethodDelete, "/admin/cluster/raft/members/:id", a.raftRemove)
 	admin(http.MethodGet, "/admin/events", a.events)
 	admin(http.MethodGet, "/admin/homes", a.homes)
 	admin(http.MethodGet, "/admin/billing", a.billing)

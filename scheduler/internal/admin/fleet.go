@@ -238,3 +238,39 @@ func (a *API) raft(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, v)
 }
+
+// RaftMember is the body of POST /admin/cluster/raft/members.
+type RaftMember struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"` // its raft address, host:port; its certificate must name the host
+}
+
+// raftAdd is POST /admin/cluster/raft/members: add a scheduler as a voter.
+func (a *API) raftAdd(c echo.Context) error {
+	if a.d.RaftAdd == nil {
+		return echo.NewHTTPError(http.StatusNotFound, "this scheduler runs alone, without raft (BERTH_NODE_ID unset)")
+	}
+	var m RaftMember
+	if err := decodeJSON(c, &m); err != nil {
+		return err
+	}
+	if m.ID == "" || m.Addr == "" {
+		return echo.NewHTTPError(http.StatusBadRequest, "id and addr (host:port of its raft port) are required")
+	}
+	if err := a.d.RaftAdd(m.ID, m.Addr); err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "add "+m.ID+": "+err.Error())
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// raftRemove is DELETE /admin/cluster/raft/members/:id.
+func (a *API) raftRemove(c echo.Context) error {
+	if a.d.RaftRemove == nil {
+		return echo.NewHTTPError(http.StatusNotFound, "this scheduler runs alone, without raft (BERTH_NODE_ID unset)")
+	}
+	id := c.Param("id")
+	if err := a.d.RaftRemove(id); err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "remove "+id+": "+err.Error())
+	}
+	return c.NoContent(http.StatusNoContent)
+}

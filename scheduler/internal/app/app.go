@@ -165,11 +165,15 @@ func (a *App) build(ctx context.Context) error {
 		if a.registered, err = newRegisteredAgents(ctx, a.db.ListServerAddrs); err != nil {
 			return err
 		}
+		name := "scheduler"
+		if cfg.NodeID != "" {
+			name = cfg.NodeID // one member per scheduler of a raft cluster
+		}
 		a.pool, err = gossip.New(gossip.Config{
-			Name: "scheduler", BindAddr: cfg.GossipBind, AdvertiseAddr: cfg.GossipAdvertise,
+			Name: name, BindAddr: cfg.GossipBind, AdvertiseAddr: cfg.GossipAdvertise,
 			Key: cfg.GossipKey, Keys: cfg.GossipKeys, Label: cfg.ClusterLabel, Fast: true, PruneAfter: cfg.GossipPruneAfter,
 			Admit: a.registered.Admit,
-		}, wire.NodeMeta{Role: wire.NodeRoleScheduler, ServerID: "scheduler", Version: version.Version}, log.Named("gossip"))
+		}, wire.NodeMeta{Role: wire.NodeRoleScheduler, ServerID: name, Version: version.Version}, log.Named("gossip"))
 		if err != nil {
 			return err
 		}
@@ -237,11 +241,16 @@ func (a *App) build(ctx context.Context) error {
 		FileLimit: cfg.FileLimit, ServiceTokenNext: cfg.ServiceTokenNext, JSONBodyLimit: cfg.JSONBodyLimit,
 		UserExecs: cfg.UserExecLimit, UserTransfers: cfg.UserTransferLimit, HTTP: cfg.HTTP})
 	a.compute.Register(a.echo)
-	var raftView func() (any, error)
+	var (
+		raftView   func() (any, error)
+		raftAdd    func(id, addr string) error
+		raftRemove func(id string) error
+	)
 	if a.node != nil {
 		raftView = func() (any, error) { return a.node.Status() }
+		raftAdd, raftRemove = a.node.AddVoter, a.node.RemoveServer
 	}
-	adm := admin.New(admin.Deps{Raft: raftView, Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, ServiceTokenNext: cfg.ServiceTokenNext, Registry: a.db, Fleet: a.orch,
+	adm := admin.New(admin.Deps{Raft: raftView, RaftAdd: raftAdd, RaftRemove: raftRemove, Token: cfg.AdminToken, ServiceToken: cfg.ServiceToken, ServiceTokenNext: cfg.ServiceTokenNext, Registry: a.db, Fleet: a.orch,
 		Agents: dialer, Members: healthPool, Billing: a.peer.billingView(a.db), Log: log.Named("admin"),
 		SessionTTL: cfg.SessionTTL, SessionIdle: cfg.SessionIdle, SecureCookie: cfg.SecureCookie, HTTP: cfg.HTTP})
 	adm.RegisterService(a.echo)

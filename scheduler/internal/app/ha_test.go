@@ -171,6 +171,19 @@ func TestHighAvailability(t *testing.T) {
 		}
 	}
 
+	// Membership through the admin API of a follower (forwarded to the
+	// leader): sched-1, stopped, is removed; it is added again before it
+	// comes back.
+	members := func() int { return len(view(s3, "/admin/cluster/raft")["members"].([]any)) }
+	if code, body := haCall(t, "DELETE", s3.url+"/admin/cluster/raft/members/sched-1", ""); code != http.StatusNoContent {
+		t.Fatalf("remove sched-1: %d %s", code, body)
+	}
+	testutil.Eventually(t, 10*time.Second, "two members", func() bool { return members() == 2 })
+	if code, body := haCall(t, "POST", s3.url+"/admin/cluster/raft/members", fmt.Sprintf(`{"id":"sched-1","addr":%q}`, s1.raftAddr)); code != http.StatusNoContent {
+		t.Fatalf("add sched-1: %d %s", code, body)
+	}
+	testutil.Eventually(t, 10*time.Second, "three members", func() bool { return members() == 3 })
+
 	// The stopped one comes back on its disk and address and follows.
 	back := startHA(t, pki, base, "sched-1", s1.dir, s1.raftAddr, nil)
 	testutil.Eventually(t, 20*time.Second, "sched-1 back as a follower with every workspace", func() bool {
