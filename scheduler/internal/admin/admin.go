@@ -83,7 +83,7 @@ type Deps struct {
 	Raft       func() (any, error)
 	RaftAdd    func(id, addr string) error
 	RaftRemove func(id string) error
-	Log  hclog.Logger
+	Log        hclog.Logger
 
 	// ServiceTokenNext (INTERNAL_SERVICE_TOKEN_NEXT) is accepted as well
 	// during a rotation; "": none.
