@@ -29,6 +29,28 @@ var haSchedulers = []haScheduler{
 	{"scheduler-3", "scheduler-3", "http://127.0.0.1:3005"},
 }
 
+// container is the id of the scheduler's container, running or not.
+func (s haScheduler) container(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=berth",
+		"--filter", "label=com.docker.compose.service="+s.service).Output()
+	id := strings.TrimSpace(string(out))
+	if err != nil || id == "" || strings.Contains(id, "\n") {
+		t.Fatalf("no single container for compose service %s (%v): %q", s.service, err, id)
+	}
+	return id
+}
+
+// reconnect puts a scheduler's container back on the compose network
+// under its names (its service's, and the raft address's).
+func (s haScheduler) reconnect(id string) error {
+	args := []string{"network", "connect", "--alias", s.service}
+	if s.node != s.service {
+		args = append(args, "--alias", s.node)
+	}
+	return exec.Command("docker", append(args, "berth_berth", id)...).Run()
+}
+
 func needHA(t *testing.T) {
 	t.Helper()
 	needCluster(t)
@@ -39,7 +61,7 @@ func needHA(t *testing.T) {
 		for _, s := range haSchedulers {
 			id := strings.TrimSpace(string(must(exec.Command("docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=berth",
 				"--filter", "label=com.docker.compose.service="+s.service).Output())))
-			exec.Command("docker", "network", "connect", "--alias", s.service, "berth_berth", id).Run()
+			_ = s.reconnect(id)
 			exec.Command("docker", "start", id).Run()
 		}
 		waitFor(t, 90*time.Second, "three schedulers following one leader", func() (bool, string) {
@@ -100,14 +122,48 @@ func haLeader(t *testing.T, not string, within time.Duration) haScheduler {
 	return l
 }
 
-// retriable tells a 503 or a transport error that a caller retries with
-// the same workspace id (an election, a leader lost mid-request, a
-// scheduler gone) from a final answer.
+// retriable tells a transport error or a 503 that says to retry (an
+// election, a leader lost mid-request, a create interrupted by one) from a
+// final answer: a caller retries those with the same workspace id.
 func retriable(r response, err error) bool {
 	if err != nil {
 		return true
 	}
-	return r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), "leader")
+	return r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), "retry")
+}
+
+// createRetry creates id as a caller that follows the contract does:
+// retrying the same id while the answer says to.
+func createRetry(t *testing.T, k caller, session, id string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "create "+id, func() (bool, string) {
+		r, err := k.tryDo(http.MethodPost, "/workspaces", createBody(session, id, starter()))
+		if retriable(r, err) {
+			return false, fmt.Sprint(r, err)
+		}
+		if r.status != http.StatusCreated {
+			t.Fatalf("create %s: %s", id, r)
+		}
+		return true, ""
+	})
+}
+
+// inside asks a scheduler's own API from inside its container (a
+// scheduler cut off the network keeps its loopback, not its published
+// port): curl's status line and body.
+func (s haScheduler) inside(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	out, _ := exec.Command("docker", "exec", s.container(t), "curl", "-s", "-m", "20", "-w", "\n%{http_code}", "-X", method,
+		"-H", "X-Internal-Service-Token: "+serviceToken(), "-H", "X-User-ID: ha-user", "-H", "X-Admin-Token: "+adminToken(),
+		"-H", "Content-Type: application/json", "--data-binary", body, "http://127.0.0.1:3003"+path).Output()
+	text := strings.TrimSpace(string(out))
+	i := strings.LastIndexByte(text, '\n')
+	code := 0
+	fmt.Sscan(text[i+1:], &code)
+	if i < 0 {
+		return code, ""
+	}
+	return code, text[:i]
 }
 
 // TestHAKillLeaderDuringCreates: 100 creates spread over the three
@@ -161,7 +217,7 @@ func TestHAKillLeaderDuringCreates(t *testing.T) {
 		t.Fatal("no create succeeded before the kill")
 	}
 	killed := time.Now()
-	docker(t, "kill", "-s", "KILL", hostContainer(t, leader.service))
+	docker(t, "kill", "-s", "KILL", leader.container(t))
 	next := haLeader(t, leader.node, 30*time.Second)
 	t.Logf("leader %s killed: %s leads after %s", leader.node, next.node, time.Since(killed).Round(time.Millisecond))
 	wg.Wait()
@@ -171,7 +227,7 @@ func TestHAKillLeaderDuringCreates(t *testing.T) {
 	if len(acked) == 0 {
 		t.Fatal("no create acknowledged")
 	}
-	docker(t, "start", hostContainer(t, leader.service))
+	docker(t, "start", leader.container(t))
 
 	k := callers[slices.IndexFunc(haSchedulers, func(s haScheduler) bool { return s.node == next.node })]
 	for id, by := range acked {
@@ -231,7 +287,7 @@ func TestHAElectionTimes(t *testing.T) {
 		c := newClient(via.url, k.token).as("ha-user")
 		c.deleteOnCleanup(t, id)
 		killed := time.Now()
-		docker(t, "kill", "-s", "KILL", hostContainer(t, leader.service))
+		docker(t, "kill", "-s", "KILL", leader.container(t))
 		haLeader(t, leader.node, 30*time.Second)
 		elect = append(elect, time.Since(killed))
 		waitFor(t, 60*time.Second, "a create through "+via.node, func() (bool, string) {
@@ -243,7 +299,7 @@ func TestHAElectionTimes(t *testing.T) {
 		})
 		create = append(create, time.Since(killed))
 		c.do(t, http.MethodDelete, "/workspaces/"+id, nil)
-		docker(t, "start", hostContainer(t, leader.service))
+		docker(t, "start", leader.container(t))
 		waitFor(t, 60*time.Second, leader.node+" follows again", func() (bool, string) {
 			v := raftView(leader.url)
 			return v != nil && v["state"] == "Follower" && v["leader_id"] != "", fmt.Sprint(v["state"])
@@ -275,37 +331,35 @@ func TestHAFollowerPartitioned(t *testing.T) {
 			}
 		}
 	}
-	docker(t, "network", "disconnect", "berth_berth", hostContainer(t, cut.service))
+	docker(t, "network", "disconnect", "berth_berth", cut.container(t))
 	connected := false
 	t.Cleanup(func() {
 		if !connected {
-			exec.Command("docker", "network", "connect", "--alias", cut.service, "berth_berth", hostContainer(t, cut.service)).Run()
+			_ = cut.reconnect(cut.container(t))
 		}
 	})
 	id := uniqueID("part")
 	k := newClient(other.url, serviceToken()).as("ha-user")
 	k.deleteOnCleanup(t, id)
-	r := k.do(t, http.MethodPost, "/workspaces", createBody(uniqueID("part-s"), id, starter()))
-	if r.status != http.StatusCreated {
-		t.Fatalf("create through %s while %s is cut off: %s", other.node, cut.node, r)
-	}
+	createRetry(t, k, uniqueID("part-s"), id) // through the leader's majority, while cut is off
 	waitFor(t, 30*time.Second, cut.node+" refuses writes", func() (bool, string) {
-		r, err := newClient(cut.url, serviceToken()).as("ha-user").tryDo(http.MethodPost, "/workspaces",
-			createBody(uniqueID("part-s"), uniqueID("part-x"), starter()))
-		if err != nil {
-			return false, err.Error()
-		}
-		return r.status == http.StatusServiceUnavailable, r.String()
+		body, _ := json.Marshal(createBody(uniqueID("part-s"), uniqueID("part-x"), starter()))
+		code, text := cut.inside(t, http.MethodPost, "/workspaces", string(body))
+		return code == http.StatusServiceUnavailable, fmt.Sprint(code, " ", text)
 	})
-	docker(t, "network", "connect", "--alias", cut.service, "berth_berth", hostContainer(t, cut.service))
+	if err := cut.reconnect(cut.container(t)); err != nil {
+		t.Fatalf("reconnect %s: %v", cut.node, err)
+	}
 	connected = true
 	waitFor(t, 60*time.Second, cut.node+" caught up", func() (bool, string) {
-		r, err := newClient(cut.url, serviceToken()).as("ha-user").tryDo(http.MethodGet, "/workspaces/"+id, nil)
-		if err != nil {
-			return false, err.Error()
+		code, text := cut.inside(t, http.MethodGet, "/admin/cluster/raft", "")
+		var v map[string]any
+		_ = json.Unmarshal([]byte(text), &v)
+		if code != 200 || v["state"] != "Follower" {
+			return false, fmt.Sprint(code, " ", text)
 		}
-		v := raftView(cut.url)
-		return r.status == http.StatusOK && v != nil && v["state"] == "Follower", r.String()
+		code, text = cut.inside(t, http.MethodGet, "/workspaces/"+id, "")
+		return code == http.StatusOK, fmt.Sprint(code, " ", text)
 	})
 }
 
@@ -318,14 +372,12 @@ func TestHAAllRestartedAndDiskWiped(t *testing.T) {
 	id := uniqueID("restart")
 	k := composeAPI().as("ha-user")
 	k.deleteOnCleanup(t, id)
-	if r := k.do(t, http.MethodPost, "/workspaces", createBody(uniqueID("restart-s"), id, starter())); r.status != http.StatusCreated {
-		t.Fatalf("create: %s", r)
+	createRetry(t, k, uniqueID("restart-s"), id)
+	for _, s := range haSchedulers {
+		docker(t, "kill", "-s", "KILL", s.container(t))
 	}
 	for _, s := range haSchedulers {
-		docker(t, "kill", "-s", "KILL", hostContainer(t, s.service))
-	}
-	for _, s := range haSchedulers {
-		docker(t, "start", hostContainer(t, s.service))
+		docker(t, "start", s.container(t))
 	}
 	haLeader(t, "", 60*time.Second)
 	waitFor(t, 60*time.Second, "the workspace after all three restarted", func() (bool, string) {
@@ -348,7 +400,7 @@ func TestHAAllRestartedAndDiskWiped(t *testing.T) {
 	if f.node == "" {
 		t.Fatalf("no follower that joined (leader %s)", leader.node)
 	}
-	ctr := hostContainer(t, f.service)
+	ctr := f.container(t)
 	docker(t, "stop", ctr)
 	docker(t, "run", "--rm", "--volumes-from", ctr, "--entrypoint", "sh", "berth/scheduler:dev", "-c", "rm -rf /var/lib/berth-scheduler/*")
 	want := raftView(leader.url)["commit_index"].(float64)

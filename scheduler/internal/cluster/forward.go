@@ -97,8 +97,9 @@ func (n *Node) Forward(local func(*http.Request) bool, wait time.Duration, next 
 			return
 		}
 		deadline := time.Now().Add(wait)
+		unreached := "" // a leader known but not reached
 		for {
-			_, addr, self := n.Leader()
+			leader, addr, self := n.Leader()
 			switch {
 			case self && n.IsLeader():
 				next.ServeHTTP(w, r)
@@ -117,8 +118,13 @@ func (n *Node) Forward(local func(*http.Request) bool, wait time.Duration, next 
 				if !a.unreached {
 					return
 				}
+				unreached = leader
 			}
 			if time.Now().After(deadline) || r.Context().Err() != nil {
+				if unreached != "" {
+					unavailable(w, fmt.Sprintf("The scheduler leader %s cannot be reached from %s (waited %s); retry.", unreached, n.cfg.NodeID, wait))
+					return
+				}
 				unavailable(w, fmt.Sprintf("No scheduler leader: an election is in progress (waited %s); retry.", wait))
 				return
 			}

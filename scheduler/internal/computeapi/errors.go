@@ -86,6 +86,9 @@ const (
 	detailServerUnusable   = "Server not found or unhealthy"
 	detailScaleNoContainer = "Failed to scale workspace: Workspace has no container"
 	detailScaleFailed      = "the container's limits could not be updated"
+	// Our own, for schedulers on raft (README, Scheduler high availability).
+	detailLeaderChanged     = "The scheduler leader changed during the request; its outcome is unknown. Retry it (a create is idempotent per workspace_id)."
+	detailCreateInterrupted = "An earlier create of this workspace was interrupted (its scheduler stopped or lost the leadership); it is being resolved: retry in a few seconds."
 )
 
 // internalFailure words an unexpected failure (of the agent, its dockerd,
@@ -164,6 +167,10 @@ func (a *API) fail(o op, err error) error {
 	if errors.Is(err, orchestrator.ErrNotFound) {
 		return errNotFound
 	}
+	if errors.Is(err, registry.ErrNotLeader) || errors.Is(err, registry.ErrOutcomeUnknown) {
+		a.log.Warn("request cut by a change of scheduler leader", "op", o, "error", err)
+		return echo.NewHTTPError(http.StatusServiceUnavailable, detailLeaderChanged)
+	}
 	var (
 		perr     *orchestrator.PlacementError
 		ierr     *orchestrator.ImageMissingError
@@ -187,6 +194,8 @@ func (a *API) fail(o op, err error) error {
 		case errors.As(err, &herr):
 			a.log.Warn("create refused: home unreachable", "error", err)
 			return echo.NewHTTPError(http.StatusServiceUnavailable, homeDetail(herr))
+		case errors.Is(err, orchestrator.ErrCreateInterrupted):
+			return echo.NewHTTPError(http.StatusServiceUnavailable, detailCreateInterrupted)
 		case errors.Is(err, orchestrator.ErrCreateFailed):
 			a.log.Warn("create failed", "error", err)
 			return echo.NewHTTPError(http.StatusServiceUnavailable, detailCreateFailed)

@@ -141,7 +141,7 @@ func Default() Config {
 		ReconcileRate:     50,
 		SlowProbeInterval: 5 * time.Second,
 		RaftBind:          "0.0.0.0:7950",
-		RaftTimeout:       500 * time.Millisecond,
+		RaftTimeout:       time.Second,
 		LeaderWait:        3 * time.Second,
 		ProbeRate:         50,
 		OrphanGrace:       10 * time.Minute,

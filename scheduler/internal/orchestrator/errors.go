@@ -16,6 +16,11 @@ var (
 	ErrCreateFailed = errors.New("container create failed")
 	// ErrStartFailed: the container was created but did not start.
 	ErrStartFailed = errors.New("container created but did not start")
+	// ErrCreateInterrupted: a create of this id was begun by a scheduler
+	// that stopped (or lost its leadership) before answering; the
+	// reconciliation adopts its container or drops its record within a few
+	// seconds, after which a retry answers for itself.
+	ErrCreateInterrupted = errors.New("an earlier create of this workspace was interrupted and is being resolved")
 	// ErrNotFound: no such workspace.
 	ErrNotFound = errors.New("workspace not found")
 	// ErrExists: the workspace has a record (MarkHomeForDeletion is for

@@ -84,6 +84,12 @@ func (p *Placer) Create(ctx context.Context, r CreateRequest) (registry.Workspac
 func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspace, error) {
 	defer p.locks.lock(r.WorkspaceID)()
 	if ws, err := p.DB.GetWorkspace(ctx, r.WorkspaceID); err == nil {
+		if ws.Status == fleet.StatusCreating && ws.AcknowledgedAt.IsZero() && ws.UserID == r.UserID {
+			// Concurrent creates of the id in this process share one flight, so
+			// this record is a create whose scheduler stopped before answering:
+			// no 201 for a workspace that may never exist.
+			return registry.Workspace{}, fmt.Errorf("workspace %s: %w", ws.ID, ErrCreateInterrupted)
+		}
 		return ws, nil
 	} else if !errors.Is(err, registry.ErrNotFound) {
 		return registry.Workspace{}, err
