@@ -105,7 +105,10 @@ done
 if ((${#SCHEDULERS[@]} == 1)); then # back from make run-ha: one scheduler, no raft
 	for s in scheduler-2 scheduler-3; do
 		id=$(cid "$s")
-		[[ -z $id ]] || { log "removing $s (make run-ha's)"; docker rm -f "$id" >/dev/null; }
+		[[ -z $id ]] || { log "removing $s (make run-ha's) and its data"; docker rm -f "$id" >/dev/null; }
+		# The scheduler alone leaves the raft cluster (its raft state is moved
+		# aside): the others' data would be a cluster it no longer belongs to.
+		docker volume rm "${COMPOSE_PROJECT_NAME}_$s-data" >/dev/null 2>&1 || true
 	done
 fi
 log "starting scheduler"

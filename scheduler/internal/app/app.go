@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +80,9 @@ func New(ctx context.Context, cfg config.Config, log hclog.Logger) (*App, error)
 			db.Close()
 			return nil, err
 		}
+	} else if err := leaveCluster(ctx, cfg.DataDir, db, log); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if err := a.build(ctx); err != nil {
 		if a.node != nil {
@@ -126,6 +130,31 @@ func (a *App) openNode(ctx context.Context) error {
 	default:
 		a.log.Warn("raft: no cluster yet; waiting to be added (scheduler raft add, or BERTH_RAFT_JOIN / BERTH_RAFT_BOOTSTRAP)")
 	}
+	return nil
+}
+
+// leaveCluster: a scheduler started alone (no BERTH_NODE_ID) on the data
+// of a raft member takes its registry out of the cluster, since it now
+// writes without raft: the raft state is moved aside (raft.left-TIME) and
+// the file forgets its cluster, so that it can only come back by
+// bootstrapping a new cluster or as a new member (a snapshot then replaces
+// its file).
+func leaveCluster(ctx context.Context, dataDir string, db *registry.DB, log hclog.Logger) error {
+	dir := filepath.Join(dataDir, "raft")
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	aside := fmt.Sprintf("%s.left-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.Rename(dir, aside); err != nil {
+		return fmt.Errorf("leave the raft cluster: %w", err)
+	}
+	if err := db.SetClusterID(ctx, ""); err != nil {
+		return err
+	}
+	log.Warn("this data directory belonged to a raft cluster; running alone (BERTH_NODE_ID unset) takes it out: its raft state was moved aside",
+		"moved_to", aside)
 	return nil
 }
 

@@ -3,10 +3,13 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,4 +197,38 @@ func TestHighAvailability(t *testing.T) {
 		_, err := back.app.db.GetWorkspace(context.Background(), "after-4")
 		return err == nil
 	})
+}
+
+// TestAloneLeavesTheCluster: a raft member's data started without
+// BERTH_NODE_ID leaves the cluster (raft state moved aside, the file's
+// cluster id cleared: it writes without raft now), and can bootstrap a new
+// cluster afterwards.
+func TestAloneLeavesTheCluster(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	base := config.Default()
+	base.TLSCA = pki.CAFile
+	base.ServiceToken, base.AdminToken = "bench-token", "admin-token-for-tests"
+	dir := t.TempDir()
+	s := startHA(t, pki, base, "sched-1", dir, "127.0.0.1:0", func(c *config.Config) { c.RaftBootstrap = true })
+	s.stop()
+
+	alone := base
+	alone.DataDir = dir
+	alone.TLSCert, alone.TLSKey = pki.Issue("alone", wire.RoleScheduler, false)
+	a, err := New(context.Background(), alone, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "raft")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("raft state still in place after a start alone: %v", err)
+	}
+	moved, _ := filepath.Glob(filepath.Join(dir, "raft.left-*"))
+	if len(moved) != 1 {
+		t.Errorf("raft state moved to %v, want one raft.left-* directory", moved)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := startHA(t, pki, base, "sched-1", dir, "127.0.0.1:0", func(c *config.Config) { c.RaftBootstrap = true })
+	testutil.Eventually(t, 10*time.Second, "a leader of a new cluster", func() bool { return again.app.node.IsLeader() })
 }
