@@ -114,8 +114,8 @@ func TestJoinAndForward(t *testing.T) {
 	_ = json.Unmarshal([]byte(body), &detail)
 	// It still believes sched-1 leads (until its heartbeat timeout) or
 	// knows no leader: either way a 503 that says which, and to retry.
-	if code != 503 || !(strings.Contains(detail.Detail, "No scheduler leader") || strings.Contains(detail.Detail, "leader sched-1 cannot be reached")) ||
-		!strings.HasSuffix(detail.Detail, "retry.") {
+	says := strings.Contains(detail.Detail, "No scheduler leader") || strings.Contains(detail.Detail, "leader sched-1 cannot be reached")
+	if code != 503 || !says || !strings.HasSuffix(detail.Detail, "retry.") {
 		t.Errorf("with no leader: %d %q; want 503 that says there is no leader, or none reachable", code, body)
 	}
 	if waited := time.Since(start); waited < 400*time.Millisecond {
