@@ -8,16 +8,20 @@ package e2e
 // exist and run afterwards, whichever scheduler answered it.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // haScheduler is one scheduler of `make run-ha`.
@@ -418,4 +422,65 @@ func TestHAAllRestartedAndDiskWiped(t *testing.T) {
 	if r, err := newClient(f.url, serviceToken()).as("ha-user").tryDo(http.MethodGet, "/workspaces/"+id, nil); err != nil || r.status != http.StatusOK {
 		t.Errorf("GET through the rejoined %s: %v %v", f.node, r, err)
 	}
+}
+
+// TestHAPanelShowsTheLeader: the admin panel, opened in Chromium on a
+// follower's address, shows the schedulers and their leader (the page is
+// served by the leader through the follower). After the leader is killed,
+// the panel (signed in again: sessions live on the leader that made them)
+// shows the new one.
+func TestHAPanelShowsTheLeader(t *testing.T) {
+	needHA(t)
+	chromium := chromiumPath(t)
+	leader := haLeader(t, "", 60*time.Second)
+	var via haScheduler
+	for _, s := range haSchedulers {
+		if s.node != leader.node {
+			via = s
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.Flag("headless", "new"),
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1440, 1000))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
+	defer cancelBrowser()
+	shots := &panelShots{dir: filepath.Join(repoRoot(t), ".artifacts", "screenshots")}
+	if err := os.MkdirAll(shots.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	showsLeader := func(name string) {
+		t.Helper()
+		// Signed out by a failover: sign in again on the same address.
+		_, err := chromedp.Run(bctx, chromedp.Navigate(via.url+"/admin/ui"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS("#token, #cluster-cards"))); err != nil {
+			t.Fatal(err)
+		}
+		if loc, _ := chromedp.Run(bctx, chromedp.Location()); strings.HasSuffix(loc, "/admin/ui/signin") {
+			if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS("#token")), chromedp.SendKeys(chromedp.CSS("#token"), adminToken()),
+				chromedp.Click(chromedp.CSS("#signin-submit")), chromedp.WaitVisible(chromedp.CSS(rowSel("ws-local-1")))); err != nil {
+				t.Fatalf("sign in on %s: %v", via.node, err)
+			}
+		}
+		_, err = chromedp.Run(bctx, chromedp.Poll[bool](`document.querySelector('[data-card="schedulers"]')?.dataset.leader === "`+name+`" && `+
+			`document.querySelectorAll('[data-card="schedulers"] li[data-scheduler]').length === 3`,
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second)))
+		if err != nil {
+			cards, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`[...document.querySelectorAll('#cluster-cards [data-card]')].map(c => c.dataset.card + ':' + (c.dataset.leader ?? '')).join(' ')`))
+			t.Logf("cards on the page: %s", cards)
+			t.Fatalf("the panel on %s does not show %s leading among 3 schedulers: %v", via.node, name, err)
+		}
+	}
+	showsLeader(leader.node)
+	shots.take(t, bctx, "ha-schedulers")
+	docker(t, "kill", "-s", "KILL", leader.container(t))
+	next := haLeader(t, leader.node, 30*time.Second)
+	showsLeader(next.node)
+	shots.take(t, bctx, "ha-new-leader")
+	docker(t, "start", leader.container(t))
 }

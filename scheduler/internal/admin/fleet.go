@@ -150,7 +150,7 @@ func (a *API) overview(ctx context.Context) (Overview, error) {
 		return Overview{}, err
 	}
 	o := Overview{
-		Generated: timestamp(f.at), Cluster: f.cluster(byStatus), Servers: f.servers(),
+		Generated: timestamp(f.at), Cluster: a.clusterOf(f, byStatus), Servers: f.servers(),
 		Discovered: f.discovered(), Members: make([]Member, len(f.members)),
 		Workspaces: map[string][]Workspace{}, WorkspacesNext: map[string]string{}, Events: make([]Event, len(events)),
 	}
@@ -217,13 +217,21 @@ func (a *API) cluster(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, a.clusterOf(f, byStatus))
+}
+
+// clusterOf is the cluster view of /admin/cluster and the panel, with the
+// raft view of a scheduler on raft.
+func (a *API) clusterOf(f fleetView, byStatus map[fleet.Status]int) Cluster {
 	out := f.cluster(byStatus)
 	if a.d.Raft != nil {
-		if out.Raft, err = a.d.Raft(); err != nil {
-			return err
+		v, err := a.d.Raft()
+		if err != nil {
+			a.d.Log.Warn("raft view", "error", err)
 		}
+		out.Raft = v
 	}
-	return c.JSON(http.StatusOK, out)
+	return out
 }
 
 // raft is GET /admin/cluster/raft: the raft view of the scheduler asked

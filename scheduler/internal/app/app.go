@@ -254,6 +254,9 @@ func (a *App) build(ctx context.Context) error {
 	a.tracker.FollowEvents(a.watcher) // the tracker hears the agents' event numbers
 
 	a.metrics.Watch(stateView{a})
+	if a.node != nil {
+		a.metrics.WatchRaft(a.node)
+	}
 	if cfg.HTTPTLSCert != "" {
 		if a.tlsPair, err = mtls.LoadKeyPairFile(cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
 			return fmt.Errorf("https certificate (BERTH_HTTP_TLS_CERT, BERTH_HTTP_TLS_KEY): %w", err)

@@ -149,6 +149,13 @@ func TestHighAvailability(t *testing.T) {
 	if v := view(s3, "/admin/cluster"); v["raft"].(map[string]any)["state"] != "Leader" {
 		t.Errorf("/admin/cluster through sched-3 is not the leader's: %v", v["raft"])
 	}
+	// Each scheduler's /metrics is its own.
+	_, metrics := haCall(t, "GET", s3.url+"/metrics", "")
+	for _, want := range []string{`berth_raft_state{state="Follower"} 1`, `berth_raft_leader{id="sched-1"} 1`, "berth_raft_voters 3"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("sched-3's /metrics lacks %s", want)
+		}
+	}
 
 	// The leader goes; creates through sched-2 resume after an election.
 	s1.stop()

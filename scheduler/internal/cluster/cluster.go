@@ -422,3 +422,16 @@ type hostAddr string
 
 func (hostAddr) Network() string  { return "tcp" }
 func (a hostAddr) String() string { return string(a) }
+
+// RaftFigures is what /metrics shows of the node (metrics.Raft).
+func (n *Node) RaftFigures() (state, leader string, term, commit, applied uint64, voters int) {
+	_, id := n.r.LeaderWithID()
+	if f := n.r.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				voters++
+			}
+		}
+	}
+	return n.r.State().String(), string(id), n.r.CurrentTerm(), n.r.CommitIndex(), n.r.AppliedIndex(), voters
+}

@@ -104,3 +104,44 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(n), state)
 	}
 }
+
+// Raft is a scheduler's raft node as /metrics shows it (high
+// availability).
+type Raft interface {
+	// RaftFigures: this node's state (Leader, Follower, Candidate,
+	// Shutdown), the leader's id ("" when none), term, commit and applied
+	// index, and the voters of the configuration.
+	RaftFigures() (state, leader string, term, commit, applied uint64, voters int)
+}
+
+// WatchRaft registers the raft gauges read from r at scrape time.
+func (m *Metrics) WatchRaft(r Raft) { m.reg.MustRegister(&raftCollector{r: r}) }
+
+var (
+	raftStateDesc   = prometheus.NewDesc("berth_raft_state", "1 for this scheduler's raft state.", []string{"state"}, nil)
+	raftLeaderDesc  = prometheus.NewDesc("berth_raft_leader", "1 for the scheduler this one knows as the raft leader.", []string{"id"}, nil)
+	raftTermDesc    = prometheus.NewDesc("berth_raft_term", "This scheduler's raft term.", nil, nil)
+	raftCommitDesc  = prometheus.NewDesc("berth_raft_commit_index", "The raft log index this scheduler knows committed.", nil, nil)
+	raftAppliedDesc = prometheus.NewDesc("berth_raft_applied_index", "The raft log index applied to this scheduler's registry.", nil, nil)
+	raftVotersDesc  = prometheus.NewDesc("berth_raft_voters", "Voters in the raft configuration.", nil, nil)
+)
+
+type raftCollector struct{ r Raft }
+
+func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{raftStateDesc, raftLeaderDesc, raftTermDesc, raftCommitDesc, raftAppliedDesc, raftVotersDesc} {
+		ch <- d
+	}
+}
+
+func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
+	state, leader, term, commit, applied, voters := c.r.RaftFigures()
+	ch <- prometheus.MustNewConstMetric(raftStateDesc, prometheus.GaugeValue, 1, state)
+	if leader != "" {
+		ch <- prometheus.MustNewConstMetric(raftLeaderDesc, prometheus.GaugeValue, 1, leader)
+	}
+	ch <- prometheus.MustNewConstMetric(raftTermDesc, prometheus.GaugeValue, float64(term))
+	ch <- prometheus.MustNewConstMetric(raftCommitDesc, prometheus.GaugeValue, float64(commit))
+	ch <- prometheus.MustNewConstMetric(raftAppliedDesc, prometheus.GaugeValue, float64(applied))
+	ch <- prometheus.MustNewConstMetric(raftVotersDesc, prometheus.GaugeValue, float64(voters))
+}

@@ -406,7 +406,22 @@
       card('memory', 'Memory', mb(c.capacity.effective.memory_mb), mem),
       card('disk', 'Disk', gb(c.capacity.effective.disk_gb), disk),
       card('members', 'Gossip members', c.members.total, chips(c.members.by, 'gossip-')));
+    if (c.raft) $('#cluster-cards').append(raftCard(c.raft));
     if (billing) $('#cluster-cards').append(billingCard(billing));
+  }
+
+  // The schedulers of a raft cluster (high availability), as the leader
+  // sees them: the panel's requests are answered by the leader, whichever
+  // scheduler they reach.
+  function raftCard(r) {
+    const c = el('div', { class: 'card', 'data-card': 'schedulers' },
+      el('h3', { text: 'Schedulers' }), el('div', { class: 'big', text: String(r.members.length) }),
+      el('div', { class: 'muted', text: 'leader ' + (r.leader_id || 'none') + ', term ' + r.term + ', commit ' + r.commit_index }),
+      el('ul', { class: 'plain' }, ...r.members.map(m => el('li', { 'data-scheduler': m.id, 'data-leading': String(m.leading) },
+        el('strong', { text: m.id }), ' ', el('span', { class: 'mono muted', text: m.addr }),
+        m.leading ? el('span', { class: 'badge health-healthy', text: 'leader' }) : null))));
+    c.dataset.leader = r.leader_id || '';
+    return c;
   }
 
   // ---- members and events
