@@ -13,9 +13,10 @@ go test -run '^$' -bench 'BenchmarkCreate$' -benchtime 3s ./scheduler/internal/a
 # Scheduler HA (issue 14, scheduler/internal/cluster): durable reservations on
 # one registry vs the leader of three raft schedulers over mTLS, 100 writers;
 # then the time from a killed leader to a write taken by the new one (10
-# kills, default timings). About 1 minute.
+# kills, default timings), and the snapshot of 100,000 workspaces (its time,
+# its size, a new scheduler filled from it). About 4 minutes.
 go test -run '^$' -bench 'BenchmarkReplicatedReserve' -benchtime 3s ./scheduler/internal/cluster/ | tee -a "$out"
-BERTH_BENCH=1 go test -count=1 -v -run '^TestBenchElection$' ./scheduler/internal/cluster/ | tee -a "$out"
+BERTH_BENCH=1 go test -count=1 -v -timeout 20m -run '^TestBench(Election|Snapshot)$' ./scheduler/internal/cluster/ | tee -a "$out"
 go test -run '^$' -bench 'BenchmarkCreateToRunning' -benchtime 20x ./scheduler/internal/app/ | tee -a "$out"
 # Durable creates through the HTTP API with 10,000 servers and 100,000
 # workspaces in the registry (agents in another process, over mTLS), at 1,
@@ -69,6 +70,7 @@ echo "== ratios (same run)"
 echo "create through HTTP API / bare durable registry insert: $(ratio "$(ns 'BenchmarkCreate/http_api-')" "$(ns 'BenchmarkCreate/registry_insert')")x"
 echo "durable reservations, leader of 3 raft schedulers / one registry without raft (100 writers): $(ratio "$(metric 'BenchmarkReplicatedReserve/raft-3' 'creates/s')" "$(metric 'BenchmarkReplicatedReserve/local' 'creates/s')")x ($(metric 'BenchmarkReplicatedReserve/raft-3' 'creates/s') vs $(metric 'BenchmarkReplicatedReserve/local' 'creates/s') creates/s)"
 grep -o 'leader killed -> .*' "$out" | head -1 || true
+grep -o 'FIGURE snapshot: .*' "$out" | head -1 || true
 echo "create-to-running berth / plain Docker API create+start: $(ratio "$(ns 'CreateToRunning/berth')" "$(ns 'CreateToRunning/docker_api')")x"
 echo "placement, full scan, 10,000 servers / 10 servers: $(ratio "$(ns 'BenchmarkPlace/nodes=10000')" "$(ns 'BenchmarkPlace/nodes=10-')")x"
 for st in spread best_fit; do

@@ -71,6 +71,7 @@ type Node struct {
 	r     *raft.Raft
 	db    *registry.DB
 	store *raftboltdb.BoltStore
+	snaps *raft.FileSnapshotStore
 	trans *raft.NetworkTransport
 	mux   *mux
 	proxy *httputil.ReverseProxy // to the leader (forward.go)
@@ -131,7 +132,7 @@ func Open(cfg Config, db *registry.DB) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	db.SetProposer(registry.RaftProposer(r, or(cfg.ApplyTimeout, DefaultApplyTimeout)))
-	n := &Node{cfg: cfg, r: r, db: db, store: store, trans: trans, mux: m, log: log, hasState: hasState}
+	n := &Node{cfg: cfg, r: r, db: db, store: store, snaps: snaps, trans: trans, mux: m, log: log, hasState: hasState}
 	// A node that stops applying hands its leadership on and leaves raft:
 	// it must be wiped and rejoin (registry.ErrDiverged).
 	db.OnDiverge(func() {
