@@ -70,10 +70,9 @@ wait_until() {
 inner_docker() { docker exec "$(cid "$1")" docker info; }
 healthy() { [[ $(status "$1") == "running healthy" ]]; }
 
-for f in .dev/pki/ca.crt .dev/pki/crl.pem .dev/gossip.key; do
+for f in .dev/pki/ca.crt .dev/pki/crl.pem .dev/gossip.key .dev/secrets.key; do
 	[[ -s $f ]] || { log "error: $f is missing: run 'make certs'"; exit 1; }
 done
-[[ ${BERTH_HA:-0} != 1 || -s .dev/secrets.key ]] || { log "error: .dev/secrets.key is missing: run 'make certs'"; exit 1; }
 for image in berth/host:dev berth/scheduler:dev berth/workspace:dev; do
 	docker image inspect "$image" >/dev/null 2>&1 || { log "error: no image $image: run 'make images'"; exit 1; }
 done

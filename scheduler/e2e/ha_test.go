@@ -187,7 +187,7 @@ func TestHAKillLeaderDuringCreates(t *testing.T) {
 	var (
 		mu    sync.Mutex
 		acked = map[string]string{} // id -> the scheduler that answered
-		final = map[int]int{}       // final status -> count
+		final = map[string]int{}    // final status and detail -> count
 		wg    sync.WaitGroup
 		once  sync.Once
 	)
@@ -205,7 +205,11 @@ func TestHAKillLeaderDuringCreates(t *testing.T) {
 					continue
 				}
 				mu.Lock()
-				final[r.status]++
+				key := fmt.Sprint(r.status)
+				if r.status != http.StatusCreated {
+					key += " " + strings.TrimSpace(string(r.body))
+				}
+				final[key]++
 				if r.status == http.StatusCreated {
 					acked[id] = haSchedulers[(i+try)%len(callers)].node
 					once.Do(func() { close(first) })
@@ -230,6 +234,18 @@ func TestHAKillLeaderDuringCreates(t *testing.T) {
 	mu.Unlock()
 	if len(acked) == 0 {
 		t.Fatal("no create acknowledged")
+	}
+	// Every caller got a final answer, and every one but a 201 is a refusal
+	// for room (the two hosts hold about ten starter workspaces).
+	answered := 0
+	for key, n := range final {
+		answered += n
+		if key != "201" && key != `503 {"detail":"No server has sufficient resources"}` {
+			t.Errorf("%d creates answered %s", n, key)
+		}
+	}
+	if answered != n {
+		t.Errorf("%d of %d creates got a final answer within 2 minutes", answered, n)
 	}
 	docker(t, "start", leader.container(t))
 
@@ -351,19 +367,19 @@ func TestHAFollowerPartitioned(t *testing.T) {
 		code, text := cut.inside(t, http.MethodPost, "/workspaces", string(body))
 		return code == http.StatusServiceUnavailable, fmt.Sprint(code, " ", text)
 	})
+	want := raftView(leader.url)["commit_index"].(float64) // the create made while it was cut off included
 	if err := cut.reconnect(cut.container(t)); err != nil {
 		t.Fatalf("reconnect %s: %v", cut.node, err)
 	}
 	connected = true
+	// Its own view (asked inside its container: not forwarded) shows it
+	// applied what the leader had committed.
 	waitFor(t, 60*time.Second, cut.node+" caught up", func() (bool, string) {
 		code, text := cut.inside(t, http.MethodGet, "/admin/cluster/raft", "")
 		var v map[string]any
 		_ = json.Unmarshal([]byte(text), &v)
-		if code != 200 || v["state"] != "Follower" {
-			return false, fmt.Sprint(code, " ", text)
-		}
-		code, text = cut.inside(t, http.MethodGet, "/workspaces/"+id, "")
-		return code == http.StatusOK, fmt.Sprint(code, " ", text)
+		applied, _ := v["applied_index"].(float64)
+		return code == 200 && v["state"] == "Follower" && applied >= want, fmt.Sprint(code, " ", text)
 	})
 }
 
@@ -390,6 +406,24 @@ func TestHAAllRestartedAndDiskWiped(t *testing.T) {
 			return false, err.Error()
 		}
 		return r.status == http.StatusOK, r.String()
+	})
+	// Every file is sound and they reach the same applied index.
+	for _, s := range haSchedulers {
+		if out := docker(t, "exec", s.container(t), "/usr/local/bin/berth-scheduler", "check"); out != "ok" {
+			t.Errorf("integrity check of %s after kill -9 of all three: %q, want ok", s.node, out)
+		}
+	}
+	waitFor(t, 30*time.Second, "the three at one applied index", func() (bool, string) {
+		var idx []float64
+		for _, s := range haSchedulers {
+			v := raftView(s.url)
+			if v == nil {
+				return false, s.node + " does not answer"
+			}
+			a, _ := v["applied_index"].(float64)
+			idx = append(idx, a)
+		}
+		return idx[0] == idx[1] && idx[1] == idx[2], fmt.Sprint(idx)
 	})
 
 	// A follower's disk is wiped: it starts empty under its id and address,

@@ -304,23 +304,24 @@ func isAdminPath(c echo.Context) bool {
 // Handler serves every route of the main listener: with BERTH_ADMIN_LISTEN
 // set, every route but /admin (AdminHandler). With raft, a scheduler that
 // does not lead forwards the requests to the one that does.
-func (a *App) Handler() http.Handler { return a.forward(a.echo) }
+func (a *App) Handler() http.Handler { return a.forward("main", a.echo) }
 
 // AdminHandler serves /admin (the admin API and the panel): the second
 // listener's routes with BERTH_ADMIN_LISTEN, else the same as Handler.
 func (a *App) AdminHandler() http.Handler {
 	if a.adminEcho != nil {
-		return a.forward(a.adminEcho)
+		return a.forward("admin", a.adminEcho)
 	}
 	return a.Handler()
 }
 
-// forward wraps h in the forwarding to the raft leader (none alone).
-func (a *App) forward(h http.Handler) http.Handler {
+// forward wraps listener's handler h in the forwarding to the raft leader
+// (none alone).
+func (a *App) forward(listener string, h http.Handler) http.Handler {
 	if a.node == nil {
 		return h
 	}
-	return a.node.Forward(servedHere, a.cfg.LeaderWait, h)
+	return a.node.Forward(cluster.Route{Listener: listener, Local: servedHere, Wait: a.cfg.LeaderWait, Wrap: a.cfg.HTTP.Streaming}, h)
 }
 
 // servedHere: the routes every scheduler answers itself: its liveness, its
@@ -333,17 +334,15 @@ func servedHere(r *http.Request) bool {
 	return false
 }
 
-// peerHandler serves what other schedulers forward over the raft port:
-// every route, admin ones included.
+// peerHandler serves what other schedulers forward over the raft port, each
+// request with the routes of the listener it came in on.
 func (a *App) peerHandler() http.Handler {
-	all := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.adminEcho != nil && (r.URL.Path == "/admin" || strings.HasPrefix(r.URL.Path, "/admin/")) {
-			a.adminEcho.ServeHTTP(w, r)
-			return
+	return a.node.PeerHandler(a.cfg.LeaderWait, func(listener string) http.Handler {
+		if listener == "admin" && a.adminEcho != nil {
+			return a.adminEcho
 		}
-		a.echo.ServeHTTP(w, r)
+		return a.echo
 	})
-	return a.node.PeerHandler(servedHere, all)
 }
 
 // TLSConfig is the listeners' TLS configuration, nil for plain HTTP. Its
@@ -459,6 +458,8 @@ func (a *App) followLeadership(ctx context.Context) error {
 				break
 			}
 			stop = cancel
+			a.tracker.Forget() // nothing from an earlier term carries over
+			a.watcher.Forget()
 			a.leaderLoops(lctx, &wg)
 			a.log.Info("raft: leading; the fleet's loops run here", "node_id", a.cfg.NodeID)
 		case !leading && stop != nil:
@@ -541,7 +542,11 @@ func (a *App) Serve(ctx context.Context, l, adminL net.Listener) error {
 		args = append(args, x.name, x.l.Addr().String())
 	}
 	a.log.Info("scheduler ready", args...)
-	return serveHTTP(ctx, ls, a.cfg.HTTP, a.TLSConfig(), a.cfg.ShutdownTimeout, a.failed, a.log)
+	stepDown := func() {}
+	if a.node != nil { // the others elect at once rather than after a timeout
+		stepDown = a.node.StepDown
+	}
+	return serveHTTP(ctx, ls, a.cfg.HTTP, a.TLSConfig(), a.cfg.ShutdownTimeout, a.failed, stepDown, a.log)
 }
 
 // listener is one HTTP listener of the scheduler and what it serves.
@@ -560,7 +565,8 @@ type listener struct {
 // whole-request ones (computeapi.API.streaming).
 //
 // Each listener has its own server; with tlsCfg they speak TLS only.
-func serveHTTP(ctx context.Context, ls []listener, budgets httpbudget.Timeouts, tlsCfg *tls.Config, grace time.Duration, failed <-chan error, log hclog.Logger) error {
+func serveHTTP(ctx context.Context, ls []listener, budgets httpbudget.Timeouts, tlsCfg *tls.Config, grace time.Duration, failed <-chan error,
+	stepDown func(), log hclog.Logger) error {
 	servers := make([]*http.Server, 0, len(ls))
 	errc := make(chan error, len(ls))
 	for _, x := range ls {
@@ -593,6 +599,7 @@ func serveHTTP(ctx context.Context, ls []listener, budgets httpbudget.Timeouts, 
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", grace)
+	stepDown()
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	errs := make(chan error, len(servers))

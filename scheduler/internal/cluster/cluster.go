@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -78,6 +79,10 @@ type Node struct {
 	log   hclog.Logger
 	// hasState: raft state was on disk at Open.
 	hasState bool
+	// readyTerm is the term in which this leader applied every earlier
+	// entry (ready, forward.go).
+	readyTerm atomic.Uint64
+	readyMu   sync.Mutex
 }
 
 // Open starts the node on db and makes db replicated: from then on its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,9 +31,9 @@ func serveNode(t *testing.T, n *testNode) *httptest.Server {
 		_, _ = io.WriteString(w, n.id+" "+r.Header.Get(ForwardedHeader))
 	})
 	local := func(r *http.Request) bool { return r.URL.Path == "/health" }
-	srv := &http.Server{Handler: n.node.PeerHandler(local, app), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: n.node.PeerHandler(500*time.Millisecond, func(string) http.Handler { return app }), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(n.node.HTTPListener()) }()
-	ts := httptest.NewServer(n.node.Forward(local, 500*time.Millisecond, app))
+	ts := httptest.NewServer(n.node.Forward(Route{Listener: "main", Local: local, Wait: 500 * time.Millisecond}, app))
 	n.onStop = append(n.onStop, srv.Close, func() error { ts.Close(); return nil })
 	return ts
 }
@@ -100,16 +101,36 @@ func TestJoinAndForward(t *testing.T) {
 	if code, body := call(t, "GET", urls[0]+"/x", nil); code != 200 || body != "sched-1" {
 		t.Errorf("GET on the leader: %d %q", code, body)
 	}
-	code, body := call(t, "GET", urls[1]+"/x", map[string]string{ForwardedHeader: "sched-9"})
-	if code != 503 || !strings.Contains(body, "does not lead") {
-		t.Errorf("a forwarded request at a follower: %d %q; want 503", code, body)
+	// A client cannot pose as a scheduler: the header is dropped and the
+	// request forwarded as any other; the internal paths are not there.
+	if code, body := call(t, "GET", urls[1]+"/x", map[string]string{ForwardedHeader: "sched-9"}); code != 200 || body != "sched-1 sched-2" {
+		t.Errorf("a client's %s at a follower: %d %q; want it forwarded by sched-2", ForwardedHeader, code, body)
+	}
+	if code, body := call(t, "POST", urls[1]+joinPath, nil); code != 404 {
+		t.Errorf("POST %s on a public listener: %d %q; want 404", joinPath, code, body)
+	}
+	// A request another scheduler forwarded, at a follower's raft port, is
+	// not sent on a second hop.
+	peer := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return nodes[2].node.mux.dial(ctx, addr, protoHTTP)
+	}}}
+	req, _ := http.NewRequest("GET", "http://"+nodes[1].addr+"/x", nil)
+	req.Header.Set(ForwardedHeader, "sched-3")
+	res, err := peer.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 503 || !strings.Contains(string(b), "does not lead") {
+		t.Errorf("a forwarded request at a follower's raft port: %d %s; want 503", res.StatusCode, b)
 	}
 
 	// Two of three gone: no leader can be elected.
 	nodes[0].stop()
 	nodes[1].stop()
 	start := time.Now()
-	code, body = call(t, "GET", urls[2]+"/x", nil)
+	code, body := call(t, "GET", urls[2]+"/x", nil)
 	var detail struct{ Detail string }
 	_ = json.Unmarshal([]byte(body), &detail)
 	// It still believes sched-1 leads (until its heartbeat timeout) or

@@ -123,6 +123,14 @@ func (w *Watcher) poke() {
 	}
 }
 
+// Forget drops every cursor, as a new process starts (see Tracker.Forget):
+// each server is then reset and reconciled when next heard of.
+func (w *Watcher) Forget() {
+	w.mu.Lock()
+	w.follows, w.pending = map[string]*following{}, map[string]bool{}
+	w.mu.Unlock()
+}
+
 // Run fetches until ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup

@@ -129,7 +129,8 @@ type Tracker struct {
 	opts   Options
 	log    hclog.Logger
 	addr   func(registry.Server) string
-	events *Watcher // nil: nobody follows the event logs
+	events *Watcher            // nil: nobody follows the event logs
+	sub    <-chan gossip.Event // the pool's events, subscribed to by the first Run
 
 	mu     sync.Mutex
 	states map[string]*serverState
@@ -141,6 +142,16 @@ type Tracker struct {
 func New(reg Registry, agents Agents, pool Pool, addr func(registry.Server) string, opts Options, log hclog.Logger) *Tracker {
 	return &Tracker{reg: reg, agents: agents, pool: pool, addr: addr, opts: opts, log: log,
 		states: map[string]*serverState{}, wake: make(chan struct{}, 1), write: make(chan struct{}, 1)}
+}
+
+// Forget drops every opinion, as a new process starts: a scheduler that
+// leads again after another led calls it (and the Watcher's) before Run,
+// so that nothing stale (a server's down-since, a transition not written)
+// carries over.
+func (t *Tracker) Forget() {
+	t.mu.Lock()
+	t.states = map[string]*serverState{}
+	t.mu.Unlock()
 }
 
 // FollowEvents makes the tracker tell w each server's agent address and
@@ -184,10 +195,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 		t.writeLoop(ctx)
 	}()
 
-	var events <-chan gossip.Event
-	if t.pool != nil {
-		events = t.pool.Subscribe()
+	if t.pool != nil && t.sub == nil { // once: a subscription lives as long as the pool
+		t.sub = t.pool.Subscribe()
 	}
+	events := t.sub
 	t.refresh(ctx)
 	t.resync()
 	list := time.NewTicker(t.opts.ListInterval)

@@ -84,13 +84,7 @@ func (p *Placer) Create(ctx context.Context, r CreateRequest) (registry.Workspac
 func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspace, error) {
 	defer p.locks.lock(r.WorkspaceID)()
 	if ws, err := p.DB.GetWorkspace(ctx, r.WorkspaceID); err == nil {
-		if ws.Status == fleet.StatusCreating && ws.AcknowledgedAt.IsZero() && ws.UserID == r.UserID {
-			// Concurrent creates of the id in this process share one flight, so
-			// this record is a create whose scheduler stopped before answering:
-			// no 201 for a workspace that may never exist.
-			return registry.Workspace{}, fmt.Errorf("workspace %s: %w", ws.ID, ErrCreateInterrupted)
-		}
-		return ws, nil
+		return p.existing(ctx, ws, r.UserID)
 	} else if !errors.Is(err, registry.ErrNotFound) {
 		return registry.Workspace{}, err
 	}
@@ -142,7 +136,11 @@ func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspac
 	})
 	switch {
 	case errors.Is(err, registry.ErrExists): // another scheduler made it meanwhile
-		return p.DB.GetWorkspace(ctx, r.WorkspaceID)
+		ws, err := p.DB.GetWorkspace(ctx, r.WorkspaceID)
+		if err != nil {
+			return registry.Workspace{}, err
+		}
+		return p.existing(ctx, ws, r.UserID)
 	case errors.Is(err, registry.ErrOwnedByOther):
 		return registry.Workspace{}, ErrOwnedByOther
 	case err != nil:
@@ -150,6 +148,29 @@ func (p *Placer) create(ctx context.Context, r CreateRequest) (registry.Workspac
 	}
 	p.log.Info("workspace created", "workspace_id", ws.ID, "server", ws.ServerID, "epoch", ws.Epoch)
 	return ws, nil
+}
+
+// existing is a create's answer when its id is taken: the workspace as
+// stored, or ErrCreateInterrupted for a create whose scheduler stopped (or
+// lost the leadership) before answering: concurrent creates of one id in
+// this process share a flight, so an unanswered record in creating is
+// such a create, and it gets no 201 for a workspace that may never exist.
+// Reconciliation adopts its container or drops it. A workspace such a
+// create made and reconciliation adopted is acknowledged now that a caller
+// is told of it (an interrupted move of it must not drop it).
+func (p *Placer) existing(ctx context.Context, ws registry.Workspace, userID string) (registry.Workspace, error) {
+	if ws.UserID != userID || !ws.AcknowledgedAt.IsZero() {
+		return ws, nil // another's: owned refuses it
+	}
+	if ws.Status == fleet.StatusCreating {
+		return registry.Workspace{}, fmt.Errorf("workspace %s: %w", ws.ID, ErrCreateInterrupted)
+	}
+	return p.DB.UpdateWorkspace(ctx, ws.ID, func(w *registry.Workspace) error {
+		if w.AcknowledgedAt.IsZero() {
+			w.AcknowledgedAt = time.Now().UTC()
+		}
+		return nil
+	})
 }
 
 func owned(ws registry.Workspace, userID string) (registry.Workspace, error) {
@@ -357,6 +378,13 @@ func (p *Placer) launch(ctx context.Context, id string, snap Snapshot, dec place
 			p.gitPendingLocked(w)
 			return nil
 		})
+		if errors.Is(err, registry.ErrNotLeader) || errors.Is(err, registry.ErrOutcomeUnknown) || errors.Is(err, registry.ErrDiverged) {
+			// This scheduler no longer leads (or stopped): the record may even
+			// be written. The leader's reconciliation adopts the container or
+			// removes it; removing it here could leave a running record
+			// without its container.
+			return registry.Workspace{}, err
+		}
 		if err != nil {
 			if rerr := removeContainer(ctx, client, ctr.ID, 30*time.Second); rerr != nil {
 				p.log.Error("could not remove container of failed create; reconciliation will", "workspace_id", ws.ID, "error", rerr)

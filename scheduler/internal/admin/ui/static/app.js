@@ -414,10 +414,11 @@
   // sees them: the panel's requests are answered by the leader, whichever
   // scheduler they reach.
   function raftCard(r) {
+    const members = r.members || [];
     const c = el('div', { class: 'card', 'data-card': 'schedulers' },
-      el('h3', { text: 'Schedulers' }), el('div', { class: 'big', text: String(r.members.length) }),
+      el('h3', { text: 'Schedulers' }), el('div', { class: 'big', text: String(members.length) }),
       el('div', { class: 'muted', text: 'leader ' + (r.leader_id || 'none') + ', term ' + r.term + ', commit ' + r.commit_index }),
-      el('ul', { class: 'plain' }, ...r.members.map(m => el('li', { 'data-scheduler': m.id, 'data-leading': String(m.leading) },
+      el('ul', { class: 'plain' }, ...members.map(m => el('li', { 'data-scheduler': m.id, 'data-leading': String(m.leading) },
         el('strong', { text: m.id }), ' ', el('span', { class: 'mono muted', text: m.addr }),
         m.leading ? el('span', { class: 'badge health-healthy', text: 'leader' }) : null))));
     c.dataset.leader = r.leader_id || '';
