@@ -435,6 +435,7 @@ func (a *App) leaderLoops(ctx context.Context, wg *sync.WaitGroup) {
 func (a *App) followLeadership(ctx context.Context) error {
 	var (
 		stop func()
+		term uint64 // the term the loops run for
 		wg   sync.WaitGroup
 	)
 	end := func() {
@@ -449,8 +450,12 @@ func (a *App) followLeadership(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		leading := a.node.IsLeader() && !a.db.Diverged()
+		if leading && stop != nil && a.node.Term() != term {
+			end() // lost and won again between two ticks: start afresh
+		}
 		switch {
 		case leading && stop == nil:
+			term = a.node.Term()
 			lctx, cancel := context.WithCancel(ctx)
 			if err := a.leaderStart(lctx); err != nil {
 				cancel()

@@ -271,6 +271,9 @@ func (n *Node) Leader() (id, addr string, self bool) {
 // IsLeader tells whether this node leads now.
 func (n *Node) IsLeader() bool { return n.r.State() == raft.Leader }
 
+// Term is the node's current raft term.
+func (n *Node) Term() uint64 { return n.r.CurrentTerm() }
+
 // ID is the node's raft id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
