@@ -150,7 +150,7 @@ func leaveCluster(ctx context.Context, dataDir string, db *registry.DB, log hclo
 	if err := os.Rename(dir, aside); err != nil {
 		return fmt.Errorf("leave the raft cluster: %w", err)
 	}
-	if err := db.SetClusterID(ctx, ""); err != nil {
+	if err := db.StartCluster(ctx, ""); err != nil {
 		return err
 	}
 	log.Warn("this data directory belonged to a raft cluster; running alone (BERTH_NODE_ID unset) takes it out: its raft state was moved aside",

@@ -19,6 +19,7 @@ import (
 
 	"berth/agent/agenttest"
 	"berth/scheduler/internal/config"
+	"berth/scheduler/internal/registry"
 	"berth/shared/testutil"
 	"berth/shared/wire"
 )
@@ -217,6 +218,12 @@ func TestAloneLeavesTheCluster(t *testing.T) {
 	base.ServiceToken, base.AdminToken = "bench-token", "admin-token-for-tests"
 	dir := t.TempDir()
 	s := startHA(t, pki, base, "sched-1", dir, "127.0.0.1:0", func(c *config.Config) { c.RaftBootstrap = true })
+	for i := range 10 { // entries, so that the first cluster's applied index is past the second's first ones
+		testutil.Eventually(t, 10*time.Second, "a write", func() bool {
+			_, err := s.app.db.CreateServer(context.Background(), registry.Server{ID: fmt.Sprintf("first-%d", i)})
+			return err == nil
+		})
+	}
 	s.stop()
 
 	alone := base
@@ -237,5 +244,11 @@ func TestAloneLeavesTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := startHA(t, pki, base, "sched-1", dir, "127.0.0.1:0", func(c *config.Config) { c.RaftBootstrap = true })
-	testutil.Eventually(t, 10*time.Second, "a leader of a new cluster", func() bool { return again.app.node.IsLeader() })
+	testutil.Eventually(t, 10*time.Second, "a write in a new cluster", func() bool {
+		_, err := again.app.db.CreateServer(context.Background(), registry.Server{ID: "second"})
+		return err == nil
+	})
+	if _, err := again.app.db.GetServer(context.Background(), "second"); err != nil {
+		t.Errorf("the new cluster's write is not in the registry: %v", err)
+	}
 }

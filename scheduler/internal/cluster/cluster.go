@@ -178,7 +178,7 @@ func (n *Node) Bootstrap(timeout time.Duration) error {
 	if err := n.WaitLeader(timeout); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	if err := n.db.SetClusterID(context.Background(), uuid.NewString()); err != nil {
+	if err := n.db.StartCluster(context.Background(), uuid.NewString()); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	if err := registry.CompactToSnapshot(n.r); err != nil {

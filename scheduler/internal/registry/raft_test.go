@@ -68,7 +68,7 @@ func newRaftCluster(t testing.TB, n int) *raftCluster {
 		t.Fatalf("bootstrap: %v", err)
 	}
 	c.leader()
-	if err := first.db.SetClusterID(context.Background(), "test-cluster"); err != nil {
+	if err := first.db.StartCluster(context.Background(), "test-cluster"); err != nil {
 		t.Fatal(err)
 	}
 	if err := CompactToSnapshot(first.r); err != nil {
@@ -638,7 +638,7 @@ func TestRestoreTakesAnotherClustersSnapshot(t *testing.T) {
 	ctx := context.Background()
 	src, _ := openTestDB(t)
 	mustCreateServer(t, src, Server{ID: "theirs"})
-	if err := src.SetClusterID(ctx, "new"); err != nil {
+	if err := src.StartCluster(ctx, "new"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := src.write.Exec("UPDATE raft_meta SET applied_index = 6"); err != nil {
@@ -650,7 +650,7 @@ func TestRestoreTakesAnotherClustersSnapshot(t *testing.T) {
 	}
 	dst, _ := openTestDB(t)
 	mustCreateServer(t, dst, Server{ID: "ours"})
-	if err := dst.SetClusterID(ctx, "old"); err != nil {
+	if err := dst.StartCluster(ctx, "old"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dst.write.Exec("UPDATE raft_meta SET applied_index = 25"); err != nil {
@@ -666,9 +666,6 @@ func TestRestoreTakesAnotherClustersSnapshot(t *testing.T) {
 		t.Errorf("the old cluster's server is still there: %v", err)
 	}
 	// The same cluster's snapshot at a lower index is skipped.
-	if err := src.SetClusterID(ctx, "new"); err != nil {
-		t.Fatal(err)
-	}
 	mustCreateServer(t, dst, Server{ID: "later"})
 	if _, err := dst.write.Exec("UPDATE raft_meta SET applied_index = 9"); err != nil {
 		t.Fatal(err)
@@ -678,5 +675,29 @@ func TestRestoreTakesAnotherClustersSnapshot(t *testing.T) {
 	}
 	if _, err := dst.GetServer(ctx, "later"); err != nil {
 		t.Errorf("a snapshot older than the file replaced it: %v", err)
+	}
+}
+
+// TestStartClusterResetsTheIndex: a file that was a member of a cluster
+// and starts a new one applies the new log from its first entry (a make
+// run-ha, make run, make run-ha cycle lost every write up to the old index
+// before the reset: the fresh-clone HA suite caught it).
+func TestStartClusterResetsTheIndex(t *testing.T) {
+	localOnly(t)
+	ctx := context.Background()
+	db, _ := openTestDB(t)
+	mustCreateServer(t, db, Server{ID: "s"})
+	if _, err := db.write.Exec("UPDATE raft_meta SET applied_index = 25, cluster_id = 'old'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.StartCluster(ctx, "new"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := encodeTestCommand(t, 2, stmt{SQL: "UPDATE servers SET region = ? WHERE id = ?", Args: []arg{{Kind: argString, S: "eu"}, {Kind: argString, S: "s"}}, Rows: 1})
+	if err := db.ApplyCommand(5, 2, cmd); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := db.GetServer(ctx, "s"); s.Region != "eu" {
+		t.Errorf("entry 5 of the new cluster was not applied: region %q", s.Region)
 	}
 }

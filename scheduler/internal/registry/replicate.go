@@ -328,13 +328,18 @@ func (db *DB) OnDiverge(fn func()) { db.onDiverge = fn }
 // Diverged tells whether the node stopped applying (ErrDiverged).
 func (db *DB) Diverged() bool { return db.diverged.Load() }
 
-// SetClusterID marks the file as the registry of cluster id. The
-// scheduler that bootstraps a cluster calls it before the first snapshot,
-// which carries it to every other: a snapshot of another cluster is always
-// restored, whatever its index.
-func (db *DB) SetClusterID(ctx context.Context, id string) error {
-	if _, err := db.write.ExecContext(ctx, "UPDATE raft_meta SET cluster_id = ? WHERE id = 1", id); err != nil {
-		return fmt.Errorf("set cluster id: %w", err)
+// StartCluster makes the file the registry of cluster id, at the start of
+// its log: the applied index goes back to 0, since the new log's entries
+// are numbered from 1. The scheduler that bootstraps a cluster calls it
+// before the first snapshot, which carries the id to every other (a
+// snapshot of another cluster is always restored, whatever its index); a
+// scheduler that leaves its cluster calls it with "". Without the reset, a
+// file that was a member before would skip every entry of the new log up
+// to its old index, and lose those writes.
+func (db *DB) StartCluster(ctx context.Context, id string) error {
+	if _, err := db.write.ExecContext(ctx,
+		"UPDATE raft_meta SET cluster_id = ?, applied_index = 0, applied_term = 0 WHERE id = 1", id); err != nil {
+		return fmt.Errorf("start cluster: %w", err)
 	}
 	return nil
 }
