@@ -191,7 +191,9 @@ func TestTerminal(t *testing.T) {
 	// would see it.)
 	from := c.mark()
 	c.send("sleep 1; echo after-$((1+1))\r")
-	c.waitSince(from, regexp.MustCompile(`sleep 1; echo`), 10*time.Second)
+	// bash may redraw the line it edited (after the ctrl-u) with erase
+	// sequences inside the echo: "sleep\x1b[K 1; echo" (a fresh clone's run).
+	c.waitSince(from, regexp.MustCompile(`sleep(\x1b\[[0-9;]*[A-Za-z])* 1; echo`), 10*time.Second)
 	if err := c.conn.Close(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatalf("close: %v", err)
 	}
