@@ -311,7 +311,12 @@ func (fp *footprint) measure(t *testing.T, n int) footprintRun {
 	// agent slow and declare it dead for a while (it refutes and comes back).
 	deadline := time.Now().Add(10*time.Minute + time.Duration(n)*20*time.Millisecond)
 	var last string
+	var startRSS, startFDs float64 // the peaks until every server is healthy
 	for {
+		startRSS = max(startRSS, rssMB(t, cmd.Process.Pid))
+		if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid)); err == nil {
+			startFDs = max(startFDs, float64(len(fds)))
+		}
 		c, err := clusterView("http://" + addr)
 		if err == nil {
 			last = fmt.Sprintf("healthy %d/%d, members %v", c.healthy, n, c.members)
@@ -332,7 +337,8 @@ func (fp *footprint) measure(t *testing.T, n int) footprintRun {
 		}
 	}
 	r := footprintRun{agents: n, ready: time.Since(start)}
-	t.Logf("agents=%d: ready after %s (%s); settling %s, then measuring %s", n, r.ready.Round(time.Second), last, fp.settle, fp.window)
+	t.Logf("agents=%d: ready after %s (%s; peaks until then: RSS %.0f MB, %.0f open files); settling %s, then measuring %s",
+		n, r.ready.Round(time.Second), last, startRSS, startFDs, fp.settle, fp.window)
 	time.Sleep(fp.settle)
 
 	pid := cmd.Process.Pid
@@ -359,6 +365,13 @@ func (fp *footprint) measure(t *testing.T, n int) footprintRun {
 	if c, err := clusterView("http://" + addr); err == nil {
 		t.Logf("agents=%d: after the window %d servers healthy, members %v", n, c.healthy, c.members)
 		r.heapMB, r.goroutines = c.gauges["go_memstats_heap_inuse_bytes"]/(1<<20), c.gauges["go_goroutines"]
+		// Where the RSS is: Go's heap (in use, idle and not yet returned),
+		// its other memory, and what is outside Go (SQLite's page caches,
+		// in C) or mapped from files.
+		mb := func(k string) string { return fmt.Sprintf("%.1f", c.gauges[k]/(1<<20)) }
+		t.Logf("agents=%d: memory: %s; go heap inuse %s MB, idle %s MB (released %s MB), go sys %s MB, stacks %s MB",
+			n, procMemory(t, pid), mb("go_memstats_heap_inuse_bytes"), mb("go_memstats_heap_idle_bytes"),
+			mb("go_memstats_heap_released_bytes"), mb("go_memstats_sys_bytes"), mb("go_memstats_stack_inuse_bytes"))
 	}
 	return r
 }
@@ -617,6 +630,21 @@ func rssMB(t *testing.T, pid int) float64 {
 	}
 	t.Fatalf("no VmRSS for pid %d", pid)
 	return 0
+}
+
+// procMemory is the RssAnon, RssFile and RssShmem lines of pid's status.
+func procMemory(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "Rss") {
+			parts = append(parts, f[0]+" "+f[1]+" kB")
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // freeAddrs returns n distinct free addresses on 127.0.0.1 (held open

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 
@@ -276,6 +277,10 @@ func TestAdmission(t *testing.T) {
 	}
 	if m := memberByName(sched, "ws-1"); m.Addr != good.LocalAddr() {
 		t.Errorf("ws-1 at %s, want the real member's %s", m.Addr, good.LocalAddr())
+	}
+	// /metrics counts the same view, candidates included.
+	if diff := cmp.Diff(map[string]int{StateAlive: 3}, sched.CountByState()); diff != "" {
+		t.Errorf("CountByState (-want +got), the scheduler, ws-1 and the candidate ws-9:\n%s", diff)
 	}
 }
 

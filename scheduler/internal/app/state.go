@@ -20,17 +20,16 @@ func (s stateView) WorkspacesByStatus(ctx context.Context) (map[string]int, erro
 }
 
 func (s stateView) ServerHealth(ctx context.Context) (map[string]string, error) {
-	servers, err := s.a.db.ListServers(ctx)
+	stored, err := s.a.db.ServerHealths(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
-	for _, srv := range servers {
-		h := string(srv.Health)
-		if live, ok := s.a.tracker.Health(srv.ID); ok {
-			h = string(live)
+	out := make(map[string]string, len(stored))
+	for id, h := range stored {
+		if live, ok := s.a.tracker.Health(id); ok {
+			h = live
 		}
-		out[srv.ID] = h
+		out[id] = string(h)
 	}
 	return out, nil
 }
@@ -40,8 +39,5 @@ func (s stateView) GossipMembers() map[string]int {
 	if s.a.pool == nil {
 		return out
 	}
-	for _, m := range s.a.pool.Members() {
-		out[m.State]++
-	}
-	return out
+	return s.a.pool.CountByState()
 }

@@ -262,7 +262,10 @@ func TestSlowProbesScaleWithTheFleet(t *testing.T) {
 		{servers: 500, want: 10 * time.Second, wantOwn: true, vouched: true, wantNext: 10 * time.Second},
 		{servers: 1000, want: 20 * time.Second, wantOwn: true, vouched: true, wantNext: 20 * time.Second},
 		{servers: 10000, want: 200 * time.Second, wantOwn: true, vouched: true, wantNext: 200 * time.Second},
+		// Probed every second (gossip does not vouch for it): kept-alive
+		// while fewer than maxKeptProbes servers hold such a connection.
 		{servers: 10000, want: 200 * time.Second, wantOwn: false, vouched: false, wantNext: time.Second},
+		{servers: 499, want: 9980 * time.Millisecond, vouched: false, wantNext: time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d servers, vouched %v", tt.servers, tt.vouched), func(t *testing.T) {
@@ -280,8 +283,23 @@ func TestSlowProbesScaleWithTheFleet(t *testing.T) {
 			if got := tr.intervalLocked(s); got != tt.wantNext {
 				t.Errorf("interval %s, want %s", got, tt.wantNext)
 			}
-			if got := tr.ownConnectionLocked(s); got != tt.wantOwn {
+			now, kept := time.Now(), 0
+			if got := tr.ownConnectionLocked(s, now, &kept); got != tt.wantOwn {
 				t.Errorf("own connection %v, want %v", got, tt.wantOwn)
+			}
+			if !tt.vouched && tt.servers >= 500 {
+				// Every kept-alive slot taken: a server without one of its
+				// own dials its own connection, one that holds one keeps it.
+				full := maxKeptProbes
+				if got := tr.ownConnectionLocked(&serverState{}, now, &full); !got {
+					t.Error("no kept-alive slot left: got a kept-alive probe, want a connection of its own")
+				}
+				if got := tr.ownConnectionLocked(s, now, &full); got {
+					t.Error("a server holding its kept-alive connection: got a connection of its own, want the kept one")
+				}
+				if kept != 1 || full != maxKeptProbes {
+					t.Errorf("kept-alive count %d and %d, want 1 (the first server) and %d (no new one)", kept, full, maxKeptProbes)
+				}
 			}
 		})
 	}

@@ -57,7 +57,8 @@ const maxProbes = 512
 // (at ProbeRate 50). The idle connections of kept-alive probes cost the
 // scheduler far more than the handshakes (measured at 1,000 servers probed
 // every 20 s: 82 KiB of RSS per server with kept-alive connections, 18 KiB
-// with probes on their own; at most ProbeRate handshakes are made a second).
+// with probes on their own; at most ProbeRate handshakes are made a
+// second). See ownConnectionLocked for the servers probed more often.
 const ownConnectionFrom = 10 * time.Second
 
 // maxWrites bounds the health transitions being written at once; the
@@ -103,8 +104,9 @@ type serverState struct {
 	cpuPct       float64
 	memPct       float64
 
-	next    time.Time // when the next probe is due
-	probing bool      // a probe is in flight
+	next      time.Time // when the next probe is due
+	probing   bool      // a probe is in flight
+	keptUntil time.Time // its kept-alive probe connection idles out (ownConnectionLocked)
 
 	health    fleet.Health
 	reason    string
@@ -356,16 +358,49 @@ func (t *Tracker) slowIntervalLocked() time.Duration {
 }
 
 // ownConnectionLocked is whether the server's next probe dials a
-// connection of its own (see probeOne).
-func (t *Tracker) ownConnectionLocked(s *serverState) bool {
-	return t.vouchedLocked(s) && t.slowIntervalLocked() >= ownConnectionFrom
+// connection of its own (see probeOne). In a fleet whose slow probes come
+// ownConnectionFrom or more apart, they do; so do those of servers probed
+// every ProbeInterval (gossip does not vouch for them, or their last probe
+// failed) past the first maxKeptProbes of them, kept counting the servers
+// holding a kept-alive probe connection: when the scheduler starts, gossip
+// vouches for none yet, and kept-alive probes of 10,000 servers held 6,000
+// connections open and took the RSS to 460 MB (TestBenchFootprint), while
+// a handshake a second for each of a few troubled servers costs more CPU
+// than their idle connections cost memory.
+func (t *Tracker) ownConnectionLocked(s *serverState, now time.Time, kept *int) bool {
+	if t.slowIntervalLocked() < ownConnectionFrom {
+		return false
+	}
+	if t.intervalLocked(s) >= ownConnectionFrom {
+		return true
+	}
+	holds := now.Before(s.keptUntil)
+	if !holds && *kept >= maxKeptProbes {
+		return true
+	}
+	if !holds {
+		*kept++
+	}
+	s.keptUntil = now.Add(agentclient.IdleConnTimeout)
+	return false
 }
+
+// maxKeptProbes bounds the servers probed every ProbeInterval over
+// kept-alive connections in a large fleet (ownConnectionLocked): about
+// 30 KiB each.
+const maxKeptProbes = 256
 
 // probeDue starts the probes that are due, as many as sem allows.
 func (t *Tracker) probeDue(ctx context.Context, sem chan struct{}, wg *sync.WaitGroup) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	kept := 0
+	for _, s := range t.states {
+		if now.Before(s.keptUntil) {
+			kept++
+		}
+	}
 	for id, s := range t.states {
 		if s.addr == "" || s.probing || now.Before(s.next) {
 			continue
@@ -376,7 +411,7 @@ func (t *Tracker) probeDue(ctx context.Context, sem chan struct{}, wg *sync.Wait
 			return // the rest on the next tick
 		}
 		s.probing = true
-		addr, own := s.addr, t.ownConnectionLocked(s)
+		addr, own := s.addr, t.ownConnectionLocked(s, now, &kept)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -387,11 +422,11 @@ func (t *Tracker) probeDue(ctx context.Context, sem chan struct{}, wg *sync.Wait
 }
 
 // probeOne probes one server. In a fleet large enough that servers gossip
-// vouches for are probed ownConnectionFrom or more apart, their probes use
-// a connection of their own, closed after the probe (own): an idle
+// vouches for are probed ownConnectionFrom or more apart, probes use a
+// connection of their own, closed after the probe (own): an idle
 // connection kept open per server costs the scheduler more memory than
-// everything else it keeps of the server (measured: ~30 KiB). Other probes
-// use the server's kept-alive connections.
+// everything else it keeps of the server (measured: ~30 KiB). In a smaller
+// fleet probes use the server's kept-alive connections.
 func (t *Tracker) probeOne(ctx context.Context, id, addr string, own bool) {
 	pctx, cancel := context.WithTimeout(ctx, t.opts.ProbeTimeout)
 	defer cancel()

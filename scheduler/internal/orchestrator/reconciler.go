@@ -202,9 +202,12 @@ func (r *Reconciler) ContainerEvent(ctx context.Context, serverID string, ev wir
 	}
 }
 
-// StreamOpened reconciles a server whose event stream (re)opened (health.Sink).
+// StreamOpened reconciles a server whose event stream (re)opened, or whose
+// events are followed from a reset (health.Sink): a first contact, once per
+// server and all of them when the scheduler starts, so the agent is called
+// on a connection of its own that closes after.
 func (r *Reconciler) StreamOpened(ctx context.Context, serverID string) {
-	if err := r.ReconcileServer(ctx, serverID); err != nil {
+	if err := r.reconcileServer(ctx, serverID, true); err != nil {
 		r.log.Debug("reconcile after stream open", "server", serverID, "error", err)
 	}
 }

@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"fmt"
+
+	"berth/scheduler/internal/fleet"
 )
 
 // ServerAddr is what says where a server's agent is: the part of its row
@@ -41,6 +43,29 @@ func (db *DB) ListServerAddrs(ctx context.Context) ([]ServerAddr, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list server addresses: %w", err)
+	}
+	return out, nil
+}
+
+// ServerHealths is every server's stored health by id (/metrics reads it
+// at every scrape), without decoding whole rows.
+func (db *DB) ServerHealths(ctx context.Context) (map[string]fleet.Health, error) {
+	rows, err := db.read.QueryContext(ctx, "SELECT id, health FROM servers")
+	if err != nil {
+		return nil, fmt.Errorf("list server health: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]fleet.Health{}
+	for rows.Next() {
+		var id string
+		var h fleet.Health
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, fmt.Errorf("list server health: %w", err)
+		}
+		out[id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list server health: %w", err)
 	}
 	return out, nil
 }

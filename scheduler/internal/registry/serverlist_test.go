@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"berth/scheduler/internal/fleet"
 )
 
 func TestListServerAddrs(t *testing.T) {
@@ -37,6 +40,37 @@ func TestListServerAddrs(t *testing.T) {
 		if a.ID != s.ID || a.Hostname != s.Hostname || a.IPAddress != s.IPAddress || a.AgentPort != s.AgentPort {
 			t.Errorf("Server() of %s = %+v, want the address fields of ListServers' row", s.ID, a)
 		}
+	}
+}
+
+func TestServerHealths(t *testing.T) {
+	db, _ := openTestDB(t)
+	ctx := context.Background()
+	if got, err := db.ServerHealths(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("empty registry: got %v, %v; want none", got, err)
+	}
+	mustCreateServer(t, db, Server{ID: "ws-1", Hostname: "one"})
+	mustCreateServer(t, db, Server{ID: "ws-2", Hostname: "two"})
+	if _, err := db.SetServerHealth(ctx, "ws-2", fleet.HealthUnreachable, "dial refused", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.ServerHealths(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := db.ListServers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]fleet.Health{}
+	for _, s := range full {
+		want[s.ID] = s.Health
+	}
+	if want["ws-2"] != fleet.HealthUnreachable {
+		t.Fatalf("ListServers says ws-2 is %q, want unreachable", want["ws-2"])
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ServerHealths (-ListServers' health +got):\n%s", diff)
 	}
 }
 
