@@ -11,9 +11,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -305,33 +307,7 @@ func TestFaultKillSchedulerDuringCreates(t *testing.T) {
 	}
 	// After reconciliation, the containers of this session on the hosts are
 	// exactly the registry's records: nothing half-made survives.
-	waitFor(t, 90*time.Second, "containers match records one for one", func() (bool, string) {
-		var rows []info
-		r := k.do(t, http.MethodGet, "/workspaces?session_id="+session, nil)
-		r.into(t, &rows)
-		recorded := map[string]string{}
-		for _, w := range rows {
-			if w.Status == "creating" {
-				return false, "a create is still pending: " + w.ID
-			}
-			recorded[w.ID] = w.ServerID
-		}
-		found := map[string]string{}
-		for _, h := range hosts {
-			for id := range workspaceContainers(t, h.id, "label=podex.session_id="+session) {
-				found[id] = h.id
-			}
-		}
-		if fmt.Sprint(recorded) != fmt.Sprint(found) {
-			return false, fmt.Sprintf("records %v, containers %v", recorded, found)
-		}
-		for id := range acked {
-			if _, ok := recorded[id]; !ok {
-				return false, "acknowledged workspace lost: " + id
-			}
-		}
-		return true, ""
-	})
+	waitContainersMatchRecords(t, k, session, slices.Collect(maps.Keys(acked)), 90*time.Second)
 	// No server is overcommitted: what its records reserve fits its capacity.
 	var rows []info
 	k.do(t, http.MethodGet, "/workspaces?session_id="+session, nil).into(t, &rows)
@@ -352,4 +328,38 @@ func TestFaultKillSchedulerDuringCreates(t *testing.T) {
 	if out := docker(t, "exec", sched, "/usr/local/bin/berth-scheduler", "check"); out != "ok" {
 		t.Errorf("integrity check after kill -9: %q, want ok", out)
 	}
+}
+
+// waitContainersMatchRecords waits until the hosts hold exactly the
+// registry's containers of session, one for one, with no create pending
+// and every workspace of acked recorded: after a crash, nothing half-made
+// survives and nothing acknowledged is lost.
+func waitContainersMatchRecords(t *testing.T, k caller, session string, acked []string, within time.Duration) {
+	t.Helper()
+	waitFor(t, within, "containers match records one for one", func() (bool, string) {
+		var rows []info
+		k.do(t, http.MethodGet, "/workspaces?session_id="+session, nil).into(t, &rows)
+		recorded := map[string]string{}
+		for _, w := range rows {
+			if w.Status == "creating" {
+				return false, "a create is still pending: " + w.ID
+			}
+			recorded[w.ID] = w.ServerID
+		}
+		found := map[string]string{}
+		for _, h := range hosts {
+			for id := range workspaceContainers(t, h.id, "label=podex.session_id="+session) {
+				found[id] = h.id
+			}
+		}
+		if fmt.Sprint(recorded) != fmt.Sprint(found) {
+			return false, fmt.Sprintf("records %v, containers %v", recorded, found)
+		}
+		for _, id := range acked {
+			if _, ok := recorded[id]; !ok {
+				return false, "acknowledged workspace lost: " + id
+			}
+		}
+		return true, ""
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -264,27 +265,7 @@ func TestHAKillLeaderDuringCreates(t *testing.T) {
 	}
 	// The new leader's reconciliation leaves the hosts holding exactly the
 	// registry's containers of this session: no half-made one, no double.
-	waitFor(t, 120*time.Second, "containers match records one for one", func() (bool, string) {
-		var rows []info
-		k.do(t, http.MethodGet, "/workspaces?session_id="+session, nil).into(t, &rows)
-		recorded := map[string]string{}
-		for _, w := range rows {
-			if w.Status == "creating" {
-				return false, "a create is still pending: " + w.ID
-			}
-			recorded[w.ID] = w.ServerID
-		}
-		found := map[string]string{}
-		for _, h := range hosts {
-			for id := range workspaceContainers(t, h.id, "label=podex.session_id="+session) {
-				found[id] = h.id
-			}
-		}
-		if fmt.Sprint(recorded) != fmt.Sprint(found) {
-			return false, fmt.Sprintf("records %v, containers %v", recorded, found)
-		}
-		return true, ""
-	})
+	waitContainersMatchRecords(t, k, session, slices.Collect(maps.Keys(acked)), 120*time.Second)
 }
 
 // TestHAElectionTimes: the leader is killed (SIGKILL) ten times; each time
