@@ -22,12 +22,15 @@ package main
 //   - the scheduler joins the fleet's gossip leaders (BERTH_JOIN); the test
 //     waits until the scheduler's /metrics count every server healthy and
 //     every agent alive in gossip (all but 1 %: see measure), lets it settle
-//     (BERTH_FOOTPRINT_SETTLE, 90 s: the connections of the first contact
-//     with every agent idle out after 60 s), then reads the scheduler's RSS
+//     (BERTH_FOOTPRINT_SETTLE, 90 s), then reads the scheduler's RSS
 //     (/proc/<pid>/status, every second) and CPU time (/proc/<pid>/stat)
-//     over BERTH_FOOTPRINT_WINDOW (60 s); with BERTH_FOOTPRINT_HEAP_PROFILE=
-//     path, the scheduler's heap profile after the window goes to
-//     path.agents-<n> (go tool pprof).
+//     over BERTH_FOOTPRINT_WINDOW (60 s); it logs the peaks of RSS and open
+//     files until every server was healthy, and where the RSS is after the
+//     window (anonymous and file-backed, and Go's heap). With
+//     BERTH_FOOTPRINT_HEAP_PROFILE=path, the scheduler's heap profile after
+//     the window goes to path.agents-<n>; with BERTH_FOOTPRINT_CPU_PROFILE=
+//     path, a profile of its CPU over the window's first 30 s (go tool
+//     pprof; the scheduler's SIGUSR1 and SIGUSR2, see profileOnSignal).
 //
 // For each size of BERTH_FOOTPRINT_AGENTS (default "1000,10000"; a run with
 // 0 agents comes first, the baseline) it prints Go-benchmark-style lines,
@@ -342,6 +345,12 @@ func (fp *footprint) measure(t *testing.T, n int) footprintRun {
 	time.Sleep(fp.settle)
 
 	pid := cmd.Process.Pid
+	cpuProfile := os.Getenv("BERTH_FOOTPRINT_CPU_PROFILE")
+	if cpuProfile != "" && n > 0 {
+		if err := cmd.Process.Signal(syscall.SIGUSR2); err != nil { // the first 30 s of the window
+			t.Fatal(err)
+		}
+	}
 	cpu0, fleet0, t0 := cpuTicks(t, pid), fleetTicks(t, fleetPIDs), time.Now()
 	var sum float64
 	var samples int
@@ -360,7 +369,10 @@ func (fp *footprint) measure(t *testing.T, n int) footprintRun {
 		r.fds = float64(len(fds))
 	}
 	if dest := os.Getenv("BERTH_FOOTPRINT_HEAP_PROFILE"); dest != "" && n > 0 {
-		fp.heapProfile(t, cmd.Process, run, fmt.Sprintf("%s.agents-%d", dest, n))
+		fp.profile(t, cmd.Process, syscall.SIGUSR1, filepath.Join(run, "heap-*.pprof"), fmt.Sprintf("%s.agents-%d", dest, n))
+	}
+	if cpuProfile != "" && n > 0 {
+		fp.profile(t, cmd.Process, nil, filepath.Join(run, "cpu-*.pprof"), fmt.Sprintf("%s.agents-%d", cpuProfile, n))
 	}
 	if c, err := clusterView("http://" + addr); err == nil {
 		t.Logf("agents=%d: after the window %d servers healthy, members %v", n, c.healthy, c.members)
@@ -376,20 +388,23 @@ func (fp *footprint) measure(t *testing.T, n int) footprintRun {
 	return r
 }
 
-// heapProfile has the scheduler write a heap profile (SIGUSR1, see
-// dumpHeapOnSignal) into its data directory run and copies it to dest.
-func (fp *footprint) heapProfile(t *testing.T, p *os.Process, run, dest string) {
-	if err := p.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
+// profile has the scheduler write a profile into its data directory (sig,
+// when not nil: see profileOnSignal), waits for the file matching pattern
+// and copies it to dest.
+func (fp *footprint) profile(t *testing.T, p *os.Process, sig os.Signal, pattern, dest string) {
+	if sig != nil {
+		if err := p.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var file string
 	deadline := time.Now().Add(time.Minute)
 	for file == "" {
-		if matches, _ := filepath.Glob(filepath.Join(run, "heap-*.pprof")); len(matches) > 0 {
+		if matches, _ := filepath.Glob(pattern); len(matches) > 0 {
 			file = matches[0] // renamed into place once written whole
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no heap profile from the scheduler within a minute")
+			t.Fatalf("no profile %s from the scheduler within a minute", pattern)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -400,7 +415,7 @@ func (fp *footprint) heapProfile(t *testing.T, p *os.Process, run, dest string) 
 	if err := os.WriteFile(dest, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("heap profile: %s", dest)
+	t.Logf("profile: %s", dest)
 }
 
 // startFleet starts the fake agents, at most perProc per process, and

@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string) error {
 	dumped := make(chan struct{})
 	go func() {
 		defer close(dumped)
-		dumpHeapOnSignal(ctx, cfg.DataDir, log.Named("debug"))
+		profileOnSignal(ctx, cfg.DataDir, log.Named("debug"))
 	}()
 	defer func() { cancel(); <-dumped }()
 	return app.Run(ctx, cfg, log)

@@ -176,12 +176,6 @@ func tuneFast(mc *memberlist.Config) {
 	mc.GossipNodes = 4
 	mc.PushPullInterval = 10 * time.Second
 	mc.TCPTimeout = 2 * time.Second
-	// No LZW: memberlist compresses each message with a new 64 KiB table,
-	// pings and acks included. At 10,000 members that was the scheduler's
-	// largest source of garbage (570 MB in 3 minutes, TestBenchFootprint),
-	// for packets of 100-400 bytes that gain little from it; receivers
-	// take both forms.
-	mc.EnableCompression = false
 }
 
 // Join contacts the given peers; it succeeds when at least one answered.

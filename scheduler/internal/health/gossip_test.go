@@ -283,7 +283,7 @@ func TestSlowProbesScaleWithTheFleet(t *testing.T) {
 			if got := tr.intervalLocked(s); got != tt.wantNext {
 				t.Errorf("interval %s, want %s", got, tt.wantNext)
 			}
-			now, kept := time.Now(), 0
+			now, kept := time.Now(), -1 // counted by the call
 			if got := tr.ownConnectionLocked(s, now, &kept); got != tt.wantOwn {
 				t.Errorf("own connection %v, want %v", got, tt.wantOwn)
 			}

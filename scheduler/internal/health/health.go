@@ -361,12 +361,12 @@ func (t *Tracker) slowIntervalLocked() time.Duration {
 // connection of its own (see probeOne). In a fleet whose slow probes come
 // ownConnectionFrom or more apart, they do; so do those of servers probed
 // every ProbeInterval (gossip does not vouch for them, or their last probe
-// failed) past the first maxKeptProbes of them, kept counting the servers
-// holding a kept-alive probe connection: when the scheduler starts, gossip
-// vouches for none yet, and kept-alive probes of 10,000 servers held 6,000
-// connections open and took the RSS to 460 MB (TestBenchFootprint), while
-// a handshake a second for each of a few troubled servers costs more CPU
-// than their idle connections cost memory.
+// failed) past the first maxKeptProbes of them. kept counts the servers
+// holding a kept-alive probe connection (-1: not counted yet). When the
+// scheduler starts, gossip vouches for none yet, and kept-alive probes of
+// 10,000 servers held 6,000 connections open and took the RSS to 460 MB
+// (TestBenchFootprint), while a handshake a second for each of a few
+// troubled servers costs more CPU than their idle connections cost memory.
 func (t *Tracker) ownConnectionLocked(s *serverState, now time.Time, kept *int) bool {
 	if t.slowIntervalLocked() < ownConnectionFrom {
 		return false
@@ -375,6 +375,14 @@ func (t *Tracker) ownConnectionLocked(s *serverState, now time.Time, kept *int) 
 		return true
 	}
 	holds := now.Before(s.keptUntil)
+	if *kept < 0 {
+		*kept = 0
+		for _, o := range t.states {
+			if now.Before(o.keptUntil) {
+				*kept++
+			}
+		}
+	}
 	if !holds && *kept >= maxKeptProbes {
 		return true
 	}
@@ -395,12 +403,7 @@ func (t *Tracker) probeDue(ctx context.Context, sem chan struct{}, wg *sync.Wait
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	kept := 0
-	for _, s := range t.states {
-		if now.Before(s.keptUntil) {
-			kept++
-		}
-	}
+	kept := -1 // counted when first needed (ownConnectionLocked)
 	for id, s := range t.states {
 		if s.addr == "" || s.probing || now.Before(s.next) {
 			continue
