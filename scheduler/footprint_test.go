@@ -662,17 +662,18 @@ func procMemory(t *testing.T, pid int) string {
 	return strings.Join(parts, ", ")
 }
 
-// freeAddrs returns n distinct free addresses on 127.0.0.1 (held open
-// together while picked, so no two are the same port).
+// freeAddrs returns n distinct addresses on 127.0.0.1 that were free a
+// moment ago, below the kernel's ephemeral range (testutil.FreePort): the
+// fake fleet's 10,000 listeners and connections take ports in that range,
+// and once took the scheduler's before it bound it.
 func freeAddrs(t *testing.T, n int) []string {
+	seen := map[int]bool{}
 	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for len(out) < n {
+		if p := testutil.FreePort(t); !seen[p] {
+			seen[p] = true
+			out = append(out, fmt.Sprintf("127.0.0.1:%d", p))
 		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
 	}
 	return out
 }
