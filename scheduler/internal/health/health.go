@@ -424,12 +424,11 @@ func (t *Tracker) probeDue(ctx context.Context, sem chan struct{}, wg *sync.Wait
 	}
 }
 
-// probeOne probes one server. In a fleet large enough that servers gossip
-// vouches for are probed ownConnectionFrom or more apart, probes use a
-// connection of their own, closed after the probe (own): an idle
+// probeOne probes one server, over a connection of its own closed after
+// the probe (own), or over the server's kept-alive connections: an idle
 // connection kept open per server costs the scheduler more memory than
-// everything else it keeps of the server (measured: ~30 KiB). In a smaller
-// fleet probes use the server's kept-alive connections.
+// everything else it keeps of the server (measured: ~30 KiB), so a large
+// fleet's probes mostly dial their own (ownConnectionLocked).
 func (t *Tracker) probeOne(ctx context.Context, id, addr string, own bool) {
 	pctx, cancel := context.WithTimeout(ctx, t.opts.ProbeTimeout)
 	defer cancel()
