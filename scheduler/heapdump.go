@@ -22,7 +22,8 @@ import (
 // operator (or the footprint benchmark) reads to see where a running
 // scheduler's memory and CPU go, without a debug listener. The files are
 // heap-<unix nanos>.pprof and cpu-<unix nanos>.pprof, readable by their
-// owner only; a SIGUSR2 during a CPU profile is ignored.
+// owner only; a SIGUSR2 during a CPU profile is ignored, and a signal that
+// comes while a heap profile is written may be lost (send it again).
 func profileOnSignal(ctx context.Context, dir string, log hclog.Logger) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -37,6 +38,9 @@ func profileOnSignal(ctx context.Context, dir string, log hclog.Logger) {
 		case <-ctx.Done():
 			return
 		case s = <-sig:
+		}
+		if ctx.Err() != nil {
+			return
 		}
 		if s == syscall.SIGUSR2 {
 			select {
