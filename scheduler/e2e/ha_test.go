@@ -134,7 +134,8 @@ func retriable(r response, err error) bool {
 	if err != nil {
 		return true
 	}
-	return r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), "retry")
+	// "… retry." (no leader) and "… Retry it …" (outcome unknown) alike.
+	return r.status == http.StatusServiceUnavailable && strings.Contains(strings.ToLower(string(r.body)), "retry")
 }
 
 // createRetry creates id as a caller that follows the contract does:
