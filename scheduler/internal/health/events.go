@@ -202,15 +202,16 @@ func (w *Watcher) dispatch(ctx context.Context, sem chan struct{}, wg *sync.Wait
 // fetch asks the agent for the events after cursor and delivers them; it
 // returns what becomes of the server's cursor.
 func (w *Watcher) fetch(ctx context.Context, id, addr string, cursor uint64) func(*following) {
-	client := w.agents.Client(id, addr)
+	// A reset (first contact: every server at once when the scheduler
+	// starts) goes over a connection of its own, closed after, through a
+	// client nothing caches: 10,000 first contacts on kept-alive
+	// connections left thousands of them idle for IdleConnTimeout, the
+	// largest part of the scheduler's memory at start (TestBenchFootprint).
+	agent := w.agents.Client
 	if cursor == 0 {
-		// A reset (first contact: every server at once when the scheduler
-		// starts) goes over a connection of its own, closed after: 10,000
-		// first contacts on kept-alive connections left thousands of them
-		// idle for IdleConnTimeout, the largest part of the scheduler's
-		// memory at start (TestBenchFootprint).
-		client = w.agents.Probe(id, addr)
+		agent = w.agents.Probe
 	}
+	client := agent(id, addr)
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	l, err := client.EventsSince(fctx, cursor)
 	cancel()

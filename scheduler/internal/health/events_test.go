@@ -184,3 +184,24 @@ func TestWatcherStreamFallback(t *testing.T) {
 	}
 	sink.expect(t, "ws-1 die "+ctr.ID)
 }
+
+// A reset fetch (cursor 0: every server's first contact, all at once when
+// the scheduler starts) goes through a probe client, which nothing caches
+// and whose connection closes after; later fetches use the server's cached
+// client and its kept-alive connections.
+func TestResetFetchCachesNothing(t *testing.T) {
+	pki := testutil.NewPKI(t)
+	a := startCounted(t, pki, "ws-1")
+	d := testDialer(t, pki)
+	sink := &recSink{got: make(chan string, 16)}
+	w := NewWatcher(d, sink, hclog.NewNullLogger())
+	w.fetch(context.Background(), "ws-1", a.Addr(), 0)
+	sink.expect(t, "ws-1 opened")
+	if n := d.Cached(); n != 0 {
+		t.Errorf("after a reset fetch %d cached clients, want none", n)
+	}
+	w.fetch(context.Background(), "ws-1", a.Addr(), 1)
+	if n := d.Cached(); n != 1 {
+		t.Errorf("after a fetch from a cursor %d cached clients, want the server's one", n)
+	}
+}

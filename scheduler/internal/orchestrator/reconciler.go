@@ -273,9 +273,11 @@ func (r *Reconciler) reconcileServer(ctx context.Context, serverID string, oneOf
 	if err != nil {
 		return err
 	}
-	client := r.agent(s)
-	if oneOff {
+	var client *agentclient.Client
+	if oneOff { // not r.agent: that caches a client per server
 		client = r.Agents.Probe(s.ID, AgentAddr(s))
+	} else {
+		client = r.agent(s)
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
