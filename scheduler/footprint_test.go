@@ -633,33 +633,34 @@ func fleetTicks(t *testing.T, pids []int) int64 {
 
 // rssMB is VmRSS of pid in MB (2^20 bytes).
 func rssMB(t *testing.T, pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
+	kb, ok := procStatus(t, pid)["VmRSS"]
+	if !ok {
+		t.Fatalf("no VmRSS for pid %d", pid)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	t.Fatalf("no VmRSS for pid %d", pid)
-	return 0
+	return kb / 1024
 }
 
 // procMemory is the RssAnon, RssFile and RssShmem lines of pid's status.
 func procMemory(t *testing.T, pid int) string {
+	st := procStatus(t, pid)
+	return fmt.Sprintf("RssAnon %.0f kB, RssFile %.0f kB, RssShmem %.0f kB", st["RssAnon"], st["RssFile"], st["RssShmem"])
+}
+
+// procStatus is the numeric fields of /proc/<pid>/status (memory in kB).
+func procStatus(t *testing.T, pid int) map[string]float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var parts []string
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "Rss") {
-			parts = append(parts, f[0]+" "+f[1]+" kB")
+		if f := strings.Fields(line); len(f) >= 2 {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				out[strings.TrimSuffix(f[0], ":")] = v
+			}
 		}
 	}
-	return strings.Join(parts, ", ")
+	return out
 }
 
 // freeAddrs returns n distinct addresses on 127.0.0.1 that were free a
